@@ -1,0 +1,1 @@
+"""LightningModules, one file per algorithm family. Every module here is imported by the CLI."""

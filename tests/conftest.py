@@ -1,0 +1,51 @@
+"""Shared fixtures: a tiny MNIST in torchvision's raw IDX layout, and an in-process CLI runner."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rlgen.cli import cli_main
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = REPO / "configs"
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    """Write a uint8 array in the IDX format that torchvision's MNIST reader parses."""
+    magic = {1: 0x0801, 3: 0x0803}[array.ndim]
+    with open(path, "wb") as f:
+        f.write(struct.pack(">I", magic))
+        f.write(struct.pack(f">{array.ndim}I", *array.shape))
+        f.write(array.astype(np.uint8).tobytes())
+
+
+def fake_digits(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` 28x28 uint8 images whose class is readable: label k lights a vertical bar at column 2 + 2k."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 10, size=n)
+    images = rng.integers(0, 40, size=(n, 28, 28))
+    for i, k in enumerate(labels):
+        images[i, 4:24, 2 + 2 * k : 4 + 2 * k] = 255
+    return images.astype(np.uint8), labels.astype(np.uint8)
+
+
+@pytest.fixture(scope="session")
+def mnist_dir(tmp_path_factory) -> Path:
+    """A data_dir holding MNIST/raw with 6,000 training and 500 test images (random, but labelled)."""
+    root = tmp_path_factory.mktemp("data")
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for split, n, seed in (("train", 6000, 0), ("t10k", 500, 1)):
+        images, labels = fake_digits(n, seed)
+        write_idx(raw / f"{split}-images-idx3-ubyte", images)
+        write_idx(raw / f"{split}-labels-idx1-ubyte", labels)
+    return root
+
+
+def run_cli(*args: str) -> None:
+    """Run ``rlgen <args>`` in this process (no subprocess), as the console script would."""
+    cli_main(list(args))

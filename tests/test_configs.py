@@ -1,0 +1,54 @@
+"""Every YAML in configs/ runs end to end through the real CLI with a seconds-long budget."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from tests.conftest import CONFIGS, run_cli
+
+OVERLAY_DIRS = {"trainer", "logger"}
+ALGO_CONFIGS = sorted(p for p in CONFIGS.rglob("*.yaml") if p.parent.name not in OVERLAY_DIRS)
+
+# Extra overrides that keep a config's smoke run to seconds (fast_dev_run is always on).
+# One line per config; keep your own family's lines.
+SMOKE: dict[str, list[str]] = {
+    "ae/mnist.yaml": [],
+    "dae/mnist.yaml": [],
+    "vae/mnist.yaml": [],
+    "classifier/mnist.yaml": [],
+    "gan/mnist.yaml": [],
+    "dcgan/mnist.yaml": [],
+    "textgan/mnist.yaml": [],
+    "cyclegan/mnist.yaml": [],
+    "qlearning/jump_chain.yaml": [],
+    "dqn/cartpole.yaml": [],
+    "dqn/pong.yaml": [],
+    "dqn/breakout.yaml": [],
+    "reinforce/cartpole.yaml": [],
+    "reinforce/pong.yaml": [],
+}
+
+
+def smoke_args(config, mnist_dir, subcommand: str = "fit") -> list[str]:
+    rel = config.relative_to(CONFIGS).as_posix()
+    cfg = yaml.safe_load(config.read_text()) or {}
+    args = [subcommand, "-c", str(config), "--trainer.fast_dev_run=true"]
+    if cfg.get("data"):
+        args += [f"--data.data_dir={mnist_dir}", "--data.num_workers=0"]
+    return args + SMOKE.get(rel, [])
+
+
+@pytest.mark.parametrize("config", ALGO_CONFIGS, ids=lambda p: p.relative_to(CONFIGS).as_posix())
+def test_config_fits(config, mnist_dir, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run_cli(*smoke_args(config, mnist_dir))
+
+
+def test_every_config_has_a_header():
+    for config in ALGO_CONFIGS:
+        head = config.read_text().splitlines()[:12]
+        text = "\n".join(head)
+        assert head and head[0].startswith("#"), f"{config}: start with a header comment"
+        for word in ("rlgen", "Expected", "Wall time"):
+            assert word in text, f"{config}: the header must give the command, expected result and wall time"
