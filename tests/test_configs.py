@@ -34,7 +34,7 @@ def smoke_args(config, mnist_dir, subcommand: str = "fit") -> list[str]:
     rel = config.relative_to(CONFIGS).as_posix()
     cfg = yaml.safe_load(config.read_text()) or {}
     args = [subcommand, "-c", str(config), "--trainer.fast_dev_run=true"]
-    if cfg.get("data"):
+    if "data_dir" in ((cfg.get("data") or {}).get("init_args") or {}):  # image DataModules
         args += [f"--data.data_dir={mnist_dir}", "--data.num_workers=0"]
     return args + SMOKE.get(rel, [])
 
