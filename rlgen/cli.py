@@ -4,32 +4,66 @@ Any LightningModule or LightningDataModule of the package is accepted by its sho
 (``class_path: VAE``); ``data`` is optional, since RL modules collect their own experience.
 Several ``-c`` files compose: an algorithm config first, then overlays such as
 ``configs/trainer/ddp.yaml`` or ``configs/logger/wandb.yaml``.
+
+Every problem a user can fix (a bad config, missing data, an unknown environment, a corrupt or
+mismatched checkpoint, an unwritable log directory) ends in one line ``rlgen: error: ...`` and exit
+status 1 (2 for config parse errors); ``RLGEN_DEBUG=1`` shows the traceback instead.
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import re
 import sys
+import tempfile
+from pathlib import Path
 
+from jsonargparse import ArgumentError, Namespace
 from pytorch_lightning import Trainer
 from pytorch_lightning.callbacks import ModelCheckpoint, ProgressBar, RichProgressBar
 from pytorch_lightning.cli import LightningCLI
 
 from rlgen._registry import import_submodules
+from rlgen.callbacks.faults import FaultGuard
+from rlgen.checkpoints import check_model_class, explain_state_dict_error, find_last_checkpoint, read_checkpoint
 from rlgen.errors import RlgenError
 
 # Importing every module registers its classes, so configs may say `class_path: VAE`.
 import_submodules("rlgen.lightning_modules")
 import_submodules("rlgen.datamodules")
 
+SUBCOMMANDS = ("fit", "validate", "test", "predict")
+
 
 class RlgenCLI(LightningCLI):
-    """LightningCLI with rlgen's defaults.
+    """LightningCLI with rlgen's defaults and checks.
 
-    Unless the config says otherwise, every run gets a Rich progress bar and a ``last.ckpt``
-    checkpoint (configs add a ``ModelCheckpoint`` that also keeps the best model), and the default
-    TensorBoard logger gives each run its own ``version_N`` directory, so two runs never collide.
+    Unless the config says otherwise, every run gets a Rich progress bar, a ``last.ckpt`` checkpoint
+    (configs add a ``ModelCheckpoint`` that also keeps the best model) and a :class:`FaultGuard`
+    (stop on NaN losses, checkpoint on Ctrl-C). The default TensorBoard logger gives each run its own
+    ``version_N`` directory, so two runs never collide. ``--ckpt_path last`` finds the newest
+    ``last.ckpt`` of earlier runs with the same logger name.
     """
+
+    def parse_arguments(self, parser, args) -> None:
+        super().parse_arguments(parser, args)
+        subcommand = self.config.get("subcommand")
+        if subcommand is None:
+            return
+        cfg = self.config[subcommand]
+        roots = _log_roots(cfg)
+        if subcommand == "fit":
+            for root in roots:
+                _check_writable(root)
+        ckpt_path = cfg.get("ckpt_path")
+        if ckpt_path == "last":
+            cfg.ckpt_path = ckpt_path = str(find_last_checkpoint(roots))
+            print(f"rlgen: resuming from {ckpt_path}", file=sys.stderr)
+        if ckpt_path and ckpt_path not in ("best", "hpc", "registry") and not ckpt_path.startswith("registry:"):
+            model = cfg.get("model")
+            class_path = model.get("class_path") if isinstance(model, (dict, Namespace)) else None
+            check_model_class(read_checkpoint(ckpt_path), ckpt_path, class_path)
 
     def instantiate_trainer(self, **kwargs) -> Trainer:
         trainer_cfg = self._get(self.config_init, "trainer", default={})
@@ -43,25 +77,91 @@ class RlgenCLI(LightningCLI):
             isinstance(c, ModelCheckpoint) for c in callbacks
         ):
             defaults.append(ModelCheckpoint(save_last=True))
-        if defaults:
-            kwargs["callbacks"] = callbacks + defaults
+        if not any(isinstance(c, FaultGuard) for c in callbacks):
+            defaults.append(FaultGuard())
+        kwargs["callbacks"] = callbacks + defaults
         return super().instantiate_trainer(**kwargs)
 
 
-def cli_main(args: list[str] | None = None) -> RlgenCLI | None:
+def cli_main(args: list[str] | None = None) -> None:
     """Entry point of the ``rlgen`` console script and ``python -m rlgen``.
 
     Args:
         args: command-line arguments; ``None`` reads ``sys.argv``.
     """
+    run(args)
+
+
+def run(args: list[str] | None = None) -> RlgenCLI:
+    """Run the CLI in this process and return it (``cli.trainer``, ``cli.model``) for scripts and tests."""
+    no_exit = {"exit_on_error": False}
     try:
         return RlgenCLI(
             args=args,
             seed_everything_default=0,
             trainer_defaults={"default_root_dir": "runs"},
+            parser_kwargs={**no_exit, **{sub: dict(no_exit) for sub in SUBCOMMANDS}},
         )
-    except RlgenError as err:
-        if os.environ.get("RLGEN_DEBUG"):
+    except Exception as err:
+        message, status = _user_error(err)
+        if message is None or os.environ.get("RLGEN_DEBUG"):
             raise
-        print(f"rlgen: error: {err}", file=sys.stderr)
-        raise SystemExit(1) from None
+        print(f"rlgen: error: {message}", file=sys.stderr)
+        raise SystemExit(status) from None
+
+
+def _user_error(err: Exception) -> tuple[str | None, int]:
+    """The one-line message and exit status for an error a user can fix, or ``(None, 0)`` for a bug."""
+    if isinstance(err, ArgumentError):
+        return _one_line_parse_error(str(err)), 2
+    if isinstance(err, RlgenError):
+        return str(err), 1
+    if isinstance(err, RuntimeError) and (explained := explain_state_dict_error(err)) is not None:
+        return str(explained), 1
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EACCES, errno.EROFS):
+        what = {errno.ENOSPC: "the disk is full", errno.EACCES: "permission denied",
+                errno.EROFS: "read-only file system"}[err.errno]
+        return f"cannot write {err.filename or 'a file'}: {what}; free space or choose another directory", 1
+    return None, 0
+
+
+_NOISE = re.compile(
+    r"^(Does not validate against any of the Union subtypes|Subtypes: .*|Errors:|Given value type: .*)$"
+)
+
+
+def _one_line_parse_error(text: str) -> str:
+    lines = [ln.strip(" -") for ln in text.strip().splitlines()]
+    kept = [ln for ln in lines if ln and not _NOISE.match(ln)]
+    line = " ".join(kept)
+    if any(hint in line for hint in ("does not accept option", "Parser key", "unrecognized arguments")):
+        line += " (run `rlgen <subcommand> --help` for the accepted keys and types)"
+    return line
+
+
+def _log_roots(cfg: Namespace) -> list[Path]:
+    """Directories the run logs into: ``<save_dir>/<name>`` of each configured logger, else default_root_dir."""
+    trainer = cfg.get("trainer") or Namespace()
+    root = Path(trainer.get("default_root_dir") or "runs")
+    loggers = trainer.get("logger")
+    loggers = loggers if isinstance(loggers, list) else [loggers]
+    roots = []
+    for logger in loggers:
+        if isinstance(logger, (dict, Namespace)):
+            init = logger.get("init_args") or {}
+            save_dir = init.get("save_dir") or init.get("root_dir") or str(root)
+            name = init.get("name") or init.get("project") or ""
+            roots.append(Path(save_dir) / str(name))
+    return roots or [root]
+
+
+def _check_writable(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as err:
+        raise RlgenError(
+            f"cannot write to the log directory {path} ({err.strerror}); pass a writable "
+            "--trainer.default_root_dir or logger save_dir"
+        ) from err

@@ -1,0 +1,61 @@
+"""Fault handling for long runs: stop on a non-finite loss, checkpoint on Ctrl-C."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+from pytorch_lightning import Callback, LightningModule, Trainer
+from pytorch_lightning.utilities.rank_zero import rank_zero_info
+
+from rlgen.errors import RlgenError
+
+
+class NonFiniteLossError(RlgenError):
+    """A loss became NaN or infinite."""
+
+
+class FaultGuard(Callback):
+    """Stops training with a clear message when a loss turns NaN/inf, and saves ``last.ckpt`` on Ctrl-C.
+
+    On a non-finite loss nothing is saved, so the last good checkpoint stays the newest one. A Ctrl-C
+    (KeyboardInterrupt) writes ``last.ckpt`` into the checkpoint directory first, so
+    ``rlgen fit ... --ckpt_path last`` resumes where the run stopped.
+    """
+
+    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs, batch, batch_idx: int) -> None:
+        losses = {}
+        if isinstance(outputs, torch.Tensor):
+            losses["loss"] = outputs
+        elif isinstance(outputs, dict) and isinstance(outputs.get("loss"), torch.Tensor):
+            losses["loss"] = outputs["loss"]
+        for key, value in trainer.callback_metrics.items():
+            if key.startswith("train/") and "loss" in key:
+                losses[key] = value
+        for key, value in losses.items():
+            value = float(value.detach().float().mean())
+            if not math.isfinite(value):
+                last = self._last_path(trainer)
+                saved = last is not None and last.is_file()
+                kept = f"the last good checkpoint is {last}" if saved else "no checkpoint was saved yet"
+                raise NonFiniteLossError(
+                    f"{key} became {value} at step {trainer.global_step} (epoch {trainer.current_epoch}); "
+                    f"{kept}; lower the learning rate or enable gradient clipping, then resume with --ckpt_path"
+                )
+
+    def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
+        if not isinstance(exception, KeyboardInterrupt) or trainer.fast_dev_run or trainer.sanity_checking:
+            return
+        path = self._last_path(trainer)
+        if path is None or trainer.state.fn != "fit":
+            return
+        trainer.save_checkpoint(path)
+        rank_zero_info(f"Interrupted: saved {path}; resume with --ckpt_path last")
+
+    @staticmethod
+    def _last_path(trainer: Trainer) -> Path | None:
+        callback = trainer.checkpoint_callback
+        if callback is None or callback.dirpath is None:
+            return None
+        return Path(callback.dirpath) / f"{callback.CHECKPOINT_NAME_LAST}{callback.FILE_EXTENSION}"

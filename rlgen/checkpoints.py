@@ -1,0 +1,78 @@
+"""Checks on ``--ckpt_path``: find ``last``, and turn unreadable or mismatched checkpoints into one-line errors."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import torch
+
+from rlgen.errors import RlgenError
+
+
+def find_last_checkpoint(roots: list[Path]) -> Path:
+    """The newest ``last*.ckpt`` below any of ``roots`` (each run writes into its own version directory)."""
+    candidates = [p for root in roots if root.is_dir() for p in root.rglob("last*.ckpt")]
+    if not candidates:
+        where = ", ".join(str(r) for r in roots)
+        raise RlgenError(
+            f"--ckpt_path last: no last.ckpt found under {where}; train first with `rlgen fit` "
+            "(same config and logger) or pass the path of a .ckpt file"
+        )
+    return max(candidates, key=lambda p: p.stat().st_mtime)
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """Load a checkpoint on the CPU, or raise a one-line error for a missing, truncated or foreign file."""
+    path = Path(path)
+    if not path.is_file():
+        raise RlgenError(f"checkpoint not found: {path}; pass an existing .ckpt file or `last`")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # truncated zip, random bytes, pickle errors ...
+        raise RlgenError(
+            f"checkpoint {path} is corrupt or truncated ({type(err).__name__}: {_first_line(err)}); "
+            "use another checkpoint (e.g. last.ckpt or an earlier epoch)"
+        ) from err
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+        raise RlgenError(f"{path} is not a Lightning checkpoint (no state_dict); pass a .ckpt written by rlgen")
+    return ckpt
+
+
+def check_model_class(ckpt: dict, path: str | Path, config_class_path: str | None) -> None:
+    """Refuse a checkpoint of another model class than the one the config builds."""
+    saved = (ckpt.get("hyper_parameters") or {}).get("_class_path")
+    if saved and config_class_path and saved.split(".")[-1] != config_class_path.split(".")[-1]:
+        raise RlgenError(
+            f"checkpoint {path} holds a {saved.split('.')[-1]} but the config builds a "
+            f"{config_class_path.split('.')[-1]}; use the config the checkpoint was trained with"
+        )
+
+
+_KEYS = re.compile(r'"([^"]+)"')
+
+
+def explain_state_dict_error(err: RuntimeError) -> RlgenError | None:
+    """Summarize torch's multi-line ``Error(s) in loading state_dict`` as one line naming the keys that differ."""
+    text = str(err)
+    if "Error(s) in loading state_dict" not in text:
+        return None
+    parts = []
+    for label, pattern in (("missing", "Missing key(s)"), ("unexpected", "Unexpected key(s)")):
+        line = next((ln for ln in text.splitlines() if pattern in ln), "")
+        keys = _KEYS.findall(line)
+        if keys:
+            parts.append(f"{label} keys {', '.join(keys[:4])}" + (f" (+{len(keys) - 4} more)" if len(keys) > 4 else ""))
+    shapes = re.findall(r"size mismatch for ([^:]+): copying a param with shape torch\.Size\((\[[^\]]*\])\) "
+                        r"from checkpoint, the shape in current model is torch\.Size\((\[[^\]]*\])\)", text)
+    for key, saved, current in shapes[:4]:
+        parts.append(f"{key} is {saved} in the checkpoint but {current} in the model")
+    detail = "; ".join(parts) or _first_line(err)
+    return RlgenError(
+        f"the checkpoint does not fit this model: {detail}; use the config (layer sizes) it was trained with"
+    )
+
+
+def _first_line(err: BaseException) -> str:
+    lines = str(err).strip().splitlines()
+    return lines[0][:200] if lines else type(err).__name__

@@ -1,0 +1,150 @@
+"""The CLI: composition of configs, per-run directories, and one-line errors for every bad input."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from pytorch_lightning.demos.boring_classes import BoringModel
+
+from rlgen.cli import run
+from tests.conftest import run_cli
+
+BORING = "pytorch_lightning.demos.boring_classes.BoringModel"
+FAST = ["--trainer.max_epochs=1", "--trainer.limit_train_batches=4", "--trainer.limit_val_batches=2",
+        "--trainer.enable_progress_bar=false"]
+
+
+class WiderBoring(BoringModel):
+    """BoringModel with another layer size, to produce a mismatched checkpoint."""
+
+    def __init__(self, width: int = 3) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.layer = torch.nn.Linear(32, width)
+
+    def training_step(self, batch, batch_idx):
+        return {"loss": self.layer(batch).sum()}
+
+
+def fit_boring(tmp_path: Path, *extra: str) -> Path:
+    run_cli("fit", f"--model={BORING}", f"--trainer.default_root_dir={tmp_path}", *FAST, *extra)
+    ckpts = sorted(tmp_path.rglob("last.ckpt"))
+    assert ckpts, "fit must write last.ckpt"
+    return ckpts[-1]
+
+
+def expect_error(capsys, args: list[str], *fragments: str, status: int = 1) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(*args)
+    assert exit_info.value.code == status
+    err = capsys.readouterr().err.strip().splitlines()
+    line = err[-1]
+    assert line.startswith("rlgen: error: "), err
+    for fragment in fragments:
+        assert fragment in line, line
+    return line
+
+
+def test_two_runs_get_separate_directories_with_config_and_checkpoints(tmp_path):
+    first = fit_boring(tmp_path)
+    second = fit_boring(tmp_path)
+    assert first.parent.parent != second.parent.parent
+    for ckpt in (first, second):
+        assert (ckpt.parent.parent / "config.yaml").is_file()
+
+
+def test_configs_compose_later_files_win(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a.yaml").write_text(f"model:\n  class_path: {BORING}\ntrainer:\n  max_epochs: 5\n")
+    (tmp_path / "b.yaml").write_text("trainer:\n  max_epochs: 1\n  limit_train_batches: 2\n  limit_val_batches: 1\n")
+    cli = run(["fit", "-c", "a.yaml", "-c", "b.yaml", "--trainer.enable_progress_bar=false"])
+    assert cli.trainer.max_epochs == 1 and cli.trainer.global_step == 2
+
+
+def test_print_config_exits_cleanly(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli("fit", f"--model={BORING}", "--print_config")
+    assert exit_info.value.code == 0
+    assert "BoringModel" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "yaml_text, fragments",
+    [
+        ("model: [\n", ["Problems parsing config"]),
+        (f"model:\n  class_path: {BORING}\ntrainer:\n  max_epoch: 3\n", ["does not accept option", "max_epoch"]),
+        (f"model:\n  class_path: {BORING}\ntrainer:\n  max_epochs: abc\n", ["trainer.max_epochs", "abc"]),
+        ("model:\n  class_path: NoSuchModel\n", ["NoSuchModel"]),
+    ],
+    ids=["malformed-yaml", "unknown-key", "wrong-type", "unknown-class"],
+)
+def test_bad_configs_give_one_line(tmp_path, capsys, yaml_text, fragments):
+    config = tmp_path / "bad.yaml"
+    config.write_text(yaml_text)
+    expect_error(capsys, ["fit", "-c", str(config)], *fragments, status=2)
+
+
+def test_missing_checkpoint(tmp_path, capsys):
+    expect_error(capsys, ["test", f"--model={BORING}", "--ckpt_path", str(tmp_path / "nope.ckpt")],
+                 "checkpoint not found", "nope.ckpt")
+
+
+def test_truncated_checkpoint(tmp_path, capsys):
+    ckpt = fit_boring(tmp_path)
+    broken = tmp_path / "broken.ckpt"
+    broken.write_bytes(ckpt.read_bytes()[:2000])
+    expect_error(capsys, ["test", f"--model={BORING}", "--ckpt_path", str(broken)], "corrupt or truncated")
+
+
+def test_checkpoint_of_another_model_class(tmp_path, capsys):
+    run_cli("fit", "--model=tests.test_cli.WiderBoring", f"--trainer.default_root_dir={tmp_path}", *FAST)
+    ckpt = next(tmp_path.rglob("last.ckpt"))
+    expect_error(capsys, ["test", f"--model={BORING}", "--ckpt_path", str(ckpt)],
+                 "holds a WiderBoring", "builds a BoringModel")
+
+
+def test_checkpoint_with_other_layer_sizes_names_the_keys(tmp_path, capsys):
+    run_cli("fit", "--model=tests.test_cli.WiderBoring", "--model.width=3",
+            f"--trainer.default_root_dir={tmp_path}", *FAST)
+    ckpt = next(tmp_path.rglob("last.ckpt"))
+    # Strip the saved hyperparameters so that the config's width=5 is used, as with a hand-made checkpoint.
+    state = torch.load(ckpt, weights_only=False)
+    state.pop("hyper_parameters", None)
+    torch.save(state, ckpt)
+    expect_error(capsys, ["test", "--model=tests.test_cli.WiderBoring", "--model.width=5", "--ckpt_path", str(ckpt),
+                          "--trainer.enable_progress_bar=false"],
+                 "does not fit this model", "layer.weight is [3, 32] in the checkpoint but [5, 32]")
+
+
+def test_ckpt_path_last_finds_the_previous_run_and_continues(tmp_path):
+    fit_boring(tmp_path)
+    cli = run(["fit", f"--model={BORING}", f"--trainer.default_root_dir={tmp_path}", "--ckpt_path", "last",
+               "--trainer.max_epochs=2", "--trainer.limit_train_batches=4", "--trainer.limit_val_batches=2",
+               "--trainer.enable_progress_bar=false"])
+    assert cli.trainer.global_step == 8, "resuming must continue from step 4, not restart"
+
+
+def test_ckpt_path_last_without_runs(tmp_path, capsys):
+    expect_error(capsys, ["fit", f"--model={BORING}", f"--trainer.default_root_dir={tmp_path}", "--ckpt_path", "last"],
+                 "no last.ckpt found", str(tmp_path))
+
+
+def test_unwritable_log_directory(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    expect_error(capsys, ["fit", f"--model={BORING}", f"--trainer.default_root_dir={blocker / 'runs'}"],
+                 "cannot write to the log directory")
+
+
+def test_console_script_exit_status_and_single_line(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "rlgen", "fit", f"--model={BORING}", "--trainer.max_epohcs=1"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "rlgen: error: unrecognized arguments: --trainer.max_epohcs=1 "
+        "(run `rlgen <subcommand> --help` for the accepted keys and types)"
+    ]
