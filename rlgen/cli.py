@@ -19,13 +19,16 @@ import sys
 import tempfile
 from pathlib import Path
 
+import yaml
 from jsonargparse import ArgumentError, Namespace
 from pytorch_lightning import Trainer
 from pytorch_lightning.callbacks import ModelCheckpoint, ProgressBar, RichProgressBar
 from pytorch_lightning.cli import LightningCLI
+from pytorch_lightning.loggers import WandbLogger
 
 from rlgen._registry import import_submodules
 from rlgen.callbacks.faults import FaultGuard
+from rlgen.callbacks.run_dir import RunConfigCallback
 from rlgen.checkpoints import check_model_class, explain_state_dict_error, find_last_checkpoint, read_checkpoint
 from rlgen.errors import RlgenError
 
@@ -80,7 +83,22 @@ class RlgenCLI(LightningCLI):
         if not any(isinstance(c, FaultGuard) for c in callbacks):
             defaults.append(FaultGuard())
         kwargs["callbacks"] = callbacks + defaults
+        loggers = trainer_cfg.get("logger")
+        for logger in loggers if isinstance(loggers, list) else [loggers]:
+            if isinstance(logger, WandbLogger):
+                self._prepare_wandb(logger)
         return super().instantiate_trainer(**kwargs)
+
+    def _prepare_wandb(self, logger: WandbLogger) -> None:
+        """Give W&B the whole resolved config at init (offline runs write it only then), and under SLURM
+        a run id derived from the job id, so that a requeued job continues the same W&B run."""
+        init = logger._wandb_init  # the kwargs WandbLogger passes to wandb.init when the run starts
+        config = yaml.safe_load(self.parser.dump(self.config, skip_none=False))
+        init["config"] = {**config.get(self.subcommand, config), **(init.get("config") or {})}
+        job = os.environ.get("SLURM_JOB_ID")
+        if job and not init.get("id"):
+            init.update(id=f"slurm-{job}", resume="allow")
+            logger._id = init["id"]
 
 
 def cli_main(args: list[str] | None = None) -> None:
@@ -99,6 +117,7 @@ def run(args: list[str] | None = None) -> RlgenCLI:
         return RlgenCLI(
             args=args,
             seed_everything_default=0,
+            save_config_callback=RunConfigCallback,
             trainer_defaults={"default_root_dir": "runs"},
             parser_kwargs={**no_exit, **{sub: dict(no_exit) for sub in SUBCOMMANDS}},
         )

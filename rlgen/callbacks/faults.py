@@ -25,14 +25,12 @@ class FaultGuard(Callback):
     """
 
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs, batch, batch_idx: int) -> None:
-        losses = {}
+        # Logged losses first, so the message names e.g. `train/d_loss`; then the returned loss.
+        losses = {k: v for k, v in trainer.callback_metrics.items() if k.startswith("train/") and "loss" in k}
+        if isinstance(outputs, dict):
+            outputs = outputs.get("loss")
         if isinstance(outputs, torch.Tensor):
             losses["loss"] = outputs
-        elif isinstance(outputs, dict) and isinstance(outputs.get("loss"), torch.Tensor):
-            losses["loss"] = outputs["loss"]
-        for key, value in trainer.callback_metrics.items():
-            if key.startswith("train/") and "loss" in key:
-                losses[key] = value
         for key, value in losses.items():
             value = float(value.detach().float().mean())
             if not math.isfinite(value):
