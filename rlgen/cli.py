@@ -89,6 +89,12 @@ class RlgenCLI(LightningCLI):
                 self._prepare_wandb(logger)
         return super().instantiate_trainer(**kwargs)
 
+    def _run_subcommand(self, subcommand: str) -> None:
+        super()._run_subcommand(subcommand)
+        for logger in self.trainer.loggers:  # flush and close W&B runs, so that the next run starts afresh
+            if isinstance(logger, WandbLogger) and logger._experiment is not None:
+                logger.experiment.finish()
+
     def _prepare_wandb(self, logger: WandbLogger) -> None:
         """Give W&B the whole resolved config at init (offline runs write it only then), and under SLURM
         a run id derived from the job id, so that a requeued job continues the same W&B run."""

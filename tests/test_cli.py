@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ import torch
 from pytorch_lightning.demos.boring_classes import BoringModel
 
 from rlgen.cli import run
-from tests.conftest import run_cli
+from tests.conftest import REPO, run_cli
 
 BORING = "pytorch_lightning.demos.boring_classes.BoringModel"
 FAST = ["--trainer.max_epochs=1", "--trainer.limit_train_batches=4", "--trainer.limit_val_batches=2",
@@ -142,7 +143,8 @@ def test_unwritable_log_directory(tmp_path, capsys):
 
 def test_console_script_exit_status_and_single_line(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "rlgen", "fit", f"--model={BORING}", "--trainer.max_epohcs=1"],
-                          capture_output=True, text=True, cwd=tmp_path, timeout=120)
+                          capture_output=True, text=True, cwd=tmp_path, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         "rlgen: error: unrecognized arguments: --trainer.max_epohcs=1 "

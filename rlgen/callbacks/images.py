@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 from pytorch_lightning import Trainer
 from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
 from torchvision.utils import make_grid, save_image
+
+from rlgen.callbacks.run_dir import run_directory
 
 
 def image_grid(images: torch.Tensor, nrow: int = 8, value_range: tuple[float, float] | None = None) -> torch.Tensor:
@@ -20,11 +20,11 @@ def log_image(trainer: Trainer, key: str, grid: torch.Tensor) -> None:
     """Log ``grid`` (``(C, H, W)`` in [0, 1]) under ``key`` at the current global step.
 
     TensorBoard gets ``add_image``, W&B gets ``log_image``; in every case the PNG is also written to
-    ``<log_dir>/images/<key>/step_<N>.png`` so that nothing depends on a logger being configured.
+    ``<run dir>/images/<key>/step_<N>.png`` so that nothing depends on a logger being configured.
     """
     step = trainer.global_step
-    if trainer.is_global_zero and trainer.log_dir is not None:
-        out = Path(trainer.log_dir) / "images" / key.replace("/", "_")
+    if trainer.is_global_zero:
+        out = run_directory(trainer) / "images" / key.replace("/", "_")
         out.mkdir(parents=True, exist_ok=True)
         save_image(grid, out / f"step_{step:08d}.png")
     for logger in trainer.loggers:
