@@ -1,0 +1,24 @@
+"""Environments for rlgen's RL algorithms: ``make_env`` thunks, Atari and Pong wrappers, JumpChain, replay.
+
+Importing this package registers ``rlgen/JumpChain-v0`` with Gymnasium.
+"""
+
+import gymnasium as gym
+
+from rlgen.envs.make_env import check_discrete_actions, check_env_id, make_env, make_vector_env
+from rlgen.envs.replay import ReplayBatch, ReplayBuffer
+
+JUMP_CHAIN_ID = "rlgen/JumpChain-v0"
+
+if JUMP_CHAIN_ID not in gym.registry:
+    gym.register(id=JUMP_CHAIN_ID, entry_point="rlgen.envs.jump_chain:JumpChain")
+
+__all__ = [
+    "JUMP_CHAIN_ID",
+    "ReplayBatch",
+    "ReplayBuffer",
+    "check_discrete_actions",
+    "check_env_id",
+    "make_env",
+    "make_vector_env",
+]

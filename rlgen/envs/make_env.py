@@ -1,0 +1,204 @@
+"""``make_env`` thunks: every environment of rlgen is built here, with one explicit wrapper order.
+
+Atari ids (``ALE/Pong-v5``, ``BreakoutNoFrameskip-v4``, ...) get the DQN stack, innermost first::
+
+    gym.make(id, frameskip=1)          the emulator, one frame per step (sticky actions as the id says)
+    RecordVideo                        optional, full-colour 60 fps frames
+    AtariPreprocessing                 noop reset (<= 30), frame skip 4 with max-pool, 84x84 grayscale
+    TimeLimit                          optional, counted in agent steps
+    RecordEpisodeStatistics            info["episode"]: the real game score and length (agent steps)
+    EpisodicLife                       optional: a lost life ends the learner's episode, not the game
+    FireReset                          games whose action 1 is FIRE
+    ClipReward(-1, 1)                  optional
+    FrameStackObservation(4)           (4, 84, 84) uint8
+
+``pong_from_pixels=True`` replaces the stack with Karpathy's preprocessing (:class:`PongPixels`).
+Other ids get ``gym.make`` (+ ``RecordVideo``) + ``RecordEpisodeStatistics``.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.wrappers import (
+    AtariPreprocessing,
+    ClipReward,
+    FrameStackObservation,
+    RecordEpisodeStatistics,
+    RecordVideo,
+    TimeLimit,
+)
+
+from rlgen.envs.atari import EpisodicLife, FireReset, needs_fire_reset
+from rlgen.envs.pong import PongPixels
+from rlgen.errors import RlgenError
+
+ATARI_FPS = 60  # frames per second of the emulator, for videos
+
+
+def make_env(
+    env_id: str,
+    seed: int,
+    idx: int = 0,
+    *,
+    frame_stack: int = 4,
+    terminal_on_life_loss: bool = False,
+    clip_rewards: bool = True,
+    pong_from_pixels: bool = False,
+    video_dir: str | None = None,
+    max_episode_steps: int | None = None,
+    env_kwargs: dict | None = None,
+) -> Callable[[], gym.Env]:
+    """A thunk that builds environment number ``idx``, seeded ``seed + idx``.
+
+    The first ``reset()`` without an explicit seed uses ``seed + idx``; the action and observation
+    spaces are seeded the same way, so two thunks with the same arguments give the same episodes.
+
+    Args:
+        env_id: any registered Gymnasium id (``CartPole-v1``, ``ALE/Pong-v5``, ``rlgen/JumpChain-v0``).
+        seed: base seed; this env uses ``seed + idx``.
+        idx: index of the env inside a vector env (and the DDP rank offset the caller adds).
+        frame_stack: Atari only: number of stacked 84x84 frames.
+        terminal_on_life_loss: Atari only: a lost life ends the learner's episode (the game goes on).
+        clip_rewards: Atari only: clip rewards to [-1, 1].
+        pong_from_pixels: Atari only: Karpathy's preprocessing, float32 (6400,) frame differences.
+        video_dir: record every episode as an mp4 under this directory (rgb_array frames).
+        max_episode_steps: truncate episodes after this many agent steps (``None``: the id's default).
+        env_kwargs: extra keyword arguments for ``gym.make`` (e.g. ``{"step_reward": -1}``).
+    """
+    check_env_id(env_id)
+    is_atari = _is_atari(env_id)
+    if not is_atari and pong_from_pixels:
+        raise RlgenError(f"pong_from_pixels needs an Atari Pong id such as ALE/Pong-v5, got '{env_id}'")
+    if frame_stack < 1:
+        raise RlgenError(f"frame_stack must be >= 1, got {frame_stack}")
+    env_seed = seed + idx
+
+    def thunk() -> gym.Env:
+        kwargs = dict(env_kwargs or {})
+        if video_dir is not None:
+            kwargs["render_mode"] = "rgb_array"
+        if is_atari and pong_from_pixels:
+            env = gym.make(env_id, **kwargs)  # the id's own frame skip, as in Karpathy's script
+            env = _record_video(env, video_dir, fps=ATARI_FPS // _frameskip(env))
+            env = _time_limit(env, max_episode_steps)
+            env = RecordEpisodeStatistics(env)
+            env = PongPixels(env)
+        elif is_atari:
+            env = gym.make(env_id, frameskip=1, **kwargs)
+            env = _record_video(env, video_dir, fps=ATARI_FPS)
+            env = AtariPreprocessing(env, noop_max=30, frame_skip=4, screen_size=84, terminal_on_life_loss=False)
+            env = _time_limit(env, max_episode_steps)
+            env = RecordEpisodeStatistics(env)
+            if terminal_on_life_loss:
+                env = EpisodicLife(env)
+            if needs_fire_reset(env):
+                env = FireReset(env)
+            if clip_rewards:
+                env = ClipReward(env, -1.0, 1.0)
+            env = FrameStackObservation(env, frame_stack)  # (frame_stack, 84, 84) uint8
+        else:
+            if max_episode_steps is not None:
+                kwargs["max_episode_steps"] = max_episode_steps
+            env = gym.make(env_id, **kwargs)
+            env = _record_video(env, video_dir, fps=None)
+            env = RecordEpisodeStatistics(env)
+        env = SeedFirstReset(env, env_seed)
+        env.action_space.seed(env_seed)
+        env.observation_space.seed(env_seed)
+        return env
+
+    return thunk
+
+
+def make_vector_env(env_id: str, num_envs: int, seed: int, **make_env_kwargs) -> gym.vector.VectorEnv:
+    """``num_envs`` copies of ``env_id`` stepped in this process; env ``i`` is seeded ``seed + i``.
+
+    Gymnasium's default NEXT_STEP autoreset: the step after an episode ended returns the first
+    observation of the next episode and its transition (last obs -> reset obs) must be dropped.
+
+    Args:
+        env_id: any registered Gymnasium id.
+        num_envs: number of environments.
+        seed: base seed.
+        **make_env_kwargs: forwarded to :func:`make_env`.
+    """
+    if num_envs < 1:
+        raise RlgenError(f"num_envs must be >= 1, got {num_envs}")
+    envs = gym.vector.SyncVectorEnv([make_env(env_id, seed, i, **make_env_kwargs) for i in range(num_envs)])
+    envs.action_space.seed(seed)
+    return envs
+
+
+def check_discrete_actions(space: gym.Space, algo: str) -> int:
+    """The number of actions of a ``Discrete`` space; a one-line RlgenError for any other space."""
+    if isinstance(space, gym.spaces.Discrete):
+        return int(space.n)
+    raise RlgenError(
+        f"{algo} needs a discrete action space, but the environment's is {space}; "
+        f"use an env with Discrete actions (CartPole-v1, ALE/Pong-v5, ...)"
+    )
+
+
+def check_env_id(env_id: str) -> None:
+    """Raise a one-line RlgenError for an unknown id, suggesting the closest registered ids."""
+    if env_id in gym.registry:
+        return
+    try:  # importing ale-py registers the Atari ids (ALE/Pong-v5, PongNoFrameskip-v4, ...)
+        import ale_py
+
+        gym.register_envs(ale_py)
+    except ImportError:
+        if _looks_atari(env_id):
+            raise RlgenError(
+                f"'{env_id}' is an Atari game and needs ale-py: pip install ale-py (the ROMs ship with it)"
+            ) from None
+    if env_id in gym.registry:
+        return
+    close = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.6)
+    hint = f"; did you mean {' or '.join(close)}?" if close else "; see gymnasium.pprint_registry() for the ids"
+    raise RlgenError(f"unknown environment '{env_id}'{hint}")
+
+
+class SeedFirstReset(gym.Wrapper):
+    """Use ``seed`` for the first ``reset()`` that gives none, so a thunk alone fixes the episodes."""
+
+    def __init__(self, env: gym.Env, seed: int):
+        super().__init__(env)
+        self._seed: int | None = seed
+
+    def reset(self, *, seed=None, options=None):
+        if seed is None:
+            seed = self._seed
+        self._seed = None
+        return self.env.reset(seed=seed, options=options)
+
+
+def _looks_atari(env_id: str) -> bool:
+    return env_id.startswith("ALE/") or "NoFrameskip" in env_id or env_id.split("-")[0] in _ATARI_HINTS
+
+
+_ATARI_HINTS = {"Pong", "Breakout", "SpaceInvaders", "Seaquest", "Qbert", "BeamRider", "Enduro", "MsPacman"}
+
+
+def _is_atari(env_id: str) -> bool:
+    entry = gym.registry[env_id].entry_point
+    return isinstance(entry, str) and entry.startswith("ale_py")
+
+
+def _frameskip(env: gym.Env) -> int:
+    skip = env.spec.kwargs.get("frameskip", 1) if env.spec is not None else 1
+    return int(np.max(skip)) if skip else 1
+
+
+def _record_video(env: gym.Env, video_dir: str | None, fps: int | None) -> gym.Env:
+    if video_dir is None:
+        return env
+    return RecordVideo(env, video_dir, episode_trigger=lambda _: True, fps=fps, disable_logger=True)
+
+
+def _time_limit(env: gym.Env, max_episode_steps: int | None) -> gym.Env:
+    return env if max_episode_steps is None else TimeLimit(env, max_episode_steps)

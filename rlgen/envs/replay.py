@@ -1,0 +1,267 @@
+"""A preallocated experience-replay buffer that stores each frame once (DQN, Mnih et al. 2015).
+
+Layout: one ring of ``capacity // num_envs`` *slots* per environment. A slot holds the newest frame
+of an observation (the whole observation when ``frame_stack == 1``) and, once the next step is
+known, the transition that starts there: action, reward, ``terminated`` and ``truncated``::
+
+    slot:     s         s+1        s+2  ...
+    frame:    o_t[-1]   o_t+1[-1]  o_t+2[-1]
+    data:     a_t r_t   a_t+1 ...
+
+So ``next_obs`` of slot ``s`` is the stack that ends at slot ``s + 1``, and an Atari transition costs
+one 84x84 frame (7,056 bytes) plus 14 bytes of data. An episode end costs one extra slot (the
+final frame, needed to bootstrap from a truncated episode); that slot starts no transition.
+Stacks are rebuilt at sampling time from the slot's ``history`` (how many earlier frames of the
+same episode exist, at most ``frame_stack - 1``); the oldest frame repeats before it, exactly as
+``FrameStackObservation`` pads after a reset, so no stack mixes two episodes.
+
+``add`` takes a vector-env step as it comes. Each environment's steps must arrive in order; a
+step whose ``obs`` does not continue the previous ``next_obs`` (a skipped autoreset step, envs
+reset after resuming from a checkpoint) starts a new episode and leaves the cut one bootstrapping
+from its last frame.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from rlgen.errors import RlgenError
+
+
+class ReplayBatch(NamedTuple):
+    """A sampled batch; ``discounts = gamma**k * (1 - terminated)`` after the ``k`` rewards summed."""
+
+    obs: torch.Tensor  # (B, *obs_shape), stored dtype (uint8 for pixels)
+    actions: torch.Tensor  # (B,) long
+    rewards: torch.Tensor  # (B,) float32, n-step discounted sum
+    next_obs: torch.Tensor  # (B, *obs_shape)
+    discounts: torch.Tensor  # (B,) float32, 0 after a terminal step; truncation still bootstraps
+
+
+class ReplayBuffer:
+    """Uniform experience replay with n-step returns and frame stacks rebuilt from single frames.
+
+    Args:
+        capacity: number of slots in all (split evenly over ``num_envs`` rings); each slot holds one
+            transition, an episode end uses one extra slot.
+        obs_shape: shape of one observation, e.g. ``(4,)`` for CartPole or ``(4, 84, 84)`` for Atari.
+        obs_dtype: storage dtype; ``np.uint8`` for pixels.
+        num_envs: number of environments whose steps ``add`` receives together.
+        frame_stack: ``obs_shape[0]`` when observations are stacks of frames (store each frame once);
+            1 stores whole observations.
+        n_step: rewards summed per sample (stopping at episode ends).
+        gamma: discount of the n-step sum and of ``discounts``.
+        seed: seed of the sampling generator.
+    """
+
+    def __init__(
+        self,
+        capacity: int,
+        obs_shape: tuple[int, ...],
+        obs_dtype=np.float32,
+        num_envs: int = 1,
+        frame_stack: int = 1,
+        n_step: int = 1,
+        gamma: float = 0.99,
+        seed: int = 0,
+    ):
+        obs_shape = tuple(int(d) for d in obs_shape)
+        if num_envs < 1 or frame_stack < 1 or n_step < 1:
+            raise RlgenError(f"num_envs, frame_stack and n_step must be >= 1, got {num_envs}, {frame_stack}, {n_step}")
+        if not 0.0 <= gamma <= 1.0:
+            raise RlgenError(f"gamma must lie in [0, 1], got {gamma}")
+        if frame_stack > 1 and (not obs_shape or obs_shape[0] != frame_stack):
+            raise RlgenError(f"obs_shape {obs_shape} must start with frame_stack={frame_stack}")
+        slots = capacity // num_envs
+        if slots < n_step + frame_stack + 2:
+            raise RlgenError(
+                f"replay capacity {capacity} is too small for {num_envs} envs: give at least "
+                f"{(n_step + frame_stack + 2) * num_envs}"
+            )
+        self.capacity, self.num_envs, self.slots = capacity, num_envs, slots
+        self.obs_shape, self.obs_dtype = obs_shape, np.dtype(obs_dtype)
+        self.frame_stack, self.n_step, self.gamma = frame_stack, n_step, gamma
+        frame_shape = obs_shape[1:] if frame_stack > 1 else obs_shape
+        E, N = num_envs, slots
+        # np.zeros reserves the memory; pages are touched as the rings fill.
+        self.frames = np.zeros((E, N, *frame_shape), self.obs_dtype)  # (E, N, 84, 84) for Atari
+        self.actions = np.zeros((E, N), np.int64)
+        self.rewards = np.zeros((E, N), np.float32)
+        self.terminated = np.zeros((E, N), bool)
+        self.truncated = np.zeros((E, N), bool)
+        self.valid = np.zeros((E, N), bool)  # a sampleable transition starts in this slot
+        self.history = np.zeros((E, N), np.uint8)  # earlier frames of the same episode, <= frame_stack - 1
+        self.head = np.zeros(E, np.int64)  # slot of the newest frame (the next transition's obs)
+        self.filled = np.zeros(E, np.int64)  # slots written so far
+        self.started = np.zeros(E, bool)
+        self.episode_over = np.zeros(E, bool)
+        self.count = 0
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        """Number of transitions that ``sample`` can return."""
+        return self.count
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the preallocated storage."""
+        arrays = (self.frames, self.actions, self.rewards, self.terminated, self.truncated, self.valid, self.history)
+        return sum(a.nbytes for a in arrays)
+
+    def add(self, obs, actions, rewards, next_obs, terminated, truncated, valid=None) -> None:
+        """Store one vector-env step; every argument has a leading dimension ``num_envs``.
+
+        Args:
+            obs: observations before the step, ``(num_envs, *obs_shape)``.
+            actions: actions taken, ``(num_envs,)``.
+            rewards: rewards received, ``(num_envs,)``.
+            next_obs: observations after the step.
+            terminated: the episode ended in a terminal state (no bootstrapping).
+            truncated: the episode was cut by a time limit (bootstrapping goes on).
+            valid: ``False`` marks the autoreset step of NEXT_STEP vector envs (``obs`` is the last
+                observation of an episode, ``next_obs`` the first of the next); default all ``True``.
+        """
+        E = self.num_envs
+        obs, next_obs = np.asarray(obs), np.asarray(next_obs)
+        assert obs.shape == next_obs.shape == (E, *self.obs_shape), (
+            f"ReplayBuffer.add expects obs of shape {(E, *self.obs_shape)}, got {obs.shape} and {next_obs.shape}"
+        )
+        actions, rewards = np.asarray(actions).reshape(E), np.asarray(rewards).reshape(E)
+        terminated, truncated = np.asarray(terminated).reshape(E), np.asarray(truncated).reshape(E)
+        valid = np.ones(E, bool) if valid is None else np.asarray(valid, bool).reshape(E)
+        for e in range(E):
+            if not valid[e]:  # autoreset step: next_obs is the first observation of a new episode
+                self._start_episode(e, next_obs[e])
+                continue
+            continues = (
+                self.started[e]
+                and not self.episode_over[e]
+                and np.array_equal(self._newest(obs[e]), self.frames[e, self.head[e]])
+            )
+            if not continues:
+                self._start_episode(e, obs[e])
+            h = self.head[e]
+            self.actions[e, h], self.rewards[e, h] = actions[e], rewards[e]
+            self.terminated[e, h], self.truncated[e, h] = terminated[e], truncated[e]
+            self.valid[e, h] = True
+            self.count += 1
+            history = min(int(self.history[e, h]) + 1, self.frame_stack - 1)
+            self._advance(e)
+            self._write_frame(e, next_obs[e], history)
+            self.episode_over[e] = bool(terminated[e] or truncated[e])
+
+    def sample(self, batch_size: int) -> ReplayBatch:
+        """``batch_size`` transitions drawn uniformly (with replacement) from the stored ones."""
+        if batch_size < 1:
+            raise RlgenError(f"batch_size must be >= 1, got {batch_size}")
+        if self.count == 0:
+            raise RlgenError("sample() from an empty ReplayBuffer: add transitions first (raise learning_starts)")
+        env_idx, slot_idx = self._draw(batch_size)  # (B,), (B,)
+        rewards = np.zeros(batch_size, np.float64)
+        steps = np.zeros(batch_size, np.int64)
+        stopped = np.zeros(batch_size, bool)
+        terminal = np.zeros(batch_size, bool)
+        for j in range(self.n_step):  # sum rewards until n steps, an episode end or the newest slot
+            t = (slot_idx + j) % self.slots
+            take = ~stopped & self.valid[env_idx, t]
+            rewards += np.where(take, self.gamma**j * self.rewards[env_idx, t], 0.0)
+            steps += take
+            ended = self.terminated[env_idx, t] | self.truncated[env_idx, t]
+            terminal |= take & self.terminated[env_idx, t]
+            stopped |= ~take | ended
+        discounts = self.gamma**steps * (~terminal)
+        next_slot = (slot_idx + steps) % self.slots
+        return ReplayBatch(
+            obs=torch.from_numpy(self._stack(env_idx, slot_idx)),
+            actions=torch.from_numpy(self.actions[env_idx, slot_idx]),
+            rewards=torch.from_numpy(rewards.astype(np.float32)),
+            next_obs=torch.from_numpy(self._stack(env_idx, next_slot)),
+            discounts=torch.from_numpy(discounts.astype(np.float32)),
+        )
+
+    def state_dict(self) -> dict:
+        """Storage, positions and sampler state as tensors and plain values (``torch.save``-able)."""
+        state = {name: torch.from_numpy(getattr(self, name)) for name in self._ARRAYS}
+        state.update(count=self.count, rng=self.rng.bit_generator.state, config=self._config())
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore a buffer saved by :meth:`state_dict` into this (identically configured) buffer."""
+        if state["config"] != self._config():
+            raise RlgenError(
+                f"the checkpoint's replay buffer {state['config']} does not match this run's {self._config()}; "
+                "use the same buffer settings or do not load the buffer"
+            )
+        for name in self._ARRAYS:
+            np.copyto(getattr(self, name), state[name].numpy())
+        self.count = int(state["count"])
+        self.rng.bit_generator.state = state["rng"]
+
+    _ARRAYS = (
+        "frames", "actions", "rewards", "terminated", "truncated", "valid", "history",
+        "head", "filled", "started", "episode_over",
+    )  # fmt: skip
+
+    def _config(self) -> dict:
+        return {
+            "capacity": self.capacity, "obs_shape": list(self.obs_shape), "obs_dtype": str(self.obs_dtype),
+            "num_envs": self.num_envs, "frame_stack": self.frame_stack,
+        }  # fmt: skip
+
+    def _newest(self, obs: np.ndarray) -> np.ndarray:
+        newest = obs[-1] if self.frame_stack > 1 else obs
+        return newest.astype(self.obs_dtype, copy=False)
+
+    def _start_episode(self, e: int, obs: np.ndarray) -> None:
+        """Put the first frame of an episode in a fresh slot; the previous head keeps the last frame."""
+        if self.started[e]:
+            self._advance(e)
+        self._write_frame(e, obs, history=0)
+        self.started[e], self.episode_over[e] = True, False
+
+    def _advance(self, e: int) -> None:
+        """Move env ``e``'s head one slot on, retiring the oldest transitions that it overwrites."""
+        h = (self.head[e] + 1) % self.slots
+        self.head[e] = h
+        self._retire(e, h)
+        for j in range(1, self.frame_stack):  # stacks whose earlier frames lived in slot h
+            u = (h + j) % self.slots
+            if self.history[e, u] >= j:
+                self._retire(e, u)
+
+    def _retire(self, e: int, slot: int) -> None:
+        if self.valid[e, slot]:
+            self.valid[e, slot] = False
+            self.count -= 1
+
+    def _write_frame(self, e: int, obs: np.ndarray, history: int) -> None:
+        h = self.head[e]
+        self.frames[e, h] = self._newest(obs)
+        self.history[e, h] = history
+        self._retire(e, h)
+        self.filled[e] = max(self.filled[e], h + 1)
+
+    def _draw(self, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+        """Uniform (env, slot) pairs among valid slots, by rejection (most written slots are valid)."""
+        envs, slots = [], []
+        need = batch_size
+        while need > 0:
+            e = self.rng.integers(self.num_envs, size=2 * need + 8)
+            s = (self.rng.random(e.shape) * self.filled[e]).astype(np.int64)
+            ok = self.valid[e, s]
+            envs.append(e[ok][:need])
+            slots.append(s[ok][:need])
+            need -= len(envs[-1])
+        return np.concatenate(envs), np.concatenate(slots)
+
+    def _stack(self, env_idx: np.ndarray, slot_idx: np.ndarray) -> np.ndarray:
+        """Observations ending at the given slots: (B, *obs_shape); earlier frames stop at episode starts."""
+        if self.frame_stack == 1:
+            return self.frames[env_idx, slot_idx]
+        back = np.arange(self.frame_stack - 1, -1, -1)  # (k,): k-1 frames back ... 0
+        back = np.minimum(back[None, :], self.history[env_idx, slot_idx][:, None])  # (B, k)
+        idx = (slot_idx[:, None] - back) % self.slots
+        return self.frames[env_idx[:, None], idx]  # (B, k, 84, 84)

@@ -1,0 +1,189 @@
+"""ReplayBuffer: stacks rebuilt from single frames, n-step sums, discounts, memory, checkpoints."""
+
+from __future__ import annotations
+
+import io
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from gymnasium.wrappers import FrameStackObservation
+
+from rlgen.envs import ReplayBuffer
+from rlgen.errors import RlgenError
+
+EPISODE_LENGTHS = (3, 1, 5, 2, 7, 4)  # cycled; odd-numbered episodes end by truncation
+
+
+class CounterEnv(gym.Env):
+    """Frames are 2-byte ids (unique per env), so a rebuilt stack tells exactly which frames it holds."""
+
+    def __init__(self, base: int):
+        self.observation_space = gym.spaces.Box(0, 255, shape=(2,), dtype=np.uint8)
+        self.action_space = gym.spaces.Discrete(3)
+        self.base, self.frame_id, self.episode, self.t = base, base, -1, 0
+
+    def _obs(self):
+        self.frame_id += 1
+        return np.array([self.frame_id // 256, self.frame_id % 256], np.uint8)
+
+    def reset(self, *, seed=None, options=None):
+        self.episode, self.t = self.episode + 1, 0
+        self.frame_id += 100  # ids jump between episodes, so a stack mixing two episodes shows a gap
+        return self._obs(), {}
+
+    def step(self, action):
+        self.t += 1
+        done = self.t >= EPISODE_LENGTHS[self.episode % len(EPISODE_LENGTHS)]
+        terminated, truncated = done and self.episode % 2 == 0, done and self.episode % 2 == 1
+        return self._obs(), float(self.t + 10 * int(action)), terminated, truncated, {}
+
+
+def collect(buffer: ReplayBuffer, steps: int, frame_stack: int, seed: int = 0):
+    """Step a NEXT_STEP vector env, feed every step to the buffer; return the valid transitions per env."""
+    num_envs = buffer.num_envs
+
+    def thunk(i):
+        def make():
+            env = CounterEnv(base=30000 * i)
+            return FrameStackObservation(env, frame_stack) if frame_stack > 1 else env
+
+        return make
+
+    envs = gym.vector.SyncVectorEnv([thunk(i) for i in range(num_envs)])
+    rng = np.random.default_rng(seed)
+    obs, _ = envs.reset()
+    valid = np.ones(num_envs, bool)
+    streams = [[] for _ in range(num_envs)]
+    for _ in range(steps):
+        actions = rng.integers(3, size=num_envs)
+        next_obs, rewards, term, trunc, _ = envs.step(actions)
+        buffer.add(obs, actions, rewards, next_obs, term, trunc, valid=valid)
+        for e in range(num_envs):
+            if valid[e]:
+                streams[e].append((obs[e].copy(), actions[e], rewards[e], next_obs[e].copy(), term[e], trunc[e]))
+        valid = ~(term | trunc)
+        obs = next_obs
+    return streams
+
+
+def expected_by_obs(streams, n_step: int, gamma: float):
+    """Brute-force targets keyed by the obs bytes: n-step reward, discount and next_obs of each transition."""
+    table = {}
+    for stream in streams:
+        for i, (obs, action, *_) in enumerate(stream):
+            reward, k, terminal, next_obs = 0.0, 0, False, None
+            for j in range(n_step):
+                if i + j >= len(stream):
+                    break
+                _, _, r, nxt, te, tr = stream[i + j]
+                reward, k, next_obs = reward + gamma**j * r, k + 1, nxt
+                if te or tr:
+                    terminal = bool(te)
+                    break
+            table[obs.tobytes()] = (action, reward, gamma**k * (not terminal), next_obs)
+    return table
+
+
+@pytest.mark.parametrize("frame_stack", [1, 4])
+def test_sampled_transitions_match_the_env_exactly(frame_stack):
+    # Small rings force wrap-around, so retired slots and the oldest stacks get exercised too.
+    shape = (frame_stack, 2) if frame_stack > 1 else (2,)
+    buffer = ReplayBuffer(2 * 40, shape, np.uint8, num_envs=2, frame_stack=frame_stack, gamma=0.9)
+    streams = collect(buffer, steps=200, frame_stack=frame_stack)
+    truth = expected_by_obs(streams, n_step=1, gamma=0.9)
+    batch = buffer.sample(500)
+    assert batch.obs.dtype == torch.uint8 and batch.obs.shape == (500, *shape)
+    assert batch.actions.dtype == torch.long and batch.rewards.dtype == batch.discounts.dtype == torch.float32
+    for i in range(500):
+        action, reward, discount, next_obs = truth[batch.obs[i].numpy().tobytes()]  # KeyError: a stack no env saw
+        assert batch.actions[i] == action
+        assert batch.rewards[i] == pytest.approx(reward)
+        assert batch.discounts[i] == pytest.approx(discount)
+        np.testing.assert_array_equal(batch.next_obs[i].numpy(), next_obs)
+    assert len(buffer) <= 80
+
+
+def test_stacks_never_hold_frames_of_the_previous_episode():
+    buffer = ReplayBuffer(400, (4, 2), np.uint8, num_envs=1, frame_stack=4)
+    collect(buffer, steps=60, frame_stack=4)
+    batch = buffer.sample(300)
+    for stack in (batch.obs, batch.next_obs):
+        ids = stack[..., 0].long() * 256 + stack[..., 1].long()  # (B, 4) frame ids, oldest first
+        steps = ids.diff(dim=1)
+        # Inside a stack ids grow by exactly 1, or repeat the episode's first frame (reset padding) at the front.
+        assert ((steps == 1) | (steps == 0)).all()
+        padded = steps == 0
+        assert (padded.cummin(dim=1).values == padded).all(), "padding must come before the episode's frames"
+
+
+def test_n_step_sums_stop_at_episode_ends():
+    buffer = ReplayBuffer(500, (2,), np.uint8, num_envs=2, n_step=3, gamma=0.5)
+    streams = collect(buffer, steps=120, frame_stack=1)
+    truth = expected_by_obs(streams, n_step=3, gamma=0.5)
+    batch = buffer.sample(400)
+    for i in range(400):
+        _, reward, discount, next_obs = truth[batch.obs[i].numpy().tobytes()]
+        assert batch.rewards[i] == pytest.approx(reward)
+        assert batch.discounts[i] == pytest.approx(discount)
+        np.testing.assert_array_equal(batch.next_obs[i].numpy(), next_obs)
+    assert set(np.round(batch.discounts.numpy(), 6)) >= {0.0, 0.125}  # terminal and full 3-step samples occur
+
+
+def test_truncation_bootstraps_and_termination_does_not():
+    buffer = ReplayBuffer(10, (1,), num_envs=2, gamma=0.9)
+    buffer.add([[0.0], [5.0]], [0, 1], [1.0, 2.0], [[1.0], [6.0]], [True, False], [False, True])
+    batch = buffer.sample(64)
+    rows = zip(batch.obs, batch.rewards, batch.discounts, batch.next_obs, strict=True)
+    by_obs = {float(o): (float(r), float(d), float(n)) for o, r, d, n in rows}
+    assert by_obs == {0.0: (1.0, 0.0, 1.0), 5.0: (2.0, pytest.approx(0.9), 6.0)}
+
+
+def test_an_obs_that_does_not_continue_starts_a_new_episode():
+    # After resuming, envs are reset: the cut episode must keep its own last frame as next_obs.
+    buffer = ReplayBuffer(20, (2, 1), np.uint8, frame_stack=2)
+    buffer.add([[[1], [1]]], [0], [0.0], [[[1], [2]]], [False], [False])
+    buffer.add([[[7], [7]]], [1], [1.0], [[[7], [8]]], [False], [False])  # a fresh episode, no done before it
+    batch = buffer.sample(64)
+    pairs = {
+        (tuple(o.flatten().tolist()), tuple(n.flatten().tolist()))
+        for o, n in zip(batch.obs, batch.next_obs, strict=True)
+    }
+    assert pairs == {((1, 1), (1, 2)), ((7, 7), (7, 8))}
+    assert len(buffer) == 2
+
+
+def test_atari_transition_costs_one_frame():
+    capacity = 10_000
+    buffer = ReplayBuffer(capacity, (4, 84, 84), np.uint8, frame_stack=4)
+    per_transition = buffer.nbytes / capacity
+    assert 84 * 84 <= per_transition <= 1.05 * 84 * 84, f"{per_transition:.0f} bytes per transition"
+    assert per_transition * 1_000_000 <= 7.5e9
+
+
+def test_state_dict_round_trip_through_torch_save():
+    buffer = ReplayBuffer(60, (4, 2), np.uint8, num_envs=2, frame_stack=4, n_step=2, seed=3)
+    collect(buffer, steps=50, frame_stack=4)
+    blob = io.BytesIO()
+    torch.save(buffer.state_dict(), blob)
+    blob.seek(0)
+    restored = ReplayBuffer(60, (4, 2), np.uint8, num_envs=2, frame_stack=4, n_step=2, seed=99)
+    restored.load_state_dict(torch.load(blob, weights_only=True))
+    assert len(restored) == len(buffer)
+    for a, b in zip(buffer.sample(32), restored.sample(32), strict=True):  # same sampler state -> the same batch
+        torch.testing.assert_close(a, b)
+    other = ReplayBuffer(80, (4, 2), np.uint8, num_envs=2, frame_stack=4)
+    with pytest.raises(RlgenError, match="does not match"):
+        other.load_state_dict(buffer.state_dict())
+
+
+def test_bad_arguments_and_empty_buffer_are_one_line_errors():
+    with pytest.raises(RlgenError, match="too small"):
+        ReplayBuffer(4, (2,), num_envs=2)
+    with pytest.raises(RlgenError, match="frame_stack"):
+        ReplayBuffer(100, (3, 84, 84), np.uint8, frame_stack=4)
+    with pytest.raises(RlgenError, match="gamma"):
+        ReplayBuffer(100, (2,), gamma=1.5)
+    with pytest.raises(RlgenError, match="empty"):
+        ReplayBuffer(100, (2,)).sample(8)
