@@ -1,0 +1,62 @@
+"""Shared pieces of the RL benchmarks: train one seed through rlgen, and plot curves with the seeds' spread."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from rlgen.callbacks.rl import ReturnCurve  # noqa: E402
+from rlgen.cli import run  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def train_seed(config: str, seed: int, overrides: list[str]) -> dict[str, Any]:
+    """``rlgen fit -c <config>`` for one seed (logs in a temp dir); returns its curves and wall time."""
+    with tempfile.TemporaryDirectory() as runs:
+        start = time.perf_counter()
+        cli = run([
+            "fit", "-c", str(REPO / config), f"--seed_everything={seed}", f"--trainer.default_root_dir={runs}",
+            f"--trainer.logger.init_args.save_dir={runs}", "--trainer.enable_progress_bar=false",
+            "--trainer.enable_model_summary=false", "--trainer.callbacks+=rlgen.callbacks.rl.ReturnCurve",
+            *overrides,
+        ])
+        wall = time.perf_counter() - start
+    curve = next(c for c in cli.trainer.callbacks if isinstance(c, ReturnCurve))
+    return {
+        "seed": seed,
+        "wall_s": round(wall, 1),
+        "env_steps": cli.model.rollout.env_steps,
+        "episodes": cli.model.rollout.episodes,
+        "gradient_steps": cli.trainer.global_step,
+        "evaluations": [list(p) for p in curve.evaluations],  # (env_steps, episodes, val/episodic_return)
+        "episode_returns": [list(p) for p in cli.model.rollout.history],  # (env_steps at the end, return)
+    }
+
+
+def plot_spread(ax: Any, curves: list[tuple[np.ndarray, np.ndarray]], grid: np.ndarray, label: str) -> None:
+    """Median and min-max band over seeds of step curves ``(x, y)`` resampled on ``grid``."""
+    ys = []
+    for x, y in curves:
+        idx = np.searchsorted(x, grid, side="right") - 1  # last value at or before each grid point
+        ys.append(np.where(idx >= 0, y[np.clip(idx, 0, None)] if len(y) else np.nan, np.nan))
+    ys = np.array(ys, dtype=float)
+    for x, y in curves:
+        ax.plot(x, y, color="tab:blue", alpha=0.25, linewidth=0.8)
+    ax.plot(grid, np.nanmedian(ys, axis=0), color="tab:blue", linewidth=2, label=f"{label} (median)")
+    ax.fill_between(grid, np.nanmin(ys, axis=0), np.nanmax(ys, axis=0), color="tab:blue", alpha=0.15,
+                    label="min-max over seeds")
+
+
+def save_figure(fig: Any, path: Path) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

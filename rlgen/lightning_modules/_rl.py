@@ -1,0 +1,147 @@
+"""Plumbing shared by the RL systems (DQN, REINFORCE): environments, greedy evaluation, videos,
+rollout logging and the RL state in checkpoints. The algorithms themselves live in ``dqn.py`` and
+``reinforce.py``.
+
+Evaluation is one episode per ``validation_step`` / ``test_step``: the val/test dataloaders yield
+episode indices ``0..N-1`` and each step plays one episode on a separate evaluation env, so Lightning
+averages ``val/episodic_return`` over the N episodes (and shards them across DDP ranks).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from pytorch_lightning import LightningModule
+from torch.utils.data import DataLoader
+
+from rlgen.callbacks.video import log_video, save_video
+from rlgen.datamodules.experience import RolloutStats
+from rlgen.errors import RlgenError
+
+_RANK_SEED_STRIDE = 10_000  # rank r's envs are seeded seed + r * stride (+ i for sub-env i)
+_EVAL_SEED_OFFSET = 5_000  # the evaluation env never replays a training env's seeds
+
+
+class RLSystem(LightningModule):
+    """Base of the RL systems. Subclasses call ``_init_rl(...)`` in ``__init__`` and implement
+    ``_eval_action(obs)`` (the action for one observation during evaluation)."""
+
+    def _init_rl(self, env_id: str, env_options: dict[str, Any] | None, num_envs: int, eval_episodes: int,
+                 test_episodes: int, video_dir: str | None, seed: int | None) -> None:
+        if num_envs < 1:
+            raise RlgenError(f"num_envs={num_envs}: use at least one environment")
+        if eval_episodes < 1 or test_episodes < 1:
+            raise RlgenError("eval_episodes and test_episodes must be >= 1 (each evaluation plays whole episodes)")
+        self.env_id, self.env_options, self.num_envs = env_id, dict(env_options or {}), num_envs
+        self.eval_episodes, self.test_episodes, self.video_dir = eval_episodes, test_episodes, video_dir
+        self._seed = seed
+        self.rollout = RolloutStats()
+        self._eval_env: Any = None
+        self._restored_rl_state: dict[str, Any] | None = None
+
+    # ----------------------------------------------------------------------------- evaluation
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self._evaluate_step("val", batch_idx)
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        self._evaluate_step("test", batch_idx)
+
+    def train_dataloader(self) -> DataLoader:
+        assert self.source is not None, "the experience source is built in on_fit_start"
+        return DataLoader(self.source, batch_size=None, num_workers=0)
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(list(range(self.eval_episodes)), batch_size=None)
+
+    def test_dataloader(self) -> DataLoader:
+        return DataLoader(list(range(self.test_episodes)), batch_size=None)
+
+    def on_train_start(self) -> None:
+        self.rollout.start_clock()  # rollout/sps leaves out the warm-up
+
+    # --------------------------------------------------------------------------- checkpoints
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["rl_state"] = {"rollout": self.rollout.state_dict(), **self._extra_rl_state()}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Applied in on_fit_start, once the environments and the buffer exist.
+        self._restored_rl_state = checkpoint.get("rl_state")
+        if self._restored_rl_state is not None:
+            self.rollout.load_state_dict(self._restored_rl_state["rollout"])
+
+    def teardown(self, stage: str) -> None:
+        for env in (getattr(self, "envs", None), self._eval_env):
+            if env is not None:
+                env.close()
+        self.envs = self._eval_env = None
+
+    # ------------------------------------------------------------------------------- helpers
+    @property
+    def env_seed(self) -> int:
+        """Seed of this rank's environments: ``seed`` (or the run's ``seed_everything``) + rank offset."""
+        base = self._seed if self._seed is not None else int(os.environ.get("PL_GLOBAL_SEED", 0))
+        return base + _RANK_SEED_STRIDE * self.global_rank
+
+    def _env_spaces(self) -> tuple[Any, Any]:
+        """Observation and action spaces, read from one throw-away environment."""
+        from rlgen.envs import make_env
+
+        env = make_env(self.env_id, seed=self.env_seed, **self.env_options)()
+        spaces = env.observation_space, env.action_space
+        env.close()
+        return spaces
+
+    def _make_train_envs(self) -> Any:
+        from rlgen.envs import make_vector_env
+
+        return make_vector_env(self.env_id, self.num_envs, seed=self.env_seed, **self.env_options)
+
+    def _make_eval_env(self) -> Any:
+        """One env for evaluation: whole games (no life-loss terminals) and unclipped rewards."""
+        from rlgen.envs import make_env
+
+        kwargs = {**self.env_options, "terminal_on_life_loss": False, "clip_rewards": False}
+        if self.video_dir is not None:  # frames for the videos come from env.render()
+            kwargs["env_kwargs"] = {**kwargs.get("env_kwargs", {}), "render_mode": "rgb_array"}
+        return make_env(self.env_id, seed=self.env_seed + _EVAL_SEED_OFFSET, **kwargs)()
+
+    def _evaluate_step(self, stage: str, episode: int) -> None:
+        if self._eval_env is None:
+            self._eval_env = self._make_eval_env()
+            self._eval_env.reset(seed=self.env_seed + _EVAL_SEED_OFFSET)
+        record = self.video_dir is not None and episode == 0
+        episodic_return, length, frames = self._play_episode(self._eval_env, record)
+        self.log(f"{stage}/episodic_return", episodic_return, on_epoch=True, batch_size=1, sync_dist=True,
+                 prog_bar=True)
+        self.log(f"{stage}/episode_length", float(length), on_epoch=True, batch_size=1, sync_dist=True)
+        if record and frames and self.trainer.is_global_zero:
+            path = Path(self.video_dir) / f"{stage}_step{self.global_step:08d}.mp4"
+            log_video(self.trainer, f"{stage}/video", frames, save_video(frames, path))
+
+    @torch.no_grad()
+    def _play_episode(self, env: Any, record: bool) -> tuple[float, int, list[np.ndarray]]:
+        """Play one episode with ``_eval_action``: (return, length, rgb frames if ``record``)."""
+        obs, _ = env.reset()
+        frames = [env.render()] if record else []
+        total, length, done = 0.0, 0, False
+        while not done:
+            obs, reward, terminated, truncated, _ = env.step(self._eval_action(obs))
+            total, length, done = total + float(reward), length + 1, terminated or truncated
+            if record:
+                frames.append(env.render())
+        return total, length, frames
+
+    def _eval_action(self, obs: np.ndarray) -> int:
+        raise NotImplementedError
+
+    def _log_rollout(self, **extra: float) -> None:
+        """Log ``rollout/*`` (and ``extra``) on the steps whose metrics the logger writes."""
+        if (self.global_step + 1) % self.trainer.log_every_n_steps == 0 or self.trainer.fast_dev_run:
+            self.log_dict({**self.rollout.pop(), **extra}, on_step=True, on_epoch=False)
+
+    def _extra_rl_state(self) -> dict[str, Any]:
+        return {}

@@ -1,0 +1,243 @@
+"""Deep Q-Network with experience replay and a target network (Mnih et al., 2015)."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from rlgen.datamodules.experience import ReplayExperience
+from rlgen.errors import RlgenError
+from rlgen.lightning_modules._rl import RLSystem
+from rlgen.nets.rl import QNetwork
+
+
+def linear_schedule(start: float, end: float, duration: int, t: int) -> float:
+    """``start`` at t = 0, moving linearly to ``end`` at t = ``duration``, then constant."""
+    if duration <= 0:
+        return end
+    return start + (end - start) * min(1.0, t / duration)
+
+
+def td_target(rewards: torch.Tensor, discounts: torch.Tensor, next_q_target: torch.Tensor,
+              next_q_online: torch.Tensor | None = None) -> torch.Tensor:
+    """Y = r + discount * Q_target(s', a*), with ``discount = gamma^n (1 - terminated)``.
+
+    a* = argmax_a Q_target(s', a) (DQN) or argmax_a Q_online(s', a) (Double DQN, pass ``next_q_online``).
+    A truncated (time-limit) transition keeps its discount, so the target bootstraps through it.
+
+    Args:
+        rewards: ``(B,)`` (n-step discounted) rewards.
+        discounts: ``(B,)`` gamma^n, or 0 where the episode terminated.
+        next_q_target: ``(B, A)`` target-network values of the next observation.
+        next_q_online: ``(B, A)`` online-network values of the next observation (Double DQN) or None.
+    """
+    if next_q_online is None:
+        next_value = next_q_target.max(dim=1).values  # (B,)
+    else:
+        best = next_q_online.argmax(dim=1, keepdim=True)  # (B, 1)
+        next_value = next_q_target.gather(1, best).squeeze(1)  # (B,)
+    return rewards + discounts * next_value
+
+
+@torch.no_grad()
+def polyak_update(target: nn.Module, online: nn.Module, tau: float) -> None:
+    """target <- (1 - tau) * target + tau * online, parameter by parameter (tau = 1 copies)."""
+    target_params, online_params = list(target.parameters()), list(online.parameters())
+    torch._foreach_lerp_(target_params, online_params, tau)
+
+
+class DQN(RLSystem):
+    r"""Deep Q-Network (Mnih et al., "Human-level control through deep reinforcement learning",
+    Nature 2015), with Double DQN (van Hasselt et al., 2016), dueling heads (Wang et al., 2016) and
+    n-step returns as options.
+
+    Loss over a replay batch, with the target network :math:`\bar\theta`:
+
+    .. math::
+        Y = r + \gamma^n (1 - \text{terminated}) \max_{a'} Q_{\bar\theta}(s', a'), \qquad
+        L(\theta) = \operatorname{Huber}\big(Q_\theta(s, a) - Y\big)
+
+    (Double DQN evaluates :math:`\arg\max_{a'} Q_\theta(s', a')` with :math:`Q_{\bar\theta}`.) Actions are
+    epsilon-greedy, epsilon falling linearly over environment steps. Every ``train_frequency`` env
+    steps the experience source yields ``gradient_steps`` batches; the target network is copied every
+    ``target_update_interval`` gradient steps (or moved by Polyak averaging with ``tau < 1``).
+
+    Deviations from the paper:
+        * Adam instead of RMSProp (as CleanRL and the RL Zoo do).
+        * ``target_update_interval`` counts gradient steps, not environment steps.
+        * Episodes end on time limits as *truncated*, and targets bootstrap through them.
+    """
+
+    def __init__(
+        self,
+        env_id: str = "CartPole-v1",
+        q_net: QNetwork | None = None,
+        env_options: dict[str, Any] | None = None,
+        num_envs: int = 1,
+        lr: float = 1e-4,
+        adam_eps: float = 1e-8,
+        gamma: float = 0.99,
+        batch_size: int = 32,
+        buffer_size: int = 100_000,
+        save_buffer: bool = False,
+        warm_start_steps: int = 1_000,
+        train_frequency: int = 4,
+        gradient_steps: int = 1,
+        eps_start: float = 1.0,
+        eps_end: float = 0.05,
+        eps_decay_steps: int = 10_000,
+        target_update_interval: int = 1_000,
+        tau: float = 1.0,
+        double_dqn: bool = False,
+        loss: Literal["huber", "mse"] = "huber",
+        n_step: int = 1,
+        eval_epsilon: float = 0.0,
+        eval_episodes: int = 10,
+        test_episodes: int = 20,
+        video_dir: str | None = None,
+        seed: int | None = None,
+    ) -> None:
+        """
+        Args:
+            env_id: Gymnasium id with a discrete action space (``ALE/...`` ids get the Atari stack).
+            q_net: the Q-network (None: ``QNetwork()``, MLP 256-256 or Nature CNN); sized in ``setup``.
+            env_options: extra ``rlgen.envs.make_env`` options (frame_stack, terminal_on_life_loss, ...).
+            num_envs: environments stepped together in this process (per DDP rank).
+            lr: Adam learning rate.
+            adam_eps: Adam epsilon (1.5e-4 for Atari, as in Rainbow).
+            gamma: discount factor.
+            batch_size: transitions per gradient step.
+            buffer_size: replay capacity in transitions.
+            save_buffer: also store the replay buffer in checkpoints (large for Atari).
+            warm_start_steps: random-policy env steps that fill the buffer before learning starts.
+            train_frequency: env steps (over all envs) collected between training phases.
+            gradient_steps: gradient steps per training phase (``train_frequency / gradient_steps`` env steps each).
+            eps_start: exploration epsilon at env step 0.
+            eps_end: final exploration epsilon.
+            eps_decay_steps: env steps over which epsilon falls linearly from ``eps_start`` to ``eps_end``.
+            target_update_interval: gradient steps between target-network updates.
+            tau: target update rate: 1 copies the online net, < 1 is Polyak averaging.
+            double_dqn: pick next actions with the online net, evaluate them with the target net.
+            loss: TD loss, ``huber`` (smooth L1) or ``mse``.
+            n_step: n-step returns, computed by the replay buffer.
+            eval_epsilon: epsilon of the evaluation policy (0 is greedy; 0.05 is usual on Atari).
+            eval_episodes: evaluation episodes per validation (``val/episodic_return`` is their mean).
+            test_episodes: evaluation episodes of ``rlgen test`` (``test/episodic_return``).
+            video_dir: record the first evaluation episode of each validation/test here (and to the logger).
+            seed: environment seed; None uses the run's ``seed_everything``.
+        """
+        super().__init__()
+        for name, value in (("lr", lr), ("batch_size", batch_size), ("buffer_size", buffer_size),
+                            ("train_frequency", train_frequency), ("gradient_steps", gradient_steps),
+                            ("target_update_interval", target_update_interval), ("n_step", n_step)):
+            if value <= 0:
+                raise RlgenError(f"DQN {name}={value}: must be positive")
+        for name, value in (("eps_start", eps_start), ("eps_end", eps_end), ("eval_epsilon", eval_epsilon),
+                            ("gamma", gamma)):
+            if not 0.0 <= value <= 1.0:
+                raise RlgenError(f"DQN {name}={value}: must lie in [0, 1]")
+        if not 0.0 < tau <= 1.0:
+            raise RlgenError(f"DQN tau={tau}: use 1 for hard target copies or a value in (0, 1) for Polyak")
+        if warm_start_steps < batch_size:
+            raise RlgenError(f"DQN warm_start_steps={warm_start_steps} < batch_size={batch_size}: "
+                             "the first batch needs that many transitions")
+        self.save_hyperparameters(ignore=["q_net"])
+        self._init_rl(env_id, env_options, num_envs, eval_episodes, test_episodes, video_dir, seed)
+        self.q_net = q_net if q_net is not None else QNetwork()
+        self.target_net: QNetwork | None = None
+        self.n_actions = 0
+        self.buffer: Any = None
+        self.source: ReplayExperience | None = None
+        self._rng = np.random.default_rng()
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        """Greedy actions ``(B,)`` for observations ``(B, *obs_shape)``."""
+        return self.q_net(obs).argmax(dim=1)
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        # batch: ReplayBatch(obs (B, *obs), actions (B,), rewards (B,), next_obs (B, *obs), discounts (B,))
+        q = self.q_net(batch.obs).gather(1, batch.actions.long().view(-1, 1)).squeeze(1)  # (B,)
+        with torch.no_grad():
+            next_q_online = self.q_net(batch.next_obs) if self.hparams.double_dqn else None
+            target = td_target(batch.rewards.float(), batch.discounts.float(), self.target_net(batch.next_obs),
+                               next_q_online)  # (B,)
+        loss = F.smooth_l1_loss(q, target) if self.hparams.loss == "huber" else F.mse_loss(q, target)
+        self._log_rollout(**{"train/loss": loss.item(), "train/q_mean": q.mean().item(),
+                             "rollout/epsilon": self.epsilon})
+        return loss
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.q_net.parameters(), lr=self.hparams.lr, eps=self.hparams.adam_eps)
+
+    # ------------------------------------------------------------------------ Lightning hooks
+    def setup(self, stage: str) -> None:
+        if self.target_net is not None:
+            return
+        from rlgen.envs import check_discrete_actions
+
+        obs_space, action_space = self._env_spaces()
+        self.n_actions = check_discrete_actions(action_space, "DQN")
+        self.obs_space = obs_space
+        self.q_net.build(obs_space.shape, self.n_actions)
+        self.target_net = copy.deepcopy(self.q_net).requires_grad_(False)
+
+    def on_fit_start(self) -> None:
+        from rlgen.envs import ReplayBuffer
+
+        hp = self.hparams
+        self._rng = np.random.default_rng(self.env_seed)
+        self.envs = self._make_train_envs()
+        shape = self.obs_space.shape
+        self.buffer = ReplayBuffer(hp.buffer_size, shape, obs_dtype=self.obs_space.dtype, num_envs=self.num_envs,
+                                   frame_stack=shape[0] if len(shape) == 3 else 1,  # pixels: store frames once
+                                   n_step=hp.n_step, gamma=hp.gamma, seed=self.env_seed)
+        self.source = ReplayExperience(self.envs, self.buffer, self._act, hp.batch_size, hp.train_frequency,
+                                       hp.gradient_steps, seed=self.env_seed, stats=self.rollout)
+        restored = self._restored_rl_state or {}
+        if "replay_buffer" in restored:
+            self.buffer.load_state_dict(restored["replay_buffer"])
+        if "rng" in restored:
+            self._rng.bit_generator.state = restored["rng"]
+        # Warm-up: random actions until the buffer holds warm_start_steps transitions.
+        self.source.collect(self._random_act, max(0, hp.warm_start_steps - len(self.buffer)))
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        tau = self.hparams.tau
+        if tau < 1.0 or self.global_step % self.hparams.target_update_interval == 0:
+            polyak_update(self.target_net, self.q_net, tau)
+
+    # ------------------------------------------------------------------------------- helpers
+    @property
+    def epsilon(self) -> float:
+        """Exploration epsilon at the current environment step."""
+        hp = self.hparams
+        return linear_schedule(hp.eps_start, hp.eps_end, hp.eps_decay_steps, self.rollout.env_steps)
+
+    def _act(self, obs: np.ndarray) -> np.ndarray:
+        """Epsilon-greedy actions ``(N,)`` for observations ``(N, *obs_shape)``."""
+        actions = self._random_act(obs)
+        explore = self._rng.random(len(obs)) < self.epsilon
+        if not explore.all():  # the network is only run when some env acts greedily
+            with torch.no_grad():
+                greedy = self(torch.as_tensor(obs, device=self.device)).cpu().numpy()
+            actions = np.where(explore, actions, greedy)
+        return actions
+
+    def _random_act(self, obs: np.ndarray) -> np.ndarray:
+        return self._rng.integers(self.n_actions, size=len(obs))
+
+    def _eval_action(self, obs: np.ndarray) -> int:
+        if self._rng.random() < self.hparams.eval_epsilon:
+            return int(self._rng.integers(self.n_actions))
+        return int(self(torch.as_tensor(obs, device=self.device).unsqueeze(0))[0])
+
+    def _extra_rl_state(self) -> dict[str, Any]:
+        state: dict[str, Any] = {"rng": self._rng.bit_generator.state}
+        if self.hparams.save_buffer and self.buffer is not None:
+            state["replay_buffer"] = self.buffer.state_dict()
+        return state

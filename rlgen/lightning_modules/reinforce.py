@@ -1,0 +1,219 @@
+"""REINFORCE: Monte Carlo policy gradient (Williams, 1992)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.distributions import Categorical
+
+from rlgen.datamodules.experience import EpisodeBatch, EpisodeExperience
+from rlgen.errors import RlgenError
+from rlgen.lightning_modules._rl import RLSystem
+from rlgen.nets.rl import CategoricalPolicy
+
+
+def discounted_returns(rewards: np.ndarray, lengths: np.ndarray, gamma: float, reward_to_go: bool = True,
+                       reset_on_reward: bool = False) -> np.ndarray:
+    """Per-step returns of episodes laid end to end.
+
+    Args:
+        rewards: ``(T,)`` rewards of all episodes, one after the other.
+        lengths: ``(E,)`` episode lengths, summing to T.
+        gamma: discount factor.
+        reward_to_go: G_t = sum_{k >= t} gamma^(k-t) r_k; otherwise every step gets the episode's G_0.
+        reset_on_reward: restart the sum at every non-zero reward (Pong: each point is its own game).
+    """
+    assert int(lengths.sum()) == len(rewards), f"lengths sum to {lengths.sum()}, but there are {len(rewards)} rewards"
+    returns = np.empty(len(rewards), dtype=np.float64)
+    start = 0
+    for length in lengths.tolist():
+        g = 0.0
+        for t in range(start + length - 1, start - 1, -1):
+            if reset_on_reward and rewards[t] != 0:
+                g = 0.0
+            g = rewards[t] + gamma * g
+            returns[t] = g
+        if not reward_to_go:
+            returns[start:start + length] = returns[start]
+        start += length
+    return returns
+
+
+def reinforce_loss(logits: torch.Tensor, actions: torch.Tensor, advantages: torch.Tensor, n_episodes: int,
+                   entropy_coef: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(loss, entropy)``: -1/E sum_t A_t log pi(a_t | s_t) - entropy_coef * mean_t H(pi(. | s_t)).
+
+    Args:
+        logits: ``(T, A)`` policy logits.
+        actions: ``(T,)`` actions taken.
+        advantages: ``(T,)`` weights of the log-probabilities (returns minus baseline, maybe normalized).
+        n_episodes: E, the number of episodes in the batch (the estimator averages over episodes).
+        entropy_coef: weight of the entropy bonus.
+    """
+    dist = Categorical(logits=logits)
+    entropy = dist.entropy().mean()
+    loss = -(dist.log_prob(actions) * advantages.detach()).sum() / n_episodes - entropy_coef * entropy
+    return loss, entropy
+
+
+class Reinforce(RLSystem):
+    r"""REINFORCE (Williams, "Simple statistical gradient-following algorithms for connectionist
+    reinforcement learning", 1992): the Monte Carlo policy gradient over batches of whole episodes.
+
+    .. math::
+        L(\theta) = -\frac{1}{E} \sum_{e=1}^{E} \sum_t \big(G_t - b_t\big) \log \pi_\theta(a_t | s_t)
+                    - \beta\, \overline{H(\pi_\theta(\cdot | s_t))}
+                    \;[+\, c_v\, \overline{(G_t - V_\phi(s_t))^2}]
+
+    with the reward-to-go :math:`G_t = \sum_{k \ge t} \gamma^{k-t} r_k` (or the whole return
+    :math:`G_0`), a baseline :math:`b_t` (none, a running mean of returns, or a learned
+    :math:`V_\phi(s_t)`), and :math:`G_t - b_t` standardized within the batch if ``normalize_returns``.
+
+    Deviations from the paper:
+        * Adam instead of plain gradient ascent; the standardization is Karpathy's variance reduction.
+        * With ``num_envs > 1`` an episode running when a batch fills continues into the next batch,
+          so its first steps come from the previous policy.
+    """
+
+    def __init__(
+        self,
+        env_id: str = "CartPole-v1",
+        policy: CategoricalPolicy | None = None,
+        env_options: dict[str, Any] | None = None,
+        action_map: list[int] | None = None,
+        num_envs: int = 1,
+        episodes_per_batch: int = 1,
+        lr: float = 1e-2,
+        gamma: float = 0.99,
+        reward_to_go: bool = True,
+        normalize_returns: bool = True,
+        baseline: Literal["none", "mean", "value"] = "none",
+        baseline_momentum: float = 0.9,
+        value_coef: float = 0.5,
+        entropy_coef: float = 0.0,
+        reset_return_on_reward: bool = False,
+        eval_episodes: int = 10,
+        test_episodes: int = 20,
+        video_dir: str | None = None,
+        seed: int | None = None,
+    ) -> None:
+        """
+        Args:
+            env_id: Gymnasium id with a discrete action space and flat observations.
+            policy: the policy network (None: ``CategoricalPolicy()``); sized for the environment in ``setup``.
+            env_options: extra ``rlgen.envs.make_env`` options (e.g. ``pong_from_pixels: true``).
+            action_map: env actions the policy chooses among (Pong: ``[2, 3]``, UP and DOWN); None uses all.
+            num_envs: environments stepped together in this process (per DDP rank).
+            episodes_per_batch: whole episodes per gradient step.
+            lr: Adam learning rate.
+            gamma: discount factor.
+            reward_to_go: weight log pi(a_t|s_t) by the return from t on (else by the whole episode's).
+            normalize_returns: standardize the weights G_t - b_t within each batch.
+            baseline: ``none``, ``mean`` (running mean of returns) or ``value`` (a learned V(s) head).
+            baseline_momentum: momentum of the running-mean baseline.
+            value_coef: weight of the value head's squared error (``baseline: value``).
+            entropy_coef: weight of the entropy bonus.
+            reset_return_on_reward: restart the return at each non-zero reward (Pong's points, as Karpathy).
+            eval_episodes: evaluation episodes per validation (``val/episodic_return`` is their mean).
+            test_episodes: evaluation episodes of ``rlgen test`` (``test/episodic_return``).
+            video_dir: record the first evaluation episode of each validation/test here (and to the logger).
+            seed: environment seed; None uses the run's ``seed_everything``.
+        """
+        super().__init__()
+        if lr <= 0 or episodes_per_batch <= 0:
+            raise RlgenError(f"Reinforce lr={lr}, episodes_per_batch={episodes_per_batch}: both must be positive")
+        for name, value in (("gamma", gamma), ("baseline_momentum", baseline_momentum)):
+            if not 0.0 <= value <= 1.0:
+                raise RlgenError(f"Reinforce {name}={value}: must lie in [0, 1]")
+        if value_coef < 0 or entropy_coef < 0:
+            raise RlgenError("Reinforce value_coef and entropy_coef must be >= 0")
+        if action_map is not None and len(action_map) < 2:
+            raise RlgenError(f"Reinforce action_map={action_map}: list at least two env actions, e.g. [2, 3]")
+        policy = policy if policy is not None else CategoricalPolicy()
+        if baseline == "value":
+            policy.value_head = True
+        self.save_hyperparameters(ignore=["policy"])
+        self._init_rl(env_id, env_options, num_envs, eval_episodes, test_episodes, video_dir, seed)
+        self.policy = policy
+        self.source: EpisodeExperience | None = None
+        self.register_buffer("baseline_mean", torch.zeros(()))
+        self.register_buffer("action_map", torch.tensor(action_map or [], dtype=torch.long), persistent=False)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        """Most likely env actions ``(B,)`` for observations ``(B, D)``."""
+        logits, _ = self.policy(obs)
+        return self._to_env_action(logits.argmax(dim=1))
+
+    def training_step(self, batch: EpisodeBatch, batch_idx: int) -> torch.Tensor:
+        hp = self.hparams
+        logits, values = self.policy(batch.obs)  # (T, A), (T,) or None
+        actions = self._to_policy_action(batch.actions)  # (T,)
+        returns = torch.as_tensor(discounted_returns(batch.rewards.cpu().numpy(), batch.lengths.cpu().numpy(),
+                                                     hp.gamma, hp.reward_to_go, hp.reset_return_on_reward),
+                                  dtype=torch.float32, device=self.device)  # (T,)
+        advantages = self._advantages(returns, values)  # (T,)
+        loss, entropy = reinforce_loss(logits, actions, advantages, len(batch.lengths), hp.entropy_coef)
+        if values is not None:
+            value_loss = F.mse_loss(values, returns)
+            loss = loss + hp.value_coef * value_loss
+        self._log_rollout(**{"train/loss": loss.item(), "train/entropy": entropy.item()})
+        return loss
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.policy.parameters(), lr=self.hparams.lr)
+
+    # ------------------------------------------------------------------------ Lightning hooks
+    def setup(self, stage: str) -> None:
+        if self.policy.torso is not None:
+            return
+        from rlgen.envs import check_discrete_actions
+
+        obs_space, action_space = self._env_spaces()
+        n_actions = check_discrete_actions(action_space, "Reinforce")
+        if len(self.action_map):
+            bad = [a for a in self.action_map.tolist() if not 0 <= a < n_actions]
+            if bad:
+                raise RlgenError(f"Reinforce action_map has {bad}, but {self.env_id} has actions 0..{n_actions - 1}")
+            n_actions = len(self.action_map)
+        self.policy.build(obs_space.shape, n_actions)
+
+    def on_fit_start(self) -> None:
+        self.envs = self._make_train_envs()
+        pong_like = self.env_options.get("pong_from_pixels", False)
+        self.source = EpisodeExperience(self.envs, self._act, self.hparams.episodes_per_batch, seed=self.env_seed,
+                                        stats=self.rollout, obs_dtype=np.int8 if pong_like else None)
+
+    # ------------------------------------------------------------------------------- helpers
+    @torch.no_grad()
+    def _act(self, obs: np.ndarray) -> np.ndarray:
+        """Env actions ``(N,)`` sampled from pi(. | s) for observations ``(N, D)``."""
+        logits, _ = self.policy(torch.as_tensor(obs, device=self.device))
+        return self._to_env_action(Categorical(logits=logits).sample()).cpu().numpy()
+
+    def _advantages(self, returns: torch.Tensor, values: torch.Tensor | None) -> torch.Tensor:
+        """The weights of log pi: G_t - b_t, standardized within the batch if ``normalize_returns``."""
+        hp = self.hparams
+        if hp.baseline == "value":
+            advantages = returns - values.detach()
+        elif hp.baseline == "mean":
+            advantages = returns - self.baseline_mean
+            self.baseline_mean.lerp_(returns.mean(), 1.0 - hp.baseline_momentum)  # running mean, after use
+        else:
+            advantages = returns
+        if hp.normalize_returns and len(advantages) > 1:
+            advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+        return advantages
+
+    def _eval_action(self, obs: np.ndarray) -> int:
+        return int(self(torch.as_tensor(obs, device=self.device).unsqueeze(0))[0])
+
+    def _to_env_action(self, index: torch.Tensor) -> torch.Tensor:
+        return self.action_map[index] if len(self.action_map) else index
+
+    def _to_policy_action(self, env_action: torch.Tensor) -> torch.Tensor:
+        if not len(self.action_map):
+            return env_action
+        return (env_action.unsqueeze(1) == self.action_map).long().argmax(dim=1)  # (T,)

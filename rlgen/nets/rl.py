@@ -1,0 +1,151 @@
+"""Networks for the RL systems: an MLP for vector observations, the Nature CNN for stacked Atari
+frames, a Q-network with an optional dueling head, and a categorical policy.
+
+Plain ``nn.Module`` classes without Lightning: the systems in ``rlgen/lightning_modules`` receive
+them as typed ``__init__`` arguments. Input sizes that depend on the environment (observation size,
+number of actions) are set by the system through ``build(obs_shape, n_actions)`` once the environment
+is known, so a config only states the architecture (hidden sizes, dueling, ...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+
+def mlp(in_features: int, hidden_sizes: Sequence[int], out_features: int | None = None,
+        activation: type[nn.Module] = nn.ReLU) -> nn.Sequential:
+    """``Linear -> activation`` for each hidden size, then an optional output ``Linear`` (no activation)."""
+    layers: list[nn.Module] = []
+    for size in hidden_sizes:
+        layers += [nn.Linear(in_features, size), activation()]
+        in_features = size
+    if out_features is not None:
+        layers.append(nn.Linear(in_features, out_features))
+    return nn.Sequential(*layers)
+
+
+class NatureCNN(nn.Module):
+    """The DQN paper's torso (Mnih et al., 2015): 3 convolutions and a 512-unit layer.
+
+    Takes ``(B, C, 84, 84)`` frames; uint8 input is scaled to [0, 1] here, so the replay buffer can
+    keep its compact dtype all the way to the device.
+
+    Args:
+        in_channels: number of stacked frames.
+        features: width of the last hidden layer.
+    """
+
+    def __init__(self, in_channels: int = 4, features: int = 512) -> None:
+        super().__init__()
+        self.out_features = features
+        self.net = nn.Sequential(
+            nn.Conv2d(in_channels, 32, 8, stride=4), nn.ReLU(),  # (B, 32, 20, 20)
+            nn.Conv2d(32, 64, 4, stride=2), nn.ReLU(),  # (B, 64, 9, 9)
+            nn.Conv2d(64, 64, 3, stride=1), nn.ReLU(),  # (B, 64, 7, 7)
+            nn.Flatten(),  # (B, 3136)
+            nn.Linear(64 * 7 * 7, features), nn.ReLU(),  # (B, features)
+        )
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        if obs.dtype == torch.uint8:
+            obs = obs.float() / 255.0
+        return self.net(obs)
+
+
+class DuelingHead(nn.Module):
+    """Q(s, a) = V(s) + A(s, a) - mean_a' A(s, a') (Wang et al., 2016), from a feature vector.
+
+    Args:
+        in_features: size of the feature vector.
+        n_actions: number of discrete actions.
+        hidden: hidden units of each stream (0: linear streams).
+    """
+
+    def __init__(self, in_features: int, n_actions: int, hidden: int = 0) -> None:
+        super().__init__()
+        sizes = [hidden] if hidden else []
+        self.value = mlp(in_features, sizes, 1)
+        self.advantage = mlp(in_features, sizes, n_actions)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        value = self.value(features)  # (B, 1)
+        advantage = self.advantage(features)  # (B, A)
+        return value + advantage - advantage.mean(dim=1, keepdim=True)  # (B, A)
+
+
+class QNetwork(nn.Module):
+    """Action values Q(s, .) for discrete actions: a torso (MLP or Nature CNN) and a linear or dueling head.
+
+    Built lazily: the system calls ``build(obs_shape, n_actions)`` once it knows the environment.
+    Vector observations ``(B, D)`` get an MLP torso; image stacks ``(B, C, 84, 84)`` the Nature CNN.
+
+    Args:
+        hidden_sizes: MLP hidden layers for vector observations (ignored for pixels).
+        dueling: use a dueling value/advantage head instead of a linear one.
+        cnn_features: width of the Nature CNN's last hidden layer (pixels only).
+    """
+
+    def __init__(self, hidden_sizes: Sequence[int] = (256, 256), dueling: bool = False,
+                 cnn_features: int = 512) -> None:
+        super().__init__()
+        self.hidden_sizes = list(hidden_sizes)
+        self.dueling = dueling
+        self.cnn_features = cnn_features
+        self.torso: nn.Module | None = None
+        self.head: nn.Module | None = None
+
+    def build(self, obs_shape: Sequence[int], n_actions: int) -> QNetwork:
+        """Create the layers for observations of ``obs_shape`` and ``n_actions`` actions; returns self."""
+        if len(obs_shape) == 3:
+            self.torso = NatureCNN(obs_shape[0], self.cnn_features)
+            features = self.cnn_features
+        elif len(obs_shape) == 1:
+            self.torso = mlp(obs_shape[0], self.hidden_sizes)
+            features = self.hidden_sizes[-1] if self.hidden_sizes else obs_shape[0]
+        else:
+            raise ValueError(f"QNetwork takes vector (D,) or image (C, H, W) observations, got {tuple(obs_shape)}")
+        self.head = DuelingHead(features, n_actions) if self.dueling else nn.Linear(features, n_actions)
+        return self
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        assert self.torso is not None, "call QNetwork.build(obs_shape, n_actions) before using it"
+        return self.head(self.torso(obs.float() if obs.dtype == torch.float64 else obs))  # (B, A)
+
+
+class CategoricalPolicy(nn.Module):
+    """Logits of pi(a | s) over discrete actions, with an optional state-value head for a baseline.
+
+    Vector observations only (Pong from pixels arrives as a flat 6,400-vector of frame differences).
+
+    Args:
+        hidden_sizes: MLP hidden layers shared by the policy and value heads.
+        value_head: add a V(s) head (used by a learned baseline).
+    """
+
+    def __init__(self, hidden_sizes: Sequence[int] = (128,), value_head: bool = False) -> None:
+        super().__init__()
+        self.hidden_sizes = list(hidden_sizes)
+        self.value_head = value_head
+        self.torso: nn.Module | None = None
+        self.logits: nn.Module | None = None
+        self.value: nn.Module | None = None
+
+    def build(self, obs_shape: Sequence[int], n_actions: int) -> CategoricalPolicy:
+        """Create the layers for flat observations of ``obs_shape`` and ``n_actions`` actions; returns self."""
+        if len(obs_shape) != 1:
+            raise ValueError(f"CategoricalPolicy takes flat (D,) observations, got {tuple(obs_shape)}")
+        self.torso = mlp(obs_shape[0], self.hidden_sizes)
+        features = self.hidden_sizes[-1] if self.hidden_sizes else obs_shape[0]
+        self.logits = nn.Linear(features, n_actions)
+        self.value = nn.Linear(features, 1) if self.value_head else None
+        return self
+
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(logits (B, A), value (B,) or None)``."""
+        assert self.torso is not None, "call CategoricalPolicy.build(obs_shape, n_actions) before using it"
+        features = self.torso(obs.float())  # (B, H)
+        value = self.value(features).squeeze(-1) if self.value is not None else None
+        return self.logits(features), value

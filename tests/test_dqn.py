@@ -1,0 +1,119 @@
+"""DQN: TD targets (terminated vs truncated, Double DQN), target updates, epsilon schedule, dueling
+head, bad input, and resuming a run from its checkpoint."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from rlgen.cli import run
+from rlgen.envs import ReplayBuffer
+from rlgen.errors import RlgenError
+from rlgen.lightning_modules.dqn import DQN, linear_schedule, polyak_update, td_target
+from rlgen.nets.rl import DuelingHead, QNetwork
+from tests.conftest import CONFIGS, run_cli
+
+GAMMA = 0.9
+
+
+def test_td_target_bootstraps_through_truncation_but_not_termination():
+    # Two transitions from the replay buffer: the first ends by termination, the second by a time limit.
+    buffer = ReplayBuffer(16, (2,), gamma=GAMMA)
+    obs = np.array([[0.0, 0.0]], np.float32)
+    buffer.add(obs, [1], [1.0], obs + 1, terminated=[True], truncated=[False])
+    buffer.add(obs + 5, [0], [2.0], obs + 6, terminated=[False], truncated=[True])
+    batch = buffer.sample(64)
+    next_q = torch.tensor([[3.0, 4.0]]).expand(64, 2)  # max = 4 for every next state
+    y = td_target(batch.rewards, batch.discounts, next_q)
+    terminal = batch.rewards == 1.0
+    assert terminal.any() and (~terminal).any()
+    torch.testing.assert_close(y[terminal], torch.full_like(y[terminal], 1.0))  # 1 + 0
+    torch.testing.assert_close(y[~terminal], torch.full_like(y[~terminal], 2.0 + GAMMA * 4.0))  # 2 + 0.9 * 4
+
+
+def test_double_dqn_target_picks_with_online_and_evaluates_with_target():
+    rewards = torch.tensor([1.0, 0.0])
+    discounts = torch.tensor([0.5, 0.5])
+    next_q_target = torch.tensor([[10.0, 2.0, 0.0], [1.0, 1.0, 8.0]])
+    next_q_online = torch.tensor([[0.0, 5.0, 1.0], [3.0, 0.0, 0.0]])  # online argmax: action 1, action 0
+    torch.testing.assert_close(td_target(rewards, discounts, next_q_target), torch.tensor([6.0, 4.0]))
+    torch.testing.assert_close(td_target(rewards, discounts, next_q_target, next_q_online),
+                               torch.tensor([1.0 + 0.5 * 2.0, 0.5 * 1.0]))
+
+
+def test_polyak_update_moves_target_towards_online():
+    online, target = nn.Linear(2, 1), nn.Linear(2, 1)
+    with torch.no_grad():
+        online.weight.fill_(1.0), online.bias.fill_(2.0), target.weight.fill_(0.0), target.bias.fill_(0.0)
+    polyak_update(target, online, tau=0.25)
+    torch.testing.assert_close(target.weight, torch.full((1, 2), 0.25))
+    torch.testing.assert_close(target.bias, torch.full((1,), 0.5))
+    polyak_update(target, online, tau=1.0)  # a hard copy
+    torch.testing.assert_close(target.bias, online.bias)
+
+
+def test_epsilon_schedule_is_linear_over_env_steps_then_constant():
+    assert [linear_schedule(1.0, 0.1, 100, t) for t in (0, 50, 100, 1000)] == pytest.approx([1.0, 0.55, 0.1, 0.1])
+    model = DQN(eps_start=1.0, eps_end=0.04, eps_decay_steps=8000)
+    model.rollout.env_steps = 4000
+    assert model.epsilon == pytest.approx(0.52)
+
+
+def test_dueling_head_shape_and_mean_zero_advantage():
+    head = DuelingHead(in_features=8, n_actions=5, hidden=16)
+    features = torch.randn(3, 8)
+    q = head(features)
+    assert q.shape == (3, 5)
+    # Q - V = A - mean(A): averaging Q over the actions gives back V.
+    torch.testing.assert_close(q.mean(dim=1), head.value(features).squeeze(1))
+
+
+def test_q_network_shapes_for_vectors_and_stacked_frames():
+    assert QNetwork([32]).build((4,), 2)(torch.zeros(7, 4)).shape == (7, 2)
+    pixels = QNetwork(dueling=True).build((4, 84, 84), 6)
+    assert pixels(torch.zeros(2, 4, 84, 84, dtype=torch.uint8)).shape == (2, 6)
+
+
+@pytest.mark.parametrize("bad", [{"lr": -1.0}, {"batch_size": 0}, {"eps_end": 1.5}, {"tau": 0.0},
+                                 {"warm_start_steps": 8, "batch_size": 32}])
+def test_bad_hyperparameters_raise_one_line_errors(bad):
+    with pytest.raises(RlgenError):
+        DQN(**bad)
+
+
+def test_continuous_action_space_is_refused(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit):
+        run_cli("fit", "-c", str(CONFIGS / "dqn" / "cartpole.yaml"), "--trainer.fast_dev_run=true",
+                "--model.env_id=Pendulum-v1")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("rlgen: error: DQN needs a discrete action space"), err
+
+
+TINY = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false", "--trainer.logger=false",
+        "--trainer.val_check_interval=10", "--model.eval_episodes=1", "--model.warm_start_steps=64",
+        "--model.batch_size=16", "--model.train_frequency=4", "--model.gradient_steps=2",
+        "--model.eps_decay_steps=1000", "--model.q_net.init_args.hidden_sizes=[16]"]
+
+
+@pytest.mark.parametrize("save_buffer", [True, False])
+def test_resume_continues_env_steps_and_epsilon(tmp_path, monkeypatch, save_buffer):
+    monkeypatch.chdir(tmp_path)
+    cfg = str(CONFIGS / "dqn" / "cartpole.yaml")
+    common = [*TINY, f"--model.save_buffer={save_buffer}"]
+    first = run(["fit", "-c", cfg, "--trainer.max_steps=20", *common])
+    # 64 warm-up steps, then 4 env steps per 2 gradient steps: 10 phases for 20 gradient steps, and one
+    # more because Lightning fetches a batch ahead.
+    assert first.model.rollout.env_steps == 64 + 11 * 4 == 108
+    (last,) = tmp_path.rglob("last.ckpt")
+    second = run(["fit", "-c", cfg, "--trainer.max_steps=40", f"--ckpt_path={last}", *common])
+    refill = 0 if save_buffer else 64  # without the saved buffer, the warm-up refills it
+    assert second.trainer.global_step == 40
+    expected = 108 + refill + 11 * 4  # the counter goes on from the checkpoint's 108
+    assert second.model.rollout.env_steps == expected
+    assert second.model.epsilon == pytest.approx(1.0 + (0.04 - 1.0) * expected / 1000)  # eps_end 0.04 (config)
+    assert math.isfinite(second.trainer.callback_metrics["val/episodic_return"].item())
