@@ -67,6 +67,16 @@ def _start_slow_fit(root: Path, *extra: str) -> subprocess.Popen:
     return subprocess.Popen(args, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def wait_until_training(root: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
+    """Wait until the run wrote its config.yaml (signal handlers are set by then), plus a few steps."""
+    deadline = time.time() + timeout
+    while not list(root.rglob("config.yaml")):
+        assert proc.poll() is None, proc.communicate()
+        assert time.time() < deadline, "training did not start"
+        time.sleep(0.1)
+    time.sleep(1.5)
+
+
 def _wait_for_checkpoint(root: Path, proc: subprocess.Popen, min_step: int = 5, timeout: float = 90) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -109,7 +119,7 @@ def test_kill_9_leaves_an_intact_checkpoint_that_resumes(tmp_path):
 def test_ctrl_c_saves_a_checkpoint_at_the_current_step(tmp_path):
     proc = _start_slow_fit(tmp_path, "--trainer.callbacks.every_n_train_steps=1000")
     try:
-        time.sleep(4)  # start-up, then a few dozen steps; no periodic checkpoint is due before step 1000
+        wait_until_training(tmp_path, proc)  # no periodic checkpoint is due before step 1000
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
     finally:
