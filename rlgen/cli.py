@@ -19,6 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import torch
 import yaml
 from jsonargparse import ArgumentError, Namespace
 from pytorch_lightning import Trainer
@@ -48,6 +49,15 @@ class RlgenCLI(LightningCLI):
     ``version_N`` directory, so two runs never collide. ``--ckpt_path last`` finds the newest
     ``last.ckpt`` of earlier runs with the same logger name.
     """
+
+    def add_arguments_to_parser(self, parser) -> None:
+        parser.add_argument("--compile", type=bool, default=False,
+                            help="Compile the model with torch.compile (opt-in; pays a one-off compile time).")
+
+    def instantiate_classes(self) -> None:
+        super().instantiate_classes()
+        if self._get(self.config, "compile"):
+            self.model = torch.compile(self.model)
 
     def parse_arguments(self, parser, args) -> None:
         super().parse_arguments(parser, args)
