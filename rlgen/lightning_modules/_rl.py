@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from gymnasium.error import DependencyNotInstalled
 from pytorch_lightning import LightningModule
 from torch.utils.data import DataLoader
 
@@ -24,6 +25,9 @@ from rlgen.errors import RlgenError
 
 _RANK_SEED_STRIDE = 10_000  # rank r's envs are seeded seed + r * stride (+ i for sub-env i)
 _EVAL_SEED_OFFSET = 5_000  # the evaluation env never replays a training env's seeds
+# Not saved as hyperparameters: LightningCLI would restore them from the checkpoint over the command
+# line, and `rlgen test --ckpt_path ... --model.video_dir videos/` must record.
+RUN_TIME_ARGS = ("video_dir", "eval_episodes", "test_episodes")
 
 
 class RLSystem(LightningModule):
@@ -126,7 +130,7 @@ class RLSystem(LightningModule):
     def _play_episode(self, env: Any, record: bool) -> tuple[float, int, list[np.ndarray]]:
         """Play one episode with ``_eval_action``: (return, length, rgb frames if ``record``)."""
         obs, _ = env.reset()
-        frames = [env.render()] if record else []
+        frames = [self._first_frame(env)] if record else []
         total, length, done = 0.0, 0, False
         while not done:
             obs, reward, terminated, truncated, _ = env.step(self._eval_action(obs))
@@ -134,6 +138,12 @@ class RLSystem(LightningModule):
             if record:
                 frames.append(env.render())
         return total, length, frames
+
+    def _first_frame(self, env: Any) -> np.ndarray:
+        try:
+            return env.render()
+        except DependencyNotInstalled as err:  # CartPole & co. draw with pygame
+            raise RlgenError(f"recording videos of {self.env_id} needs its renderer: {err}") from None
 
     def _eval_action(self, obs: np.ndarray) -> int:
         raise NotImplementedError
