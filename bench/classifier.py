@@ -1,0 +1,91 @@
+"""Train the MNIST classifier, measure its test accuracy, and keep a small weights-only checkpoint.
+
+    python bench/classifier.py --data-dir ../shared/data         # real run (~6 min on 2 CPU cores)
+    python bench/classifier.py --smoke --data-dir <tiny mnist> --out-dir /tmp/x
+
+Writes ``<out-dir>/classifier.json`` (test accuracy, per-class accuracy, wall time), ``classifier.png``
+(per-class test accuracy) and ``<out-dir>/mnist_classifier.ckpt``, the checkpoint that FID / IS and the
+text-GAN prompt accuracy use (``--model.classifier_ckpt bench/results/mnist_classifier.ckpt``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+from rlgen.cli import run  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+TARGET_ACC = 0.99
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", default=str(REPO.parent / "shared" / "data"), help="folder holding MNIST/raw")
+    parser.add_argument("--out-dir", default=str(REPO / "bench" / "results"), help="where JSON, PNG, ckpt go")
+    parser.add_argument("--epochs", type=int, default=4, help="training epochs")
+    parser.add_argument("--smoke", action="store_true", help="a few steps on whatever data is given (seconds)")
+    args = parser.parse_args(argv)
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+
+    budget = ["--trainer.max_steps=3", "--trainer.limit_val_batches=2"] if args.smoke else []
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as runs:
+        cli = run([
+            "fit", "-c", str(REPO / "configs" / "classifier" / "mnist.yaml"),
+            f"--data.data_dir={args.data_dir}", f"--trainer.max_epochs={args.epochs}",
+            f"--trainer.default_root_dir={runs}", f"--trainer.logger.init_args.save_dir={runs}",
+            "--trainer.enable_progress_bar=false", *(["--data.num_workers=0"] if args.smoke else []), *budget,
+        ])
+        fit_s = time.perf_counter() - start
+        best = cli.trainer.checkpoint_callback.best_model_path or None
+        cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=best, verbose=False)
+        test_acc = float(cli.trainer.callback_metrics["test/acc"])
+        ckpt = out / "mnist_classifier.ckpt"
+        cli.trainer.save_checkpoint(ckpt, weights_only=True)
+        per_class = _per_class_accuracy(cli.model, cli.datamodule.test_dataloader())
+
+    result = {
+        "benchmark": "classifier", "smoke": args.smoke, "date": time.strftime("%Y-%m-%d"),
+        "epochs": args.epochs, "test_acc": test_acc, "target_test_acc": TARGET_ACC,
+        "passed": test_acc >= TARGET_ACC, "per_class_acc": per_class,
+        "fit_wall_s": round(fit_s, 1), "checkpoint": str(ckpt), "checkpoint_bytes": ckpt.stat().st_size,
+        "torch_threads": torch.get_num_threads(),
+    }
+    (out / "classifier.json").write_text(json.dumps(result, indent=2))
+    fig, ax = plt.subplots(figsize=(6, 3))
+    ax.bar(range(len(per_class)), per_class)
+    ax.axhline(TARGET_ACC, color="r", ls="--", label=f"target {TARGET_ACC}")
+    ax.set(xlabel="digit", ylabel="test accuracy", ylim=(min(0.9, min(per_class)), 1.0),
+           title=f"MNIST classifier: test acc {test_acc:.4f}")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "classifier.png", dpi=100)
+    print(f"test accuracy {test_acc:.4f} (target {TARGET_ACC}), fit {fit_s:.0f} s, checkpoint {ckpt} "
+          f"({ckpt.stat().st_size / 1e6:.2f} MB)")
+    return result
+
+
+@torch.no_grad()
+def _per_class_accuracy(model, loader) -> list[float]:
+    model.eval()
+    correct, total = torch.zeros(10), torch.zeros(10)
+    for x, y in loader:
+        pred = model(x.to(model.device)).argmax(1).cpu()
+        total += torch.bincount(y, minlength=10).float()
+        correct += torch.bincount(y[pred == y], minlength=10).float()
+    return (correct / total.clamp(min=1)).tolist()
+
+
+if __name__ == "__main__":
+    main()
