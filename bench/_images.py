@@ -1,0 +1,40 @@
+"""Shared pieces of the image-model benchmarks (VAE, autoencoders, overhead): arguments and an rlgen fit."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from rlgen.cli import RlgenCLI, run
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def image_bench_parser(doc: str, epochs: int) -> argparse.ArgumentParser:
+    """The options every image benchmark takes: data, output folder, epochs, threads, smoke mode."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--data-dir", default=str(REPO.parent / "shared" / "data"), help="folder holding MNIST/raw")
+    parser.add_argument("--out-dir", default=str(REPO / "bench" / "results"), help="where JSON and PNG go")
+    parser.add_argument("--epochs", type=int, default=epochs, help="training epochs (per model)")
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (1 is fastest on 2 cores)")
+    parser.add_argument("--smoke", action="store_true", help="a few steps on whatever data is given (seconds)")
+    return parser
+
+
+def setup(args: argparse.Namespace) -> Path:
+    """Apply ``--threads`` and create ``--out-dir``; returns the output folder."""
+    torch.set_num_threads(args.threads)
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def rlgen_fit(config: str, data_dir: str, runs: str, *overrides: str) -> RlgenCLI:
+    """``rlgen fit -c configs/<config>/mnist.yaml`` with logs under ``runs`` and no progress bar."""
+    return run([
+        "fit", "-c", str(REPO / "configs" / config / "mnist.yaml"), f"--data.data_dir={data_dir}",
+        f"--trainer.default_root_dir={runs}", f"--trainer.logger.init_args.save_dir={runs}",
+        "--trainer.enable_progress_bar=false", *overrides,
+    ])

@@ -1,0 +1,119 @@
+"""Framework overhead: one VAE training epoch through rlgen against the same work in a plain PyTorch loop.
+
+    python bench/overhead.py --data-dir ../shared/data --repeats 3        # real run (~6 epochs of the VAE)
+    python bench/overhead.py --smoke --data-dir <tiny mnist> --out-dir /tmp/x
+
+Both sides train the same network (``rlgen.nets.autoencoders`` conv encoder / decoder, as in
+``configs/vae/mnist.yaml``) on the same 55,000 dynamically binarized training images with the same batch
+size, DataLoader workers, Adam and loss, for one epoch, in this process. The rlgen side runs
+``rlgen fit -c configs/vae/mnist.yaml`` with validation, checkpointing and the progress bar switched off
+(the plain loop has none of them) but keeps the TensorBoard logger; the timed span covers everything from
+the command to the end of the epoch (CLI parsing, Trainer set-up, DataLoader workers) on both sides.
+Runs alternate (rlgen, plain, rlgen, ...) so that load from other processes hits both alike; the figure
+is the median of the per-pair ratios. Target (issue 6): rlgen / plain <= 1.05.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from torch.utils.data import DataLoader, random_split  # noqa: E402
+from torchvision import transforms  # noqa: E402
+from torchvision.datasets import MNIST  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python bench/overhead.py` works too
+from bench._images import image_bench_parser, rlgen_fit, setup  # noqa: E402
+from rlgen.nets.autoencoders import ConvDecoder, ConvEncoder  # noqa: E402
+
+TARGET_RATIO = 1.05
+LATENT, HIDDEN, BATCH, LR, VAL_SIZE, SPLIT_SEED = 32, 256, 128, 1e-3, 5000, 42  # as in configs/vae/mnist.yaml
+
+
+def rlgen_epoch(data_dir: str, workers: int, max_batches: int | None) -> float:
+    """Seconds for ``rlgen fit`` of one epoch (no validation, checkpoints or progress bar)."""
+    limit = [f"--trainer.limit_train_batches={max_batches}"] if max_batches else []
+    with tempfile.TemporaryDirectory() as runs:
+        start = time.perf_counter()
+        rlgen_fit("vae", data_dir, runs, f"--data.num_workers={workers}", "--trainer.max_epochs=1",
+                  "--trainer.limit_val_batches=0", "--trainer.num_sanity_val_steps=0",
+                  "--trainer.enable_checkpointing=false", "--trainer.callbacks=[]",
+                  "--trainer.enable_model_summary=false", *limit)
+        return time.perf_counter() - start
+
+
+def plain_epoch(data_dir: str, workers: int, max_batches: int | None) -> float:
+    """Seconds for the same epoch written as a plain PyTorch loop."""
+    start = time.perf_counter()
+    torch.manual_seed(0)
+    binarize = transforms.Compose([transforms.ToTensor(), transforms.Lambda(torch.bernoulli)])
+    full = MNIST(data_dir, train=True, transform=binarize)
+    train, _ = random_split(full, [len(full) - VAL_SIZE, VAL_SIZE], generator=torch.Generator().manual_seed(SPLIT_SEED))
+    loader = DataLoader(train, batch_size=BATCH, shuffle=True, drop_last=True, num_workers=workers,
+                        persistent_workers=workers > 0)
+    encoder, decoder = ConvEncoder(2 * LATENT, HIDDEN), ConvDecoder(LATENT, HIDDEN)
+    opt = torch.optim.Adam([*encoder.parameters(), *decoder.parameters()], lr=LR)
+    for i, (x, _) in enumerate(loader):
+        if max_batches and i >= max_batches:
+            break
+        mu, logvar = encoder(x).chunk(2, dim=1)
+        z = mu + (0.5 * logvar).exp() * torch.randn_like(mu)
+        rec = F.binary_cross_entropy_with_logits(decoder(z), x, reduction="sum") / x.shape[0]
+        kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(1).mean()
+        opt.zero_grad()
+        (rec + kl).backward()
+        opt.step()
+    return time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = image_bench_parser(__doc__, epochs=1)
+    parser.add_argument("--repeats", type=int, default=3, help="alternating (rlgen, plain) pairs")
+    parser.add_argument("--workers", type=int, default=2, help="DataLoader workers on both sides (config: 2)")
+    args = parser.parse_args(argv)
+    out = setup(args)
+    max_batches, repeats, workers = (3, 1, 0) if args.smoke else (None, args.repeats, args.workers)
+
+    rlgen_s, plain_s = [], []
+    for i in range(repeats):
+        rlgen_s.append(rlgen_epoch(args.data_dir, workers, max_batches))
+        plain_s.append(plain_epoch(args.data_dir, workers, max_batches))
+        print(f"pair {i + 1}/{repeats}: rlgen {rlgen_s[-1]:.1f} s, plain {plain_s[-1]:.1f} s, "
+              f"ratio {rlgen_s[-1] / plain_s[-1]:.3f}")
+    ratios = [r / p for r, p in zip(rlgen_s, plain_s, strict=True)]
+    ratio = statistics.median(ratios)
+    result = {
+        "benchmark": "overhead", "smoke": args.smoke, "date": time.strftime("%Y-%m-%d"),
+        "what": "one VAE training epoch (55,000 images, batch 128), rlgen fit vs plain PyTorch loop",
+        "rlgen_s": rlgen_s, "plain_s": plain_s, "ratios": ratios, "median_ratio": ratio,
+        "median_rlgen_s": statistics.median(rlgen_s), "median_plain_s": statistics.median(plain_s),
+        "target_ratio": TARGET_RATIO, "passed": ratio <= TARGET_RATIO,
+        "workers": workers, "torch_threads": torch.get_num_threads(),
+    }
+    (out / "overhead.json").write_text(json.dumps(result, indent=2))
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    pairs = range(1, repeats + 1)
+    ax.plot(pairs, rlgen_s, "o-", label="rlgen fit")
+    ax.plot(pairs, plain_s, "s-", label="plain PyTorch loop")
+    ax.set(xlabel="pair (alternating runs)", ylabel="seconds per epoch", ylim=(0, None),
+           title=f"VAE epoch: median ratio rlgen/plain = {ratio:.3f} (target <= {TARGET_RATIO})")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "overhead.png", dpi=100)
+    plt.close(fig)
+    print(f"median ratio rlgen / plain = {ratio:.3f} (target <= {TARGET_RATIO})")
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,103 @@
+"""Train the VAE on dynamically binarized MNIST; report test negative ELBO and IWAE NLL (nats per image).
+
+    python bench/vae.py --data-dir ../shared/data --epochs 30 --max-minutes 20     # real run
+    python bench/vae.py --smoke --data-dir <tiny mnist> --out-dir /tmp/x            # seconds
+
+Runs ``configs/vae/mnist.yaml`` through rlgen (fit, then test of the best checkpoint by val/neg_elbo) and
+writes ``<out-dir>/vae.json`` (test neg. ELBO, IWAE NLL with the k used, epochs reached, wall times) and
+``<out-dir>/vae.png`` (validation neg. ELBO per epoch, and prior samples of the trained model).
+Target (issue 6): IWAE NLL <= 88 nats with k >= 200 (IWAE paper one-layer VAE: 86.76; pythae VAE: 89.8).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
+from torchvision.utils import make_grid  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python bench/vae.py` works too
+from bench._images import image_bench_parser, rlgen_fit, setup  # noqa: E402
+
+TARGET_NLL = 88.0
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = image_bench_parser(__doc__, epochs=30)
+    parser.add_argument("--max-minutes", type=float, default=None, help="stop training after this wall time")
+    parser.add_argument("--iwae-samples", type=int, default=200, help="importance samples k of the test NLL")
+    args = parser.parse_args(argv)
+    out = setup(args)
+
+    budget = ["--trainer.max_epochs=1", "--trainer.limit_train_batches=3", "--trainer.limit_val_batches=2",
+              "--trainer.limit_test_batches=2", "--data.num_workers=0"] if args.smoke else [
+              f"--trainer.max_epochs={args.epochs}"]
+    if args.max_minutes:
+        secs = int(args.max_minutes * 60)
+        budget.append(f"--trainer.max_time=00:{secs // 3600:02d}:{secs % 3600 // 60:02d}:{secs % 60:02d}")
+    k = 4 if args.smoke else args.iwae_samples
+    with tempfile.TemporaryDirectory() as runs:
+        start = time.perf_counter()
+        cli = rlgen_fit("vae", args.data_dir, runs, f"--model.iwae_samples={k}", *budget)
+        fit_s = time.perf_counter() - start
+        curve = _scalars(cli.trainer.logger.log_dir, "val/neg_elbo")
+        best = cli.trainer.checkpoint_callback.best_model_path or None
+        start = time.perf_counter()
+        cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=best, verbose=False)
+        test_s = time.perf_counter() - start
+        metrics = {key: float(v) for key, v in cli.trainer.callback_metrics.items() if key.startswith("test/")}
+        samples = cli.model.sample(64, torch.randn(64, cli.model.hparams.latent_dim,
+                                                   generator=torch.Generator().manual_seed(0)))
+
+    nll = metrics["test/nll_iwae"]
+    result = {
+        "benchmark": "vae", "smoke": args.smoke, "date": time.strftime("%Y-%m-%d"),
+        "data": "dynamically binarized MNIST (fresh binarization of the test set too)",
+        "epochs_reached": cli.trainer.current_epoch, "epochs_budget": args.epochs, "max_minutes": args.max_minutes,
+        "test_neg_elbo": metrics["test/neg_elbo"], "test_nll_iwae": nll, "iwae_k": k,
+        "target_nll": TARGET_NLL, "passed": nll <= TARGET_NLL,
+        "val_neg_elbo_per_epoch": curve, "fit_wall_s": round(fit_s, 1), "test_wall_s": round(test_s, 1),
+        "torch_threads": torch.get_num_threads(), "best_checkpoint_epoch_by": "val/neg_elbo",
+    }
+    (out / "vae.json").write_text(json.dumps(result, indent=2))
+    _plot(out / "vae.png", curve, samples, result)
+    print(f"VAE after {result['epochs_reached']} epochs ({fit_s / 60:.1f} min fit): test neg. ELBO "
+          f"{metrics['test/neg_elbo']:.2f} nats, IWAE NLL (k={k}) {nll:.2f} nats (target <= {TARGET_NLL}); "
+          f"test took {test_s / 60:.1f} min")
+    return result
+
+
+def _scalars(log_dir: str, tag: str) -> list[float]:
+    """The values of ``tag`` in a TensorBoard run directory, in step order."""
+    events = EventAccumulator(log_dir)
+    events.Reload()
+    return [e.value for e in events.Scalars(tag)] if tag in events.Tags()["scalars"] else []
+
+
+def _plot(path: Path, curve: list[float], samples: torch.Tensor, result: dict) -> None:
+    fig, (ax, ax_img) = plt.subplots(1, 2, figsize=(10, 4))
+    ax.plot(range(1, len(curve) + 1), curve, marker="o", ms=3, label="val neg. ELBO")
+    ax.axhline(TARGET_NLL, color="r", ls="--", label=f"target NLL {TARGET_NLL}")
+    ax.scatter([len(curve)], [result["test_nll_iwae"]], color="k", zorder=3,
+               label=f"test IWAE NLL (k={result['iwae_k']}) {result['test_nll_iwae']:.1f}")
+    ax.set(xlabel="epoch", ylabel="nats per image", title="VAE, binarized MNIST")
+    ax.legend()
+    ax_img.imshow(make_grid(samples.clamp(0, 1).cpu(), nrow=8, pad_value=1.0).permute(1, 2, 0))
+    ax_img.set(title="samples from the prior (mean images)")
+    ax_img.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()
