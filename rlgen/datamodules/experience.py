@@ -140,8 +140,11 @@ class ReplayExperience(IterableDataset):
     def __iter__(self) -> Iterator[Any]:
         while True:
             self.collect(self.act, self.train_frequency)
-            for _ in range(self.gradient_steps):
-                yield self.buffer.sample(self.batch_size)
+            # The buffer does not change during a training phase: draw all of its batches at once.
+            batches = self.buffer.sample(self.batch_size * self.gradient_steps)
+            for i in range(self.gradient_steps):
+                part = slice(i * self.batch_size, (i + 1) * self.batch_size)
+                yield type(batches)(*(field[part] for field in batches))
 
 
 class EpisodeBatch(NamedTuple):

@@ -167,8 +167,9 @@ class DQN(RLSystem):
             target = td_target(batch.rewards.float(), batch.discounts.float(), self.target_net(batch.next_obs),
                                next_q_online)  # (B,)
         loss = F.smooth_l1_loss(q, target) if self.hparams.loss == "huber" else F.mse_loss(q, target)
-        self._log_rollout(**{"train/loss": loss.item(), "train/q_mean": q.mean().item(),
-                             "rollout/epsilon": self.epsilon})
+        if self._is_logging_step():
+            self._log_rollout(**{"train/loss": loss.item(), "train/q_mean": q.mean().item(),
+                                 "rollout/epsilon": self.epsilon})
         return loss
 
     def configure_optimizers(self) -> torch.optim.Optimizer:

@@ -159,7 +159,8 @@ class Reinforce(RLSystem):
         if values is not None:
             value_loss = F.mse_loss(values, returns)
             loss = loss + hp.value_coef * value_loss
-        self._log_rollout(**{"train/loss": loss.item(), "train/entropy": entropy.item()})
+        if self._is_logging_step():
+            self._log_rollout(**{"train/loss": loss.item(), "train/entropy": entropy.item()})
         return loss
 
     def configure_optimizers(self) -> torch.optim.Optimizer:

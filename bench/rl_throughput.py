@@ -1,0 +1,172 @@
+"""DQN throughput, side by side: rlgen (LightningModule + experience source) against a plain
+single-file PyTorch DQN loop with the same hyperparameters, on CartPole-v1 and on Pong (pixels).
+
+    python -m bench.rl_throughput                            # CartPole and Pong, 3 repeats each
+    python -m bench.rl_throughput --smoke --out-dir /tmp/x   # seconds
+
+Both sides use the same environments (``rlgen.envs.make_vector_env``, one env), network
+(``rlgen.nets.rl.QNetwork``), batch size, train frequency, gradient steps per phase, Adam, Huber loss,
+gradient clipping and target-network period; the plain loop has its own minimal replay buffer
+(whole observations in numpy rings, as in CleanRL's loops) and no framework. Reported: environment
+steps per second after the warm-up, training included (median over repeats, run alternately), and the
+ratio rlgen / plain. Writes ``<out-dir>/rl_throughput.json`` and ``<out-dir>/rl_throughput.png``.
+Target (issue 6): rlgen >= plain on CartPole; Pong reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pytorch_lightning import Callback
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python bench/rl_throughput.py` works too
+from bench._rl import REPO, plt, save_figure  # noqa: E402
+from rlgen.cli import run  # noqa: E402
+from rlgen.envs import make_vector_env  # noqa: E402
+from rlgen.nets.rl import QNetwork  # noqa: E402
+
+# Epsilon is held at its final value after the warm-up (the regime of most of training: the network
+# acts at almost every step).
+TASKS = {
+    "cartpole": dict(config="configs/dqn/cartpole.yaml", env_id="CartPole-v1", env_options={}, hidden=[256, 256],
+                     batch_size=64, train_frequency=256, gradient_steps=128, lr=2.3e-3, target_every=128,
+                     buffer_size=100_000, eps_end=0.04, warm=1_000, steps=12_800),
+    "pong": dict(config="configs/dqn/pong.yaml", env_id="ALE/Pong-v5", env_options={"frame_stack": 4},
+                 hidden=[], batch_size=32, train_frequency=4, gradient_steps=1, lr=1e-4, target_every=1_000,
+                 buffer_size=20_000, eps_end=0.01, warm=1_000, steps=2_000),
+}
+
+
+class ThroughputTimer(Callback):
+    """Env steps and wall time between the start and the end of rlgen's training loop (after warm-up)."""
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.start = (time.perf_counter(), pl_module.rollout.env_steps)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self.sps = (pl_module.rollout.env_steps - self.start[1]) / (time.perf_counter() - self.start[0])
+
+
+def rlgen_sps(task: dict, seed: int = 0) -> float:
+    """Env steps/s of ``rlgen fit`` on the task's config with the benchmark's budget (no evaluation)."""
+    phases = task["steps"] // task["train_frequency"]
+    cli = run([
+        "fit", "-c", str(REPO / task["config"]), f"--seed_everything={seed}", "--trainer.logger=false",
+        "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false",
+        "--trainer.callbacks=[]", "--trainer.enable_checkpointing=false", "--trainer.limit_val_batches=0",
+        f"--trainer.max_steps={phases * task['gradient_steps']}", f"--model.warm_start_steps={task['warm']}",
+        f"--model.buffer_size={task['buffer_size']}", f"--model.batch_size={task['batch_size']}",
+        f"--model.train_frequency={task['train_frequency']}", f"--model.gradient_steps={task['gradient_steps']}",
+        f"--model.eps_end={task['eps_end']}", "--model.eps_decay_steps=1",
+        "--trainer.callbacks+=bench.rl_throughput.ThroughputTimer",
+    ])
+    # by name: run as a script, this module is __main__ and the CLI imported bench.rl_throughput
+    return next(c for c in cli.trainer.callbacks if type(c).__name__ == "ThroughputTimer").sps
+
+
+def plain_sps(task: dict, seed: int = 0) -> float:
+    """Env steps/s of a plain PyTorch DQN loop (CleanRL style) with the same hyperparameters."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    envs = make_vector_env(task["env_id"], 1, seed=seed, **task["env_options"])
+    obs_shape, n_actions = envs.single_observation_space.shape, int(envs.single_action_space.n)
+    q_net = QNetwork(task["hidden"]).build(obs_shape, n_actions)
+    target = QNetwork(task["hidden"]).build(obs_shape, n_actions)
+    target.load_state_dict(q_net.state_dict())
+    optimizer = torch.optim.Adam(q_net.parameters(), lr=task["lr"])
+    cap = task["buffer_size"]
+    dtype = envs.single_observation_space.dtype
+    b_obs, b_next = np.zeros((cap, *obs_shape), dtype), np.zeros((cap, *obs_shape), dtype)
+    b_act, b_rew, b_done = np.zeros(cap, np.int64), np.zeros(cap, np.float32), np.zeros(cap, np.float32)
+    size = pos = grad_steps = 0
+    obs, _ = envs.reset(seed=seed)
+    autoreset = False
+    total = task["warm"] + task["steps"]
+    for step in range(total):
+        if step == task["warm"]:
+            start = time.perf_counter()
+        if step < task["warm"] or rng.random() < task["eps_end"]:
+            action = rng.integers(n_actions, size=1)
+        else:
+            with torch.no_grad():
+                action = q_net(torch.as_tensor(obs)).argmax(1).numpy()
+        next_obs, reward, terminated, truncated, _ = envs.step(action)
+        if not autoreset:  # skip the autoreset transition
+            b_obs[pos], b_next[pos], b_act[pos] = obs[0], next_obs[0], action[0]
+            b_rew[pos], b_done[pos] = reward[0], terminated[0]
+            pos, size = (pos + 1) % cap, min(size + 1, cap)
+        autoreset = bool(terminated[0] or truncated[0])
+        obs = next_obs
+        if step >= task["warm"] and (step + 1 - task["warm"]) % task["train_frequency"] == 0:
+            for _ in range(task["gradient_steps"]):
+                idx = rng.integers(size, size=task["batch_size"])
+                o, nx = torch.as_tensor(b_obs[idx]), torch.as_tensor(b_next[idx])
+                with torch.no_grad():
+                    next_v = target(nx).max(1).values
+                    y = torch.as_tensor(b_rew[idx]) + 0.99 * (1 - torch.as_tensor(b_done[idx])) * next_v
+                q = q_net(o).gather(1, torch.as_tensor(b_act[idx]).view(-1, 1)).squeeze(1)
+                loss = F.smooth_l1_loss(q, y)
+                optimizer.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(q_net.parameters(), 10.0)
+                optimizer.step()
+                grad_steps += 1
+                if grad_steps % task["target_every"] == 0:
+                    target.load_state_dict(q_net.state_dict())
+    sps = task["steps"] / (time.perf_counter() - start)
+    envs.close()
+    return sps
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS), help="what to measure")
+    parser.add_argument("--repeats", type=int, default=3, help="alternating runs per side")
+    parser.add_argument("--out-dir", default=str(REPO / "bench" / "results"), help="where JSON and PNG go")
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (both sides)")
+    parser.add_argument("--smoke", action="store_true", help="CartPole, a few hundred steps, 1 repeat")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tasks = {name: dict(TASKS[name]) for name in (["cartpole"] if args.smoke else args.tasks)}
+    if args.smoke:
+        args.repeats = 1
+        tasks["cartpole"].update(warm=200, steps=512, gradient_steps=8)
+
+    results = {}
+    for name, task in tasks.items():
+        plain, rlgen = [], []
+        for i in range(args.repeats):
+            plain.append(plain_sps(task, seed=i))
+            rlgen.append(rlgen_sps(task, seed=i))
+            print(f"{name} repeat {i}: plain {plain[-1]:.0f} env steps/s, rlgen {rlgen[-1]:.0f}", flush=True)
+        results[name] = {
+            "plain_sps": plain, "rlgen_sps": rlgen,
+            "plain_median": float(np.median(plain)), "rlgen_median": float(np.median(rlgen)),
+            "ratio_rlgen_over_plain": float(np.median(rlgen) / np.median(plain)),
+            "env_steps_timed": task["steps"], "batch_size": task["batch_size"],
+            "train_frequency": task["train_frequency"], "gradient_steps": task["gradient_steps"],
+        }
+    summary = {"threads": args.threads, "repeats": args.repeats, "smoke": args.smoke,
+               "target": "rlgen / plain >= 1.0 on CartPole", "tasks": results}
+    (out / "rl_throughput.json").write_text(json.dumps(summary, indent=1))
+
+    fig, axes = plt.subplots(1, len(results), figsize=(4 * len(results), 3.5), squeeze=False)
+    for ax, (name, r) in zip(axes[0], results.items(), strict=True):
+        ax.bar(["plain PyTorch", "rlgen"], [r["plain_median"], r["rlgen_median"]], color=["gray", "tab:blue"])
+        ax.set(title=f"DQN {name}: ratio {r['ratio_rlgen_over_plain']:.2f}", ylabel="env steps / s (median)")
+    save_figure(fig, out / "rl_throughput.png")
+    print(json.dumps(summary, indent=1))
+    return summary
+
+
+if __name__ == "__main__":
+    main()
