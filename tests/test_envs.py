@@ -83,6 +83,14 @@ def test_atari_id_without_ale_py_says_how_to_install(monkeypatch):
         make_env("ALE/Pongg-v5", seed=0)
 
 
+def test_an_exception_inside_the_env_names_the_env_and_the_step():
+    env = make_env(JUMP_CHAIN_ID, seed=0)()
+    env.reset()
+    env.step(R)
+    with pytest.raises(RuntimeError, match=r"'rlgen/JumpChain-v0' failed in episode 0, step 1 \(action 7\)"):
+        env.step(7)
+
+
 def test_check_discrete_actions():
     assert check_discrete_actions(gym.spaces.Discrete(6), "DQN") == 6
     with pytest.raises(RlgenError, match="DQN needs a discrete action space"):

@@ -13,7 +13,9 @@ Atari ids (``ALE/Pong-v5``, ``BreakoutNoFrameskip-v4``, ...) get the DQN stack, 
     FrameStackObservation(4)           (4, 84, 84) uint8
 
 ``pong_from_pixels=True`` replaces the stack with Karpathy's preprocessing (:class:`PongPixels`).
-Other ids get ``gym.make`` (+ ``RecordVideo``) + ``RecordEpisodeStatistics``.
+Other ids get ``gym.make`` (+ ``RecordVideo``) + ``RecordEpisodeStatistics``. Every env then gets
+``SeedFirstReset`` (the first ``reset()`` uses ``seed + idx``) and ``StepContext`` (an exception inside
+the env names the env id, episode and step).
 """
 
 from __future__ import annotations
@@ -107,6 +109,7 @@ def make_env(
             env = _record_video(env, video_dir, fps=None)
             env = RecordEpisodeStatistics(env)
         env = SeedFirstReset(env, env_seed)
+        env = StepContext(env, env_id)
         env.action_space.seed(env_seed)
         env.observation_space.seed(env_seed)
         return env
@@ -175,6 +178,34 @@ class SeedFirstReset(gym.Wrapper):
             seed = self._seed
         self._seed = None
         return self.env.reset(seed=seed, options=options)
+
+
+class StepContext(gym.Wrapper):
+    """Re-raise an exception from inside the env with its id, episode and step, e.g. a bad action."""
+
+    def __init__(self, env: gym.Env, env_id: str):
+        super().__init__(env)
+        self.env_id, self.episode, self.t = env_id, -1, 0
+
+    def step(self, action):
+        try:
+            result = self.env.step(action)
+        except Exception as err:
+            raise RuntimeError(
+                f"environment '{self.env_id}' failed in episode {self.episode}, step {self.t} "
+                f"(action {action!r}): {type(err).__name__}: {err}"
+            ) from err
+        self.t += 1
+        return result
+
+    def reset(self, *, seed=None, options=None):
+        self.episode, self.t = self.episode + 1, 0
+        try:
+            return self.env.reset(seed=seed, options=options)
+        except Exception as err:
+            raise RuntimeError(
+                f"environment '{self.env_id}' failed to reset (episode {self.episode}): {type(err).__name__}: {err}"
+            ) from err
 
 
 def _looks_atari(env_id: str) -> bool:
