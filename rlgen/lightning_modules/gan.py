@@ -1,0 +1,242 @@
+"""Generative adversarial networks trained with manual optimization: the paper's MLP GAN and DCGAN."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from pytorch_lightning import LightningModule
+from pytorch_lightning.cli import OptimizerCallable
+from pytorch_lightning.utilities import rank_zero_info
+from torch import nn
+
+from rlgen.callbacks.images import image_grid, log_image
+from rlgen.errors import RlgenError
+from rlgen.metrics import load_classifier, make_fid, make_inception_score
+from rlgen.nets.gan import DCGANDiscriminator, DCGANGenerator
+
+
+def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """``-log D(x) - log(1 - D(G(z)))`` averaged over the batch, from D's logits (D = sigmoid(logit))."""
+    return (F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
+            + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
+
+
+def generator_loss(fake_logits: torch.Tensor, kind: Literal["non_saturating", "minimax"]) -> torch.Tensor:
+    """The generator's loss from D's logits on fakes.
+
+    ``minimax``: ``log(1 - D(G(z)))`` (the paper's objective, minimized; saturates when D wins);
+    ``non_saturating``: ``-log D(G(z))`` (the paper's practical suggestion, same fixed point).
+    """
+    if kind == "minimax":
+        return -F.softplus(fake_logits).mean()  # log(1 - sigmoid(l)) = -softplus(l)
+    return F.softplus(-fake_logits).mean()  # -log sigmoid(l) = softplus(-l)
+
+
+def default_adam(params) -> torch.optim.Optimizer:
+    """Adam(lr=2e-4, betas=(0.5, 0.999)), the DCGAN setting, used when no optimizer is configured."""
+    return torch.optim.Adam(params, lr=2e-4, betas=(0.5, 0.999))
+
+
+class GAN(LightningModule):
+    """Generative adversarial nets (Goodfellow et al. 2014, Algorithm 1), with any injected G and D.
+
+    Loss, with D(x) = sigmoid(logit):
+        D maximizes   E_x[log D(x)] + E_z[log(1 - D(G(z)))]         (``train/d_loss`` is its negative)
+        G minimizes   E_z[log(1 - D(G(z)))]        (``loss: minimax``, the paper's objective)
+                 or   E_z[-log D(G(z))]            (``loss: non_saturating``, the default)
+
+    Every training batch is one discriminator step on a fresh real minibatch and fresh noise; after every
+    ``k``-th batch the generator takes one step on fresh noise, so D steps k times per G step as in
+    Algorithm 1. Optimization is manual (``automatic_optimization = False``), one optimizer per network,
+    each network toggled while the other one steps (so DDP sees no unused parameters).
+
+    Counting: ``trainer.global_step`` counts *optimizer* steps of both networks, i.e. ``k + 1`` per ``k``
+    batches (2 per batch with k = 1); ``max_steps`` and ``ModelCheckpoint(every_n_train_steps)`` use that
+    count. ``log_every_n_steps``, ``val_check_interval`` and the logged x axis count *batches*. The
+    configs therefore budget runs in epochs; a ``max_steps`` run prints the number of batches it means.
+
+    Images: data in [0, 1] is mapped to [-1, 1] for D; generators end in tanh. A grid from a fixed
+    noise batch is logged every ``sample_every_n_epochs`` epochs (``images/samples``). With
+    ``classifier_ckpt`` set, validation logs ``val/fid`` (vs the validation images) and ``val/is``
+    computed with rlgen's MNIST classifier (see ``rlgen.metrics``).
+
+    Deviations from the paper: non-saturating G loss by default; Adam instead of SGD with momentum;
+    tanh output instead of sigmoid; DCGAN networks by default (the paper's MLP with maxout is
+    ``rlgen.nets.gan.MLPGenerator`` / ``MLPDiscriminator``, see ``configs/gan/mnist.yaml``).
+    """
+
+    def __init__(
+        self,
+        generator: nn.Module | None = None,
+        discriminator: nn.Module | None = None,
+        optimizer_g: OptimizerCallable | None = None,
+        optimizer_d: OptimizerCallable | None = None,
+        k: int = 1,
+        loss: Literal["non_saturating", "minimax"] = "non_saturating",
+        sample_every_n_epochs: int = 1,
+        num_samples: int = 64,
+        classifier_ckpt: str | None = None,
+        sample_seed: int = 1234,
+    ) -> None:
+        """
+        Args:
+            generator: G, mapping noise ``(B, latent_dim)`` to images in [-1, 1]; default DCGANGenerator().
+            discriminator: D, mapping images to logits ``(B,)``; default DCGANDiscriminator().
+            optimizer_g: G's optimizer (a class_path with init_args in YAML); default Adam(2e-4, betas=(0.5, 0.999)).
+            optimizer_d: D's optimizer; default Adam(2e-4, betas=(0.5, 0.999)).
+            k: discriminator steps (batches) per generator step (Algorithm 1's k, >= 1).
+            loss: generator loss, ``non_saturating`` (-log D(G(z))) or ``minimax`` (log(1 - D(G(z)))).
+            sample_every_n_epochs: log a sample grid from the fixed noise every this many epochs.
+            num_samples: images in the fixed-noise grid.
+            classifier_ckpt: MNIST Classifier checkpoint for val/fid and val/is (null: skip the metrics).
+            sample_seed: seed of the fixed noise of the sample grid.
+        """
+        super().__init__()
+        if k < 1:
+            raise RlgenError(f"model.k (discriminator steps per generator step) must be >= 1, got {k}")
+        if loss not in ("non_saturating", "minimax"):
+            raise RlgenError(f"model.loss must be non_saturating or minimax, got {loss!r}")
+        if sample_every_n_epochs < 1 or num_samples < 1:
+            raise RlgenError(f"model.sample_every_n_epochs and model.num_samples must be >= 1, got "
+                             f"{sample_every_n_epochs} and {num_samples}")
+        self.save_hyperparameters()
+        self.automatic_optimization = False
+        self.generator = generator if generator is not None else DCGANGenerator()
+        self.discriminator = discriminator if discriminator is not None else DCGANDiscriminator()
+        self.latent_dim: int = getattr(self.generator, "latent_dim", 0)
+        if self.latent_dim < 1:
+            raise RlgenError(f"model.generator ({type(self.generator).__name__}) must have a latent_dim attribute")
+        self.optimizer_g = optimizer_g or default_adam
+        self.optimizer_d = optimizer_d or default_adam
+        for name, factory in (("optimizer_g", self.optimizer_g), ("optimizer_d", self.optimizer_d)):
+            _check_optimizer(name, factory)
+        gen = torch.Generator().manual_seed(sample_seed)
+        self.register_buffer("fixed_z", torch.randn(num_samples, self.latent_dim, generator=gen))
+        self.batches_seen = 0  # training batches so far (also D steps); G steps after every k-th
+        self._metrics: dict[str, Any] = {}  # FID / IS: kept out of the state_dict and of DDP
+
+    def forward(self, z: torch.Tensor, *cond: Any) -> torch.Tensor:
+        """Images ``(B, C, H, W)`` in [0, 1] generated from noise ``(B, latent_dim)``."""
+        return (self.generator(z, *cond) + 1) / 2
+
+    def training_step(self, batch: Any, batch_idx: int) -> None:
+        real, cond = self._unpack(batch)  # (B, C, H, W) in [-1, 1], conditioning for G and D
+        opt_d, opt_g = self.optimizers()
+        b = real.shape[0]
+
+        # Discriminator step: fresh real minibatch, fresh noise; G is frozen (toggled off).
+        self.toggle_optimizer(opt_d)
+        with torch.no_grad():
+            fake = self.generator(self._noise(b), *cond)  # (B, C, H, W)
+        d_loss, real_logits, fake_logits = self._discriminator_loss(real, fake, cond)
+        opt_d.zero_grad(set_to_none=True)
+        self.manual_backward(d_loss)
+        opt_d.step()
+        self.untoggle_optimizer(opt_d)
+        self.batches_seen += 1
+        self.log_dict({"train/d_loss": d_loss, "train/d_real": torch.sigmoid(real_logits).mean(),
+                       "train/d_fake": torch.sigmoid(fake_logits).mean()}, prog_bar=True)
+
+        # Generator step after every k-th discriminator step, on fresh noise; D is frozen.
+        if self.batches_seen % self.hparams.k == 0:
+            self.toggle_optimizer(opt_g)
+            fake = self.generator(self._noise(b), *cond)
+            g_loss = generator_loss(self.discriminator(fake, *cond), self.hparams.loss)
+            opt_g.zero_grad(set_to_none=True)
+            self.manual_backward(g_loss)
+            opt_g.step()
+            self.untoggle_optimizer(opt_g)
+            self.log("train/g_loss", g_loss, prog_bar=True)
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        real, cond = self._unpack(batch)
+        fake = self.generator(self._noise(real.shape[0]), *cond)
+        _, real_logits, fake_logits = self._discriminator_loss(real, fake, cond)
+        self.log_dict({"val/d_real": torch.sigmoid(real_logits).mean(),
+                       "val/d_fake": torch.sigmoid(fake_logits).mean()}, sync_dist=True)
+        if self._metrics:
+            real01, fake01 = (real + 1) / 2, (fake + 1) / 2
+            self._metrics["fid"].update(real01, real=True)
+            self._metrics["fid"].update(fake01, real=False)
+            self._metrics["is"].update(fake01)
+            self._update_extra_metrics(fake01, batch)
+
+    def configure_optimizers(self):
+        return [self.optimizer_d(self.discriminator.parameters()), self.optimizer_g(self.generator.parameters())]
+
+    # ----------------------------------------------------------------------------------------------
+    def setup(self, stage: str) -> None:
+        if self.hparams.classifier_ckpt and stage in ("fit", "validate") and not self._metrics:
+            classifier = load_classifier(self.hparams.classifier_ckpt)
+            self._metrics = {"classifier": classifier, "fid": make_fid(classifier),
+                             "is": make_inception_score(classifier)}
+
+    def on_fit_start(self) -> None:
+        if self.trainer.max_steps > 0:
+            k = self.hparams.k
+            rank_zero_info(f"rlgen: max_steps={self.trainer.max_steps} counts optimizer steps of D and G "
+                           f"({k + 1} per {k} batches), i.e. about {self.trainer.max_steps * k // (k + 1)} batches")
+
+    def on_validation_epoch_start(self) -> None:
+        for metric in self._metrics.values():
+            metric.to(self.device)
+
+    def on_validation_epoch_end(self) -> None:
+        if not self._metrics or self._metrics["fid"].fake_features_num_samples < 2:
+            return
+        is_mean, _ = self._metrics["is"].compute()
+        self.log_dict({"val/fid": self._metrics["fid"].compute(), "val/is": is_mean, **self._compute_extra_metrics()})
+        for name in ("fid", "is"):
+            self._metrics[name].reset()
+
+    def on_train_epoch_end(self) -> None:
+        if (self.current_epoch + 1) % self.hparams.sample_every_n_epochs == 0:
+            self.log_samples()
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["gan_batches_seen"] = self.batches_seen
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.batches_seen = checkpoint.get("gan_batches_seen", 0)
+
+    @torch.no_grad()
+    def log_samples(self) -> None:
+        """Log the grid generated from the fixed noise (``images/samples``) to the loggers and as a PNG."""
+        was_training = self.generator.training
+        self.generator.eval()
+        images, nrow = self._sample_grid_images()
+        self.generator.train(was_training)
+        log_image(self.trainer, "images/samples", image_grid(images, nrow=nrow))
+
+    def _sample_grid_images(self) -> tuple[torch.Tensor, int]:
+        return self(self.fixed_z), 8  # (N, C, H, W) in [0, 1]
+
+    def _unpack(self, batch: Any) -> tuple[torch.Tensor, tuple]:
+        """Real images in [-1, 1] and the conditioning passed to G and D (none for the plain GAN)."""
+        x = batch[0] if isinstance(batch, (list, tuple)) else batch
+        return x * 2 - 1, ()
+
+    def _noise(self, n: int) -> torch.Tensor:
+        return torch.randn(n, self.latent_dim, device=self.device)
+
+    def _discriminator_loss(
+        self, real: torch.Tensor, fake: torch.Tensor, cond: tuple
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        real_logits, fake_logits = self.discriminator(real, *cond), self.discriminator(fake, *cond)
+        return discriminator_loss(real_logits, fake_logits), real_logits, fake_logits
+
+    def _update_extra_metrics(self, fake01: torch.Tensor, batch: Any) -> None:
+        """Hook for subclasses: more validation metrics from the generated images."""
+
+    def _compute_extra_metrics(self) -> dict[str, torch.Tensor]:
+        return {}
+
+
+def _check_optimizer(name: str, factory: OptimizerCallable) -> None:
+    """Build the optimizer once on a dummy parameter so that a bad lr fails at start-up with a clear message."""
+    try:
+        factory([nn.Parameter(torch.zeros(1))])
+    except (ValueError, TypeError) as err:
+        raise RlgenError(f"model.{name} is invalid: {err}; fix its init_args (e.g. a positive lr)") from err

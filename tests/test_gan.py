@@ -1,0 +1,153 @@
+"""GAN / DCGAN: loss values, the k-step schedule, step counting, sample grids, metrics, bad inputs."""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import pytest
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.loggers import TensorBoardLogger
+from torch.utils.data import DataLoader, TensorDataset
+
+from rlgen.errors import RlgenError
+from rlgen.lightning_modules.classifier import Classifier
+from rlgen.lightning_modules.gan import GAN, discriminator_loss, generator_loss
+from rlgen.nets.gan import DCGANDiscriminator, DCGANGenerator, Maxout, MLPDiscriminator, MLPGenerator
+from tests.test_classifier import save_classifier
+
+
+def logit(p: float) -> float:
+    return math.log(p / (1 - p))
+
+
+def tiny_gan(**kwargs) -> GAN:
+    return GAN(generator=MLPGenerator(latent_dim=8, hidden=(16,)),
+               discriminator=MLPDiscriminator(hidden=(16,), maxout_pieces=2), **kwargs)
+
+
+def image_loader(n: int = 48, batch_size: int = 8) -> DataLoader:
+    g = torch.Generator().manual_seed(0)
+    data = TensorDataset(torch.rand(n, 1, 28, 28, generator=g), torch.randint(0, 10, (n,), generator=g))
+    return DataLoader(data, batch_size=batch_size)
+
+
+def quiet_trainer(**kwargs) -> pl.Trainer:
+    defaults = {"logger": False, "enable_checkpointing": False, "enable_progress_bar": False,
+                "enable_model_summary": False, "max_epochs": 1}
+    return pl.Trainer(**{**defaults, **kwargs})
+
+
+def test_losses_on_hand_computed_outputs():
+    # D(x) = 0.8 on the real images, D(G(z)) = 0.25 on the fakes
+    real, fake = torch.full((4,), logit(0.8)), torch.full((4,), logit(0.25))
+    assert discriminator_loss(real, fake).item() == pytest.approx(-math.log(0.8) - math.log(1 - 0.25), rel=1e-5)
+    assert generator_loss(fake, "minimax").item() == pytest.approx(math.log(1 - 0.25), rel=1e-5)
+    assert generator_loss(fake, "non_saturating").item() == pytest.approx(-math.log(0.25), rel=1e-5)
+    # the batch mean of mixed outputs
+    mixed = torch.tensor([logit(0.5), logit(0.9)])
+    assert generator_loss(mixed, "non_saturating").item() == pytest.approx(
+        -(math.log(0.5) + math.log(0.9)) / 2, rel=1e-5)
+
+
+def test_minimax_saturates_where_non_saturating_does_not():
+    # When D confidently rejects the fakes (D(G(z)) ~ 0), log(1 - D) has a vanishing gradient.
+    l_mm = torch.tensor([logit(1e-4)], requires_grad=True)
+    l_ns = torch.tensor([logit(1e-4)], requires_grad=True)
+    generator_loss(l_mm, "minimax").backward()
+    generator_loss(l_ns, "non_saturating").backward()
+    assert abs(l_mm.grad.item()) < 1e-3 < abs(l_ns.grad.item())
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_k_discriminator_steps_per_generator_step(k):
+    calls: list[str] = []
+
+    class Recording(torch.optim.SGD):
+        def __init__(self, params, name):
+            super().__init__(params, lr=0.01)
+            self.name = name
+
+        def step(self, closure=None):
+            calls.append(self.name)
+            return super().step(closure)
+
+    model = tiny_gan(k=k, optimizer_d=functools.partial(Recording, name="D"),
+                     optimizer_g=functools.partial(Recording, name="G"))
+    trainer = quiet_trainer(limit_val_batches=0)
+    trainer.fit(model, train_dataloaders=image_loader(n=48, batch_size=8))  # 6 batches
+    assert calls == (["D"] * k + ["G"]) * (6 // k)
+    # global_step counts both optimizers' steps: k + 1 per k batches
+    assert trainer.global_step == 6 + 6 // k == len(calls)
+    assert model.batches_seen == 6
+
+
+def test_max_steps_counts_optimizer_steps():
+    model = tiny_gan(k=1)
+    trainer = quiet_trainer(max_steps=6, max_epochs=-1, limit_val_batches=0)
+    trainer.fit(model, train_dataloaders=image_loader(n=80))
+    assert trainer.global_step == 6 and model.batches_seen == 3
+
+
+def test_training_changes_only_the_stepping_network():
+    model = tiny_gan(k=2)
+    g0 = [p.detach().clone() for p in model.generator.parameters()]
+    d0 = [p.detach().clone() for p in model.discriminator.parameters()]
+    quiet_trainer(limit_val_batches=0).fit(model, train_dataloaders=image_loader(n=8))  # one batch: D only
+    assert all(torch.equal(a, b) for a, b in zip(g0, model.generator.parameters(), strict=True))
+    assert not all(torch.equal(a, b) for a, b in zip(d0, model.discriminator.parameters(), strict=True))
+    assert all(p.requires_grad for p in model.parameters()), "untoggle_optimizer must restore requires_grad"
+
+
+def test_fixed_z_grid_is_written_each_epoch(tmp_path):
+    model = tiny_gan(num_samples=16, sample_every_n_epochs=1)
+    z0 = model.fixed_z.clone()
+    trainer = quiet_trainer(max_epochs=2, limit_val_batches=0, logger=TensorBoardLogger(tmp_path, name="gan"))
+    trainer.fit(model, train_dataloaders=image_loader(n=16))
+    pngs = sorted((tmp_path / "gan" / "version_0" / "images" / "images_samples").glob("*.png"))
+    assert [p.name for p in pngs] == ["step_00000004.png", "step_00000008.png"]
+    assert torch.equal(model.fixed_z, z0), "the sample grid must always use the same noise"
+    # a second GAN with the same sample_seed has the same fixed noise (comparable grids across runs)
+    torch.testing.assert_close(tiny_gan(num_samples=16).fixed_z, z0)
+
+
+def test_validation_logs_fid_and_inception_score(tmp_path):
+    torch.manual_seed(0)
+    ckpt = tmp_path / "clf.ckpt"
+    save_classifier(Classifier(width=8), ckpt)
+    model = tiny_gan(classifier_ckpt=str(ckpt))
+    trainer = quiet_trainer(limit_train_batches=2)
+    trainer.fit(model, train_dataloaders=image_loader(n=16), val_dataloaders=image_loader(n=32))
+    metrics = trainer.callback_metrics
+    assert {"val/fid", "val/is", "val/d_real", "val/d_fake", "train/d_loss", "train/g_loss"} <= set(metrics)
+    assert metrics["val/fid"] >= 0 and 1.0 <= metrics["val/is"] <= 10.0
+    assert not any(k.startswith("_metrics") or "classifier" in k for k in model.state_dict()), (
+        "the frozen classifier must not end up in GAN checkpoints")
+
+
+def test_missing_classifier_checkpoint_is_a_clear_error(tmp_path):
+    model = tiny_gan(classifier_ckpt=str(tmp_path / "nope.ckpt"))
+    with pytest.raises(RlgenError, match="bench/classifier.py"):
+        quiet_trainer(limit_train_batches=1).fit(model, image_loader(n=8), image_loader(n=8))
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"k": 0}, {"loss": "wasserstein"}, {"num_samples": 0}, {"sample_every_n_epochs": 0},
+    {"optimizer_d": functools.partial(torch.optim.Adam, lr=-1e-3)},
+    {"optimizer_g": functools.partial(torch.optim.Adam, lr=2e-4, betas=(1.5, 0.9))},
+])
+def test_bad_arguments(kwargs):
+    with pytest.raises(RlgenError):
+        tiny_gan(**kwargs)
+
+
+def test_network_shapes():
+    z = torch.randn(3, 100)
+    for g, d in ((MLPGenerator(), MLPDiscriminator()), (DCGANGenerator(), DCGANDiscriminator())):
+        x = g(z)
+        assert x.shape == (3, 1, 28, 28) and x.abs().max() <= 1
+        assert d(x).shape == (3,)
+    m = Maxout(4, 2, 3)
+    h = torch.randn(5, 4)
+    torch.testing.assert_close(m(h), m.linear(h).view(5, 2, 3).max(2).values)
