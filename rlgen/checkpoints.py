@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
 import torch
+from lightning_fabric.plugins import TorchCheckpointIO
 
 from rlgen.errors import RlgenError
 
@@ -76,3 +78,30 @@ def explain_state_dict_error(err: RuntimeError) -> RlgenError | None:
 def _first_line(err: BaseException) -> str:
     lines = str(err).strip().splitlines()
     return lines[0][:200] if lines else type(err).__name__
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Writes each checkpoint to a temporary file in the same directory, then renames it into place.
+
+    A crash, ``kill -9`` or a full disk mid-write leaves the previous checkpoint intact (a rename within
+    one directory is atomic; Lightning's default copies from /tmp when /tmp is another file system).
+    A temporary file left by a killed process is removed by the next save. Remote paths (``s3://``...)
+    go through Lightning's default.
+    """
+
+    def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
+        if "://" in str(path):
+            return super().save_checkpoint(checkpoint, path, storage_options)
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        try:
+            with open(tmp, "wb") as f:
+                torch.save(checkpoint, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+            for stale in path.parent.glob(f".{path.name}.tmp-*"):  # left by a process killed mid-write
+                stale.unlink(missing_ok=True)
+        finally:
+            tmp.unlink(missing_ok=True)

@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 import yaml
 from jsonargparse import ArgumentError, Namespace
+from lightning_fabric.plugins import CheckpointIO
 from pytorch_lightning import Trainer
 from pytorch_lightning.callbacks import ModelCheckpoint, ProgressBar, RichProgressBar
 from pytorch_lightning.cli import LightningCLI
@@ -30,7 +31,13 @@ from pytorch_lightning.loggers import WandbLogger
 from rlgen._registry import import_submodules
 from rlgen.callbacks.faults import FaultGuard
 from rlgen.callbacks.run_dir import RunConfigCallback
-from rlgen.checkpoints import check_model_class, explain_state_dict_error, find_last_checkpoint, read_checkpoint
+from rlgen.checkpoints import (
+    AtomicCheckpointIO,
+    check_model_class,
+    explain_state_dict_error,
+    find_last_checkpoint,
+    read_checkpoint,
+)
 from rlgen.errors import RlgenError
 
 # Importing every module registers its classes, so configs may say `class_path: VAE`.
@@ -93,6 +100,10 @@ class RlgenCLI(LightningCLI):
         if not any(isinstance(c, FaultGuard) for c in callbacks):
             defaults.append(FaultGuard())
         kwargs["callbacks"] = callbacks + defaults
+        plugins = trainer_cfg.get("plugins") or []
+        plugins = plugins if isinstance(plugins, list) else [plugins]
+        if not any(isinstance(p, CheckpointIO) for p in plugins):
+            kwargs["plugins"] = plugins + [AtomicCheckpointIO()]
         loggers = trainer_cfg.get("logger")
         for logger in loggers if isinstance(loggers, list) else [loggers]:
             if isinstance(logger, WandbLogger):

@@ -112,8 +112,8 @@ def test_kill_9_leaves_an_intact_checkpoint_that_resumes(tmp_path):
         proc.wait(timeout=30)
     finally:
         proc.kill()
-    assert not list(tmp_path.rglob("*.tmp*")), "no half-written files may stay behind"
     assert _resume_steps(tmp_path) >= 5
+    assert not list(tmp_path.rglob("*.tmp*")), "a temporary file left by kill -9 is removed by the next save"
 
 
 def test_ctrl_c_saves_a_checkpoint_at_the_current_step(tmp_path):
@@ -127,3 +127,22 @@ def test_ctrl_c_saves_a_checkpoint_at_the_current_step(tmp_path):
     assert "saved" in err and "--ckpt_path last" in err, err[-2000:]
     step = torch.load(next(tmp_path.rglob("last.ckpt")), weights_only=False)["global_step"]
     assert step > 0 and not math.isnan(step)
+
+
+def test_checkpoint_write_failure_keeps_the_previous_file(tmp_path, monkeypatch):
+    from rlgen.checkpoints import AtomicCheckpointIO
+
+    io = AtomicCheckpointIO()
+    path = tmp_path / "last.ckpt"
+    io.save_checkpoint({"global_step": 1}, path)
+
+    def disk_full(obj, f):
+        f.write(b"partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", disk_full)
+    with pytest.raises(OSError):
+        io.save_checkpoint({"global_step": 2}, path)
+    monkeypatch.undo()
+    assert torch.load(path, weights_only=False) == {"global_step": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"], "no temporary file may stay behind"
