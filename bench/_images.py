@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import torch
+import matplotlib
 
-from rlgen.cli import RlgenCLI, run
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+from rlgen.cli import RlgenCLI, run  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -38,3 +42,16 @@ def rlgen_fit(config: str, data_dir: str, runs: str, *overrides: str) -> RlgenCL
         f"--trainer.default_root_dir={runs}", f"--trainer.logger.init_args.save_dir={runs}",
         "--trainer.enable_progress_bar=false", *overrides,
     ])
+
+
+def show_grid(ax: plt.Axes, grid: torch.Tensor, title: str) -> None:
+    """Draw a ``(C, H, W)`` image grid in [0, 1] on ``ax`` without axes."""
+    ax.imshow(grid.permute(1, 2, 0).cpu())
+    ax.set_title(title, fontsize=9)
+    ax.axis("off")
+
+
+def save_figure(fig: plt.Figure, path: Path) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

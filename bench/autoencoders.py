@@ -18,16 +18,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from torchvision.utils import make_grid  # noqa: E402
+import matplotlib.pyplot as plt
+import torch
+import torch.nn.functional as F
+from torchvision.utils import make_grid
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python bench/autoencoders.py` works too
-from bench._images import image_bench_parser, rlgen_fit, setup  # noqa: E402
+from bench._images import image_bench_parser, rlgen_fit, save_figure, setup, show_grid  # noqa: E402
 from rlgen.lightning_modules.autoencoder import mask_pixels  # noqa: E402
 
 MODELS = {  # name -> (config, extra CLI arguments)
@@ -102,13 +99,8 @@ def _plot(path: Path, results: dict, grids: dict) -> None:
     ax.set(ylabel="test MSE per pixel", title="reconstruction of the clean test image")
     ax.legend()
     for i, (name, grid) in enumerate(grids.items()):
-        ax_img = fig.add_subplot(len(grids), 2, 2 * i + 2)
-        ax_img.imshow(grid.permute(1, 2, 0))
-        ax_img.set_title(f"{name}: clean / 50% masked / output", fontsize=9)
-        ax_img.axis("off")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+        show_grid(fig.add_subplot(len(grids), 2, 2 * i + 2), grid, f"{name}: clean / 50% masked / output")
+    save_figure(fig, path)
 
 
 if __name__ == "__main__":

@@ -17,16 +17,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
-from torchvision.utils import make_grid  # noqa: E402
+import matplotlib.pyplot as plt
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from torchvision.utils import make_grid
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python bench/vae.py` works too
-from bench._images import image_bench_parser, rlgen_fit, setup  # noqa: E402
+from bench._images import image_bench_parser, rlgen_fit, save_figure, setup, show_grid  # noqa: E402
 
 TARGET_NLL = 88.0
 
@@ -35,6 +32,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser = image_bench_parser(__doc__, epochs=30)
     parser.add_argument("--max-minutes", type=float, default=None, help="stop training after this wall time")
     parser.add_argument("--iwae-samples", type=int, default=200, help="importance samples k of the test NLL")
+    parser.add_argument("--iwae-images", type=int, default=10000,
+                        help="test images for the IWAE NLL (the first N; the neg. ELBO always uses all 10,000)")
     args = parser.parse_args(argv)
     out = setup(args)
 
@@ -47,14 +46,21 @@ def main(argv: list[str] | None = None) -> dict:
     k = 4 if args.smoke else args.iwae_samples
     with tempfile.TemporaryDirectory() as runs:
         start = time.perf_counter()
-        cli = rlgen_fit("vae", args.data_dir, runs, f"--model.iwae_samples={k}", *budget)
+        cli = rlgen_fit("vae", args.data_dir, runs, "--model.iwae_samples=0", *budget)
         fit_s = time.perf_counter() - start
         curve = _scalars(cli.trainer.logger.log_dir, "val/neg_elbo")
         best = cli.trainer.checkpoint_callback.best_model_path or None
         start = time.perf_counter()
+        cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=best, verbose=False)  # neg. ELBO
+        neg_elbo = float(cli.trainer.callback_metrics["test/neg_elbo"])
+        # The IWAE bound costs k decoder passes per image: on a shared 2-core CPU, optionally a subset.
+        cli.model.iwae_samples = k
+        batches = 2 if args.smoke else -(-args.iwae_images // cli.datamodule.batch_size)
+        cli.trainer.limit_test_batches = batches
         cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=best, verbose=False)
         test_s = time.perf_counter() - start
         metrics = {key: float(v) for key, v in cli.trainer.callback_metrics.items() if key.startswith("test/")}
+        n_iwae = min(batches * cli.datamodule.batch_size, len(cli.datamodule.test_set))
         samples = cli.model.sample(64, torch.randn(64, cli.model.hparams.latent_dim,
                                                    generator=torch.Generator().manual_seed(0)))
 
@@ -63,7 +69,8 @@ def main(argv: list[str] | None = None) -> dict:
         "benchmark": "vae", "smoke": args.smoke, "date": time.strftime("%Y-%m-%d"),
         "data": "dynamically binarized MNIST (fresh binarization of the test set too)",
         "epochs_reached": cli.trainer.current_epoch, "epochs_budget": args.epochs, "max_minutes": args.max_minutes,
-        "test_neg_elbo": metrics["test/neg_elbo"], "test_nll_iwae": nll, "iwae_k": k,
+        "test_neg_elbo": neg_elbo, "test_nll_iwae": nll, "iwae_k": k, "iwae_images": n_iwae,
+        "test_neg_elbo_on_iwae_images": metrics["test/neg_elbo"],
         "target_nll": TARGET_NLL, "passed": nll <= TARGET_NLL,
         "val_neg_elbo_per_epoch": curve, "fit_wall_s": round(fit_s, 1), "test_wall_s": round(test_s, 1),
         "torch_threads": torch.get_num_threads(), "best_checkpoint_epoch_by": "val/neg_elbo",
@@ -71,7 +78,7 @@ def main(argv: list[str] | None = None) -> dict:
     (out / "vae.json").write_text(json.dumps(result, indent=2))
     _plot(out / "vae.png", curve, samples, result)
     print(f"VAE after {result['epochs_reached']} epochs ({fit_s / 60:.1f} min fit): test neg. ELBO "
-          f"{metrics['test/neg_elbo']:.2f} nats, IWAE NLL (k={k}) {nll:.2f} nats (target <= {TARGET_NLL}); "
+          f"{neg_elbo:.2f} nats, IWAE NLL (k={k}, {n_iwae} images) {nll:.2f} nats (target <= {TARGET_NLL}); "
           f"test took {test_s / 60:.1f} min")
     return result
 
@@ -91,12 +98,8 @@ def _plot(path: Path, curve: list[float], samples: torch.Tensor, result: dict) -
                label=f"test IWAE NLL (k={result['iwae_k']}) {result['test_nll_iwae']:.1f}")
     ax.set(xlabel="epoch", ylabel="nats per image", title="VAE, binarized MNIST")
     ax.legend()
-    ax_img.imshow(make_grid(samples.clamp(0, 1).cpu(), nrow=8, pad_value=1.0).permute(1, 2, 0))
-    ax_img.set(title="samples from the prior (mean images)")
-    ax_img.axis("off")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    show_grid(ax_img, make_grid(samples.clamp(0, 1).cpu(), nrow=8, pad_value=1.0), "samples from the prior")
+    save_figure(fig, path)
 
 
 if __name__ == "__main__":

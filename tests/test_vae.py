@@ -134,6 +134,7 @@ def test_rlgen_test_reports_neg_elbo_and_iwae_nll(vae_run, mnist_dir, tmp_path, 
                    f"--ckpt_path={vae_run[1]}")
     metrics = cli.trainer.callback_metrics
     assert {"test/neg_elbo", "test/nll_iwae"} <= set(metrics)
+    assert cli.model.iwae_samples == 20, "--model.iwae_samples must win over the checkpoint"
     # The IWAE estimate is a tighter bound than the ELBO (in expectation; the gap is large this early).
     assert 0 < metrics["test/nll_iwae"] <= metrics["test/neg_elbo"] + 1.0
     printed = capsys.readouterr().out
