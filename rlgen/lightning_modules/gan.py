@@ -67,6 +67,9 @@ class GAN(LightningModule):
     ``rlgen.nets.gan.MLPGenerator`` / ``MLPDiscriminator``, see ``configs/gan/mnist.yaml``).
     """
 
+    # Not saved as hyperparameters: LightningCLI would restore them from a checkpoint over the command line.
+    RUN_TIME_ARGS: tuple[str, ...] = ("classifier_ckpt",)
+
     def __init__(
         self,
         generator: nn.Module | None = None,
@@ -101,7 +104,8 @@ class GAN(LightningModule):
         if sample_every_n_epochs < 1 or num_samples < 1:
             raise RlgenError(f"model.sample_every_n_epochs and model.num_samples must be >= 1, got "
                              f"{sample_every_n_epochs} and {num_samples}")
-        self.save_hyperparameters()
+        self.save_hyperparameters(ignore=list(self.RUN_TIME_ARGS))
+        self.classifier_ckpt = classifier_ckpt
         self.automatic_optimization = False
         self.generator = generator if generator is not None else DCGANGenerator()
         self.discriminator = discriminator if discriminator is not None else DCGANDiscriminator()
@@ -130,7 +134,7 @@ class GAN(LightningModule):
         self.toggle_optimizer(opt_d)
         with torch.no_grad():
             fake = self.generator(self._noise(b), *cond)  # (B, C, H, W)
-        d_loss, real_logits, fake_logits = self._discriminator_loss(real, fake, cond)
+        d_loss, real_logits, fake_logits = self._discriminator_loss(real, fake, cond, batch)
         opt_d.zero_grad(set_to_none=True)
         self.manual_backward(d_loss)
         opt_d.step()
@@ -153,7 +157,7 @@ class GAN(LightningModule):
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         real, cond = self._unpack(batch)
         fake = self.generator(self._noise(real.shape[0]), *cond)
-        _, real_logits, fake_logits = self._discriminator_loss(real, fake, cond)
+        _, real_logits, fake_logits = self._discriminator_loss(real, fake, cond, batch)
         self.log_dict({"val/d_real": torch.sigmoid(real_logits).mean(),
                        "val/d_fake": torch.sigmoid(fake_logits).mean()}, sync_dist=True)
         if self._metrics:
@@ -168,8 +172,8 @@ class GAN(LightningModule):
 
     # ----------------------------------------------------------------------------------------------
     def setup(self, stage: str) -> None:
-        if self.hparams.classifier_ckpt and stage in ("fit", "validate") and not self._metrics:
-            classifier = load_classifier(self.hparams.classifier_ckpt)
+        if self.classifier_ckpt and stage in ("fit", "validate") and not self._metrics:
+            classifier = load_classifier(self.classifier_ckpt)
             self._metrics = {"classifier": classifier, "fid": make_fid(classifier),
                              "is": make_inception_score(classifier)}
 
@@ -222,8 +226,9 @@ class GAN(LightningModule):
         return torch.randn(n, self.latent_dim, device=self.device)
 
     def _discriminator_loss(
-        self, real: torch.Tensor, fake: torch.Tensor, cond: tuple
+        self, real: torch.Tensor, fake: torch.Tensor, cond: tuple, batch: Any
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """D's loss, its logits on the real and on the fake images."""
         real_logits, fake_logits = self.discriminator(real, *cond), self.discriminator(fake, *cond)
         return discriminator_loss(real_logits, fake_logits), real_logits, fake_logits
 
