@@ -11,6 +11,7 @@ import torch
 from gymnasium.wrappers import FrameStackObservation
 
 from rlgen.envs import ReplayBuffer
+from rlgen.envs.replay import PrioritizedReplayBuffer
 from rlgen.errors import RlgenError
 
 EPISODE_LENGTHS = (3, 1, 5, 2, 7, 4)  # cycled; odd-numbered episodes end by truncation
@@ -40,8 +41,9 @@ class CounterEnv(gym.Env):
         return self._obs(), float(self.t + 10 * int(action)), terminated, truncated, {}
 
 
-def collect(buffer: ReplayBuffer, steps: int, frame_stack: int, seed: int = 0):
-    """Step a NEXT_STEP vector env, feed every step to the buffer; return the valid transitions per env."""
+def collect(buffer: ReplayBuffer, steps: int, frame_stack: int, seed: int = 0, on_step=None):
+    """Step a NEXT_STEP vector env, feed every step to the buffer (then call ``on_step()``); return the
+    valid transitions per env."""
     num_envs = buffer.num_envs
 
     def thunk(i):
@@ -65,6 +67,8 @@ def collect(buffer: ReplayBuffer, steps: int, frame_stack: int, seed: int = 0):
                 streams[e].append((obs[e].copy(), actions[e], rewards[e], next_obs[e].copy(), term[e], trunc[e]))
         valid = ~(term | trunc)
         obs = next_obs
+        if on_step is not None:
+            on_step()
     return streams
 
 
@@ -187,3 +191,40 @@ def test_bad_arguments_and_empty_buffer_are_one_line_errors():
         ReplayBuffer(100, (2,), gamma=1.5)
     with pytest.raises(RlgenError, match="empty"):
         ReplayBuffer(100, (2,)).sample(8)
+
+
+def test_prioritized_sampling_follows_the_priorities_and_weights_correct_for_it():
+    buffer = PrioritizedReplayBuffer(10, (1,), alpha=1.0, beta=1.0, eps=1e-9, seed=0)
+    for t in range(4):
+        buffer.add([[float(t)]], [0], [0.0], [[float(t + 1)]], [False], [False])
+    buffer.update_priorities(torch.tensor([0, 1, 2, 3]), torch.tensor([1.0, -1.0, 1.0, 5.0]))  # |delta|
+    batch = buffer.sample(8000)
+    share = (batch.obs[:, 0] == 3.0).float().mean().item()
+    assert share == pytest.approx(5 / 8, abs=0.02)
+    # w_i = (N P_i)^-beta / max_j w_j: P = 1/8 -> w = 2 (the max), P = 5/8 -> w = 0.4 / 2
+    torch.testing.assert_close(batch.weights[batch.obs[:, 0] == 3.0], torch.full((int(share * 8000),), 0.2))
+    assert (batch.weights[batch.obs[:, 0] != 3.0] == 1.0).all()
+    assert set(batch.indices.tolist()) == {0, 1, 2, 3}
+    buffer.add([[4.0]], [0], [0.0], [[5.0]], [False], [False])  # a new transition gets the max priority, 5
+    assert buffer.tree[buffer.leaves + 4] == pytest.approx(5.0)
+
+
+def test_prioritized_tree_holds_exactly_the_valid_transitions_after_wrapping():
+    buffer = PrioritizedReplayBuffer(2 * 30, (4, 2), np.uint8, num_envs=2, frame_stack=4, seed=1)
+    rng = np.random.default_rng(0)
+
+    def learn():  # priority updates interleaved with the experience, while the rings wrap
+        batch = buffer.sample(16)
+        buffer.update_priorities(batch.indices, torch.from_numpy(rng.normal(size=16)))
+
+    streams = collect(buffer, steps=120, frame_stack=4, on_step=learn)
+    leaves = buffer.tree[buffer.leaves : buffer.leaves + buffer.num_envs * buffer.slots]
+    np.testing.assert_array_equal(leaves > 0, buffer.valid.reshape(-1))
+    assert buffer.tree[1] == pytest.approx(leaves.sum())
+    truth = expected_by_obs(streams, n_step=1, gamma=buffer.gamma)
+    batch = buffer.sample(256)
+    for o, n in zip(batch.obs, batch.next_obs, strict=True):
+        np.testing.assert_array_equal(truth[o.numpy().tobytes()][3], n.numpy())
+    restored = PrioritizedReplayBuffer(2 * 30, (4, 2), np.uint8, num_envs=2, frame_stack=4)
+    restored.load_state_dict(buffer.state_dict())
+    np.testing.assert_array_equal(restored.tree, buffer.tree)

@@ -6,7 +6,7 @@ Importing this package registers ``rlgen/JumpChain-v0`` with Gymnasium.
 import gymnasium as gym
 
 from rlgen.envs.make_env import check_discrete_actions, check_env_id, make_env, make_vector_env
-from rlgen.envs.replay import ReplayBatch, ReplayBuffer
+from rlgen.envs.replay import PrioritizedBatch, PrioritizedReplayBuffer, ReplayBatch, ReplayBuffer
 
 JUMP_CHAIN_ID = "rlgen/JumpChain-v0"
 
@@ -15,6 +15,8 @@ if JUMP_CHAIN_ID not in gym.registry:
 
 __all__ = [
     "JUMP_CHAIN_ID",
+    "PrioritizedBatch",
+    "PrioritizedReplayBuffer",
     "ReplayBatch",
     "ReplayBuffer",
     "check_discrete_actions",
