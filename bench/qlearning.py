@@ -125,12 +125,12 @@ def main(argv: list[str] | None = None) -> dict:
             x, y = np.array([p[0] for p in run["curve"]]), np.array([p[2] for p in run["curve"]])
             ax.semilogy(x, np.maximum(y, 1e-6), color=color, alpha=0.6, label=name if seed == 0 else None)
         converged = [r["steps_to_tol"] for r in runs if r["steps_to_tol"] is not None]
+        episodes = [r["episodes_to_tol"] for r in runs if r["episodes_to_tol"] is not None]
         summary["variants"][name] = {
             "model_overrides": overrides,
             "seeds_converged": f"{len(converged)}/{seeds}",
             "median_steps_to_tol": float(np.median(converged)) if converged else None,
-            "median_episodes_to_tol": float(np.median([r["episodes_to_tol"] for r in runs
-                                                       if r["episodes_to_tol"] is not None] or [np.nan])),
+            "median_episodes_to_tol": float(np.median(episodes)) if episodes else None,
             "max_final_error": max(r["final_max_abs_error"] for r in runs),
             "max_greedy_path_error": max(r["greedy_path_max_abs_error"] for r in runs),
             "greedy_exact": f"{sum(r['greedy_exact'] for r in runs)}/{seeds}",
