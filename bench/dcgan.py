@@ -1,0 +1,164 @@
+"""DCGAN on MNIST: Inception Score and FID with rlgen's MNIST classifier, next to the real-data references.
+
+    python bench/dcgan.py --data-dir ../shared/data --max-minutes 80       # train, then evaluate
+    python bench/dcgan.py --data-dir ../shared/data --ckpt runs/dcgan_mnist/version_0/checkpoints/last.ckpt
+    python bench/dcgan.py --smoke --data-dir <tiny mnist> --classifier-ckpt <ckpt> --out-dir /tmp/x
+
+Scores: IS of ``--num-samples`` generated digits (10 splits) and FID of those digits against the 10,000
+test digits; references: IS of the real test digits and FID of ``--num-samples`` real training digits
+against the test digits (the best FID a generator can expect at that sample size). The classifier is
+``bench/results/mnist_classifier.ckpt`` (``python bench/classifier.py``). Writes ``dcgan.json`` and
+``dcgan.png`` (samples and scores) to ``--out-dir``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+from rlgen.callbacks.images import image_grid  # noqa: E402
+from rlgen.cli import run  # noqa: E402
+from rlgen.datamodules.mnist import MNISTDataModule  # noqa: E402
+from rlgen.lightning_modules.gan import GAN  # noqa: E402
+from rlgen.metrics import load_classifier, make_fid, make_inception_score  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+TARGET_IS = 9.5
+SMOKE_NETS = ["--model.generator.init_args.channels=4", "--model.discriminator.init_args.channels=4"]
+
+
+def gan_bench_parser(doc: str) -> argparse.ArgumentParser:
+    """Options shared by the GAN benchmarks."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--data-dir", default=str(REPO.parent / "shared" / "data"), help="folder holding MNIST/raw")
+    parser.add_argument("--out-dir", default=str(REPO / "bench" / "results"), help="where JSON and PNG go")
+    parser.add_argument("--classifier-ckpt", default=str(REPO / "bench" / "results" / "mnist_classifier.ckpt"))
+    parser.add_argument("--ckpt", default=None, help="evaluate this checkpoint instead of training")
+    parser.add_argument("--epochs", type=int, default=30, help="training epochs (capped by --max-minutes)")
+    parser.add_argument("--max-minutes", type=float, default=80.0, help="training wall-clock budget")
+    parser.add_argument("--num-samples", type=int, default=5000, help="generated images to score")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a busy 2-core box)")
+    parser.add_argument("--smoke", action="store_true", help="a few steps on whatever data is given (seconds)")
+    return parser
+
+
+def train(config: str, args: argparse.Namespace, runs: str) -> tuple[str, float]:
+    """Fit ``config`` within the budget (no validation: scoring happens afterwards); the last checkpoint."""
+    budget = ["--trainer.max_steps=4", *SMOKE_NETS] if args.smoke else [
+        f"--trainer.max_epochs={args.epochs}", f"--trainer.max_time={_hms(args.max_minutes)}"]
+    start = time.perf_counter()
+    cli = run([
+        "fit", "-c", str(REPO / "configs" / config), f"--data.data_dir={args.data_dir}",
+        "--model.classifier_ckpt=null", "--trainer.limit_val_batches=0", "--trainer.enable_progress_bar=false",
+        f"--trainer.default_root_dir={runs}", f"--trainer.logger.init_args.save_dir={runs}",
+        *(["--data.num_workers=0"] if args.smoke else []), *budget,
+    ])
+    return cli.trainer.checkpoint_callback.last_model_path, time.perf_counter() - start
+
+
+def mnist_images(data_dir: str, train: bool = False, limit: int | None = None) -> torch.Tensor:
+    """MNIST test (or training) images ``(N, 1, 28, 28)`` in [0, 1]."""
+    dm = MNISTDataModule(data_dir=data_dir, num_workers=0)
+    dm.setup("fit" if train else "test")
+    dataset = dm.train_set if train else dm.test_set
+    n = len(dataset) if limit is None else min(limit, len(dataset))
+    return torch.stack([dataset[i][0] for i in range(n)])
+
+
+@torch.no_grad()
+def batched(fn, n: int, batch_size: int = 500) -> torch.Tensor:
+    """``fn(b)`` for batches summing to ``n`` items, concatenated."""
+    return torch.cat([fn(min(batch_size, n - i)) for i in range(0, n, batch_size)])
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = gan_bench_parser(__doc__).parse_args(argv)
+    torch.set_num_threads(args.threads)
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    n = 200 if args.smoke else args.num_samples
+    classifier = load_classifier(args.classifier_ckpt)
+
+    with tempfile.TemporaryDirectory() as runs:
+        ckpt, train_s = (args.ckpt, None) if args.ckpt else train("dcgan/mnist.yaml", args, runs)
+        model = GAN.load_from_checkpoint(ckpt, map_location="cpu").eval()
+        epochs = torch.load(ckpt, map_location="cpu", weights_only=False)["epoch"]
+
+    start = time.perf_counter()
+    fake = batched(lambda b: model(torch.randn(b, model.latent_dim)), n)  # (n, 1, 28, 28) in [0, 1]
+    real_test = mnist_images(args.data_dir)
+    real_train = mnist_images(args.data_dir, train=True, limit=n)
+    scores = reference_and_fake_scores(classifier, fake, real_test, real_train)
+    eval_s = time.perf_counter() - start
+
+    result = {
+        "benchmark": "dcgan", "smoke": args.smoke, "date": time.strftime("%Y-%m-%d"), "checkpoint": str(ckpt),
+        "epochs_trained": epochs, "train_wall_s": None if train_s is None else round(train_s, 1),
+        "eval_wall_s": round(eval_s, 1), "num_samples": n, **scores,
+        "target_is": TARGET_IS, "passed": scores["is"] >= TARGET_IS, "threads": args.threads,
+    }
+    (out / "dcgan.json").write_text(json.dumps(result, indent=2))
+    plot(out / "dcgan.png", fake[:64], f"DCGAN, {epochs} epochs", {
+        "IS (generated)": scores["is"], "IS (real test)": scores["real_is"], f"target {TARGET_IS}": TARGET_IS,
+    }, {"FID (generated)": scores["fid"], "FID (real train vs test)": scores["real_fid"]})
+    print(f"DCGAN after {epochs} epochs: IS {scores['is']:.2f} ± {scores['is_std']:.2f} (real test "
+          f"{scores['real_is']:.2f}, target {TARGET_IS}), FID {scores['fid']:.2f} "
+          f"(real-vs-real {scores['real_fid']:.2f})")
+    return result
+
+
+def reference_and_fake_scores(classifier, fake: torch.Tensor, real_test: torch.Tensor,
+                              real_train: torch.Tensor) -> dict[str, float]:
+    """IS and FID (vs the test set) of the generated images, and the same for real training images."""
+    fid = make_fid(classifier)
+    fid.reset_real_features = False  # keep the test-set statistics between the two comparisons
+    for chunk in real_test.split(1000):
+        fid.update(chunk, real=True)
+    scores = {}
+    for name, images in (("", fake), ("real_", real_train)):
+        inception = make_inception_score(classifier)
+        for chunk in images.split(1000):
+            fid.update(chunk, real=False)
+            inception.update(chunk)
+        is_mean, is_std = inception.compute()
+        scores.update({f"{name}is": float(is_mean), f"{name}is_std": float(is_std), f"{name}fid": float(fid.compute())})
+        fid.reset()
+    test_is = make_inception_score(classifier)
+    for chunk in real_test.split(1000):
+        test_is.update(chunk)
+    scores["real_is"] = float(test_is.compute()[0])  # the real *test* set's IS is the reference
+    return scores
+
+
+def plot(path: Path, samples: torch.Tensor, title: str, is_bars: dict[str, float], fid_bars: dict[str, float]) -> None:
+    """Samples on the left, IS and FID bars on the right."""
+    fig, axes = plt.subplots(1, 3, figsize=(12, 4))
+    axes[0].imshow(image_grid(samples, nrow=8).permute(1, 2, 0).numpy())
+    axes[0].set(title=title, xticks=[], yticks=[])
+    axes[1].bar(list(is_bars), list(is_bars.values()), color=["C0", "C2", "C3"][: len(is_bars)])
+    axes[1].set(title="Inception Score (MNIST classifier)", ylim=(0, 10.5))
+    axes[2].bar(list(fid_bars), list(fid_bars.values()), color=["C0", "C2"])
+    axes[2].set(title="FID vs test set (lower is better)")
+    for ax in axes[1:]:
+        ax.tick_params(axis="x", labelrotation=15)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _hms(minutes: float) -> str:
+    s = int(minutes * 60)
+    return f"00:{s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+if __name__ == "__main__":
+    main()

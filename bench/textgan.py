@@ -1,0 +1,105 @@
+"""Text-conditional GAN on MNIST: prompt accuracy, the share of generated digits the classifier reads as prompted.
+
+    python bench/textgan.py --data-dir ../shared/data --max-minutes 60      # train, then evaluate
+    python bench/textgan.py --ckpt runs/textgan_mnist/version_0/checkpoints/last.ckpt
+    python bench/textgan.py --smoke --data-dir <tiny mnist> --classifier-ckpt <ckpt> --out-dir /tmp/x
+
+For every digit and every caption template of training ("seven", "7", "the digit seven", ...) it draws
+``--per-prompt`` images and classifies them with ``bench/results/mnist_classifier.ckpt``; it also
+tries a few phrasings never seen in training ("digit seven", "number 7", ...) to show how far the
+character-level encoder generalizes. Writes ``textgan.json`` and ``textgan.png`` to ``--out-dir``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python bench/textgan.py` works too
+from bench.dcgan import gan_bench_parser, train  # noqa: E402
+from rlgen.callbacks.images import image_grid  # noqa: E402
+from rlgen.lightning_modules.textgan import CAPTION_TEMPLATES, DIGIT_WORDS, TextGAN, caption  # noqa: E402
+from rlgen.metrics import load_classifier  # noqa: E402
+
+TARGET_ACC = 0.9
+UNSEEN_TEMPLATES = ("digit {word}", "number {digit}", "handwritten {word}", "a {digit}")
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = gan_bench_parser(__doc__)
+    parser.add_argument("--per-prompt", type=int, default=100, help="images generated per (digit, template)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    per_prompt = 4 if args.smoke else args.per_prompt
+    classifier = load_classifier(args.classifier_ckpt)
+
+    with tempfile.TemporaryDirectory() as runs:
+        ckpt, train_s = (args.ckpt, None) if args.ckpt else train("textgan/mnist.yaml", args, runs)
+        model = TextGAN.load_from_checkpoint(ckpt, map_location="cpu").eval()
+        epochs = torch.load(ckpt, map_location="cpu", weights_only=False)["epoch"]
+
+    start = time.perf_counter()
+    seen = prompt_accuracy(model, classifier, CAPTION_TEMPLATES, per_prompt)
+    unseen = prompt_accuracy(model, classifier, UNSEEN_TEMPLATES, per_prompt)
+    eval_s = time.perf_counter() - start
+    result = {
+        "benchmark": "textgan", "smoke": args.smoke, "date": time.strftime("%Y-%m-%d"), "checkpoint": str(ckpt),
+        "epochs_trained": epochs, "train_wall_s": None if train_s is None else round(train_s, 1),
+        "eval_wall_s": round(eval_s, 1), "images_per_prompt": per_prompt,
+        "prompt_acc": seen["overall"], "target_prompt_acc": TARGET_ACC, "passed": seen["overall"] >= TARGET_ACC,
+        "per_digit_acc": seen["per_digit"], "per_template_acc": seen["per_template"],
+        "unseen_phrasings_acc": unseen["overall"], "unseen_per_template_acc": unseen["per_template"],
+        "threads": args.threads,
+    }
+    (out / "textgan.json").write_text(json.dumps(result, indent=2))
+    plot(out / "textgan.png", model, seen, epochs)
+    print(f"TextGAN after {epochs} epochs: prompt accuracy {seen['overall']:.3f} (target {TARGET_ACC}); "
+          f"unseen phrasings {unseen['overall']:.3f}")
+    return result
+
+
+@torch.no_grad()
+def prompt_accuracy(model: TextGAN, classifier, templates, per_prompt: int) -> dict:
+    """Share of images drawn for each (digit, template) caption that the classifier labels as that digit."""
+    hits = torch.zeros(10, len(templates))
+    for t, template in enumerate(templates):
+        for d in range(10):
+            text = template.format(word=DIGIT_WORDS[d], digit=d)
+            images = model(torch.randn(per_prompt, model.latent_dim), [text] * per_prompt)
+            hits[d, t] = (classifier(images).argmax(1) == d).float().mean()
+    return {"overall": float(hits.mean()), "per_digit": hits.mean(1).tolist(),
+            "per_template": {tpl: float(hits[:, t].mean()) for t, tpl in enumerate(templates)}}
+
+
+@torch.no_grad()
+def plot(path: Path, model: TextGAN, seen: dict, epochs: int) -> None:
+    """One row per digit ("the digit d") on the left, per-digit prompt accuracy on the right."""
+    texts = [caption(d, 3) for d in range(10) for _ in range(8)]
+    images = model(torch.randn(80, model.latent_dim), texts)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 5), gridspec_kw={"width_ratios": [1, 1.2]})
+    axes[0].imshow(image_grid(images, nrow=8).permute(1, 2, 0).numpy())
+    axes[0].set(title=f'rows: "the digit 0" ... "the digit 9" ({epochs} epochs)', xticks=[], yticks=[])
+    axes[1].bar(range(10), seen["per_digit"])
+    axes[1].axhline(TARGET_ACC, color="r", ls="--", label=f"target {TARGET_ACC}")
+    axes[1].set(xlabel="prompted digit", ylabel="classified as prompted", ylim=(0, 1), xticks=range(10),
+                title=f"prompt accuracy {seen['overall']:.3f} (all {len(CAPTION_TEMPLATES)} templates)")
+    axes[1].legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+"""The classifier, DCGAN and text-GAN benchmarks run in smoke mode and write the JSON and PNG they promise."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+
+from bench import classifier, dcgan, textgan
+from rlgen.lightning_modules.classifier import Classifier
+from tests.test_classifier import save_classifier
+
+
+def test_classifier_bench_smoke(mnist_dir, tmp_path):
+    classifier.main(["--smoke", f"--data-dir={mnist_dir}", f"--out-dir={tmp_path}"])
+    result = json.loads((tmp_path / "classifier.json").read_text())
+    assert result["smoke"] is True and result["target_test_acc"] == 0.99
+    assert 0 <= result["test_acc"] <= 1 and len(result["per_class_acc"]) == 10
+    assert result["passed"] == (result["test_acc"] >= 0.99)
+    assert 0 < result["checkpoint_bytes"] < 2_000_000, "the classifier checkpoint must stay small enough to commit"
+    assert (tmp_path / "classifier.png").stat().st_size > 0
+
+
+def test_dcgan_and_textgan_bench_smoke(mnist_dir, tmp_path):
+    torch.manual_seed(0)
+    ckpt = tmp_path / "clf.ckpt"
+    save_classifier(Classifier(width=8), ckpt)
+    common = ["--smoke", f"--data-dir={mnist_dir}", f"--out-dir={tmp_path}", f"--classifier-ckpt={ckpt}"]
+
+    dcgan.main(common)
+    result = json.loads((tmp_path / "dcgan.json").read_text())
+    assert result["smoke"] is True and result["num_samples"] == 200 and result["target_is"] == 9.5
+    assert 1.0 <= result["is"] <= 10.0 and 1.0 <= result["real_is"] <= 10.0
+    assert result["fid"] >= 0 and result["real_fid"] >= 0
+    assert result["passed"] == (result["is"] >= 9.5)
+    assert (tmp_path / "dcgan.png").stat().st_size > 0
+
+    textgan.main(common)
+    result = json.loads((tmp_path / "textgan.json").read_text())
+    assert result["smoke"] is True and result["target_prompt_acc"] == 0.9
+    assert 0 <= result["prompt_acc"] <= 1 and len(result["per_digit_acc"]) == 10
+    assert set(result["per_template_acc"]) >= {"{word}", "the digit {digit}"}
+    assert result["passed"] == (result["prompt_acc"] >= 0.9)
+    assert (tmp_path / "textgan.png").stat().st_size > 0
