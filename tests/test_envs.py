@@ -72,6 +72,20 @@ def test_episode_statistics_and_time_limit():
     assert info["episode"]["l"] == 5 and info["episode"]["r"] == 5.0
 
 
+@pytest.mark.atari
+def test_video_dir_records_each_episode(tmp_path):
+    env = make_env("ALE/Breakout-v5", seed=0, video_dir=str(tmp_path), max_episode_steps=5)()
+    for _ in range(2):
+        env.reset()
+        done = False
+        while not done:
+            _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+            done = terminated or truncated
+    env.close()
+    videos = sorted(tmp_path.glob("*.mp4"))
+    assert len(videos) == 2 and all(v.stat().st_size > 0 for v in videos)
+
+
 def test_unknown_env_id_suggests_close_ids():
     with pytest.raises(RlgenError, match=r"unknown environment 'CartPol-v1'; did you mean CartPole-v1"):
         make_env("CartPol-v1", seed=0)
@@ -87,8 +101,10 @@ def test_an_exception_inside_the_env_names_the_env_and_the_step():
     env = make_env(JUMP_CHAIN_ID, seed=0)()
     env.reset()
     env.step(R)
-    with pytest.raises(RuntimeError, match=r"'rlgen/JumpChain-v0' failed in episode 0, step 1 \(action 7\)"):
+    with pytest.raises(AssertionError, match="JumpChain actions are 0") as info:  # the type is kept
         env.step(7)
+    if sys.version_info >= (3, 11):
+        assert "in environment 'rlgen/JumpChain-v0', episode 0, step 1 (action 7)" in info.value.__notes__
 
 
 def test_check_discrete_actions():

@@ -15,7 +15,7 @@ Atari ids (``ALE/Pong-v5``, ``BreakoutNoFrameskip-v4``, ...) get the DQN stack, 
 ``pong_from_pixels=True`` replaces the stack with Karpathy's preprocessing (:class:`PongPixels`).
 Other ids get ``gym.make`` (+ ``RecordVideo``) + ``RecordEpisodeStatistics``. Every env then gets
 ``SeedFirstReset`` (the first ``reset()`` uses ``seed + idx``) and ``StepContext`` (an exception inside
-the env names the env id, episode and step).
+the env gets a note naming the env id, episode and step).
 """
 
 from __future__ import annotations
@@ -181,7 +181,10 @@ class SeedFirstReset(gym.Wrapper):
 
 
 class StepContext(gym.Wrapper):
-    """Re-raise an exception from inside the env with its id, episode and step, e.g. a bad action."""
+    """Add the env id, episode and step to an exception raised inside the env (e.g. a bad action).
+
+    The exception keeps its type (callers may catch it); the context is a note in its traceback.
+    """
 
     def __init__(self, env: gym.Env, env_id: str):
         super().__init__(env)
@@ -191,10 +194,8 @@ class StepContext(gym.Wrapper):
         try:
             result = self.env.step(action)
         except Exception as err:
-            raise RuntimeError(
-                f"environment '{self.env_id}' failed in episode {self.episode}, step {self.t} "
-                f"(action {action!r}): {type(err).__name__}: {err}"
-            ) from err
+            _add_note(err, f"in environment '{self.env_id}', episode {self.episode}, step {self.t} (action {action!r})")
+            raise
         self.t += 1
         return result
 
@@ -203,9 +204,13 @@ class StepContext(gym.Wrapper):
         try:
             return self.env.reset(seed=seed, options=options)
         except Exception as err:
-            raise RuntimeError(
-                f"environment '{self.env_id}' failed to reset (episode {self.episode}): {type(err).__name__}: {err}"
-            ) from err
+            _add_note(err, f"in environment '{self.env_id}', reset of episode {self.episode}")
+            raise
+
+
+def _add_note(err: Exception, note: str) -> None:
+    if hasattr(err, "add_note"):  # Python >= 3.11
+        err.add_note(note)
 
 
 def _looks_atari(env_id: str) -> bool:
