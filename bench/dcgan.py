@@ -65,6 +65,15 @@ def train(config: str, args: argparse.Namespace, runs: str) -> tuple[str, float]
     return cli.trainer.checkpoint_callback.last_model_path, time.perf_counter() - start
 
 
+def trained_model(model_class, config: str, args: argparse.Namespace):
+    """``(model in eval mode, checkpoint path, epochs, training seconds or None)``: ``--ckpt`` or a fresh fit."""
+    with tempfile.TemporaryDirectory() as runs:
+        ckpt, train_s = (args.ckpt, None) if args.ckpt else train(config, args, runs)
+        model = model_class.load_from_checkpoint(ckpt, map_location="cpu").eval()
+        epochs = torch.load(ckpt, map_location="cpu", weights_only=False)["epoch"]
+    return model, ckpt, epochs, train_s
+
+
 def mnist_images(data_dir: str, train: bool = False, limit: int | None = None) -> torch.Tensor:
     """MNIST test (or training) images ``(N, 1, 28, 28)`` in [0, 1]."""
     dm = MNISTDataModule(data_dir=data_dir, num_workers=0)
@@ -88,10 +97,7 @@ def main(argv: list[str] | None = None) -> dict:
     n = 200 if args.smoke else args.num_samples
     classifier = load_classifier(args.classifier_ckpt)
 
-    with tempfile.TemporaryDirectory() as runs:
-        ckpt, train_s = (args.ckpt, None) if args.ckpt else train("dcgan/mnist.yaml", args, runs)
-        model = GAN.load_from_checkpoint(ckpt, map_location="cpu").eval()
-        epochs = torch.load(ckpt, map_location="cpu", weights_only=False)["epoch"]
+    model, ckpt, epochs, train_s = trained_model(GAN, "dcgan/mnist.yaml", args)
 
     start = time.perf_counter()
     fake = batched(lambda b: model(torch.randn(b, model.latent_dim)), n)  # (n, 1, 28, 28) in [0, 1]

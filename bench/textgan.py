@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -25,7 +24,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python bench/textgan.py` works too
-from bench.dcgan import gan_bench_parser, train  # noqa: E402
+from bench.dcgan import gan_bench_parser, trained_model  # noqa: E402
 from rlgen.callbacks.images import image_grid  # noqa: E402
 from rlgen.lightning_modules.textgan import CAPTION_TEMPLATES, DIGIT_WORDS, TextGAN, caption  # noqa: E402
 from rlgen.metrics import load_classifier  # noqa: E402
@@ -45,10 +44,7 @@ def main(argv: list[str] | None = None) -> dict:
     per_prompt = 4 if args.smoke else args.per_prompt
     classifier = load_classifier(args.classifier_ckpt)
 
-    with tempfile.TemporaryDirectory() as runs:
-        ckpt, train_s = (args.ckpt, None) if args.ckpt else train("textgan/mnist.yaml", args, runs)
-        model = TextGAN.load_from_checkpoint(ckpt, map_location="cpu").eval()
-        epochs = torch.load(ckpt, map_location="cpu", weights_only=False)["epoch"]
+    model, ckpt, epochs, train_s = trained_model(TextGAN, "textgan/mnist.yaml", args)
 
     start = time.perf_counter()
     seen = prompt_accuracy(model, classifier, CAPTION_TEMPLATES, per_prompt)

@@ -5,11 +5,9 @@ from __future__ import annotations
 import math
 
 import pytest
-import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
 
 from rlgen.errors import RlgenError
 from rlgen.lightning_modules.classifier import Classifier
@@ -17,23 +15,12 @@ from rlgen.lightning_modules.textgan import TextGAN, caption, random_captions
 from rlgen.nets.gan import CharTextEncoder, CharTokenizer, TextConditionalDiscriminator, TextConditionalGenerator
 from tests.conftest import CONFIGS, run_cli
 from tests.test_classifier import save_classifier
+from tests.test_gan import image_loader, quiet_trainer
 
 
 def tiny_textgan(**kwargs) -> TextGAN:
     return TextGAN(generator=TextConditionalGenerator(latent_dim=8, channels=4, text_dim=4),
                    discriminator=TextConditionalDiscriminator(channels=4, text_dim=4), **kwargs)
-
-
-def labelled_loader(n: int = 16, batch_size: int = 8) -> DataLoader:
-    g = torch.Generator().manual_seed(0)
-    data = TensorDataset(torch.rand(n, 1, 28, 28, generator=g), torch.randint(0, 10, (n,), generator=g))
-    return DataLoader(data, batch_size=batch_size)
-
-
-def quiet_trainer(**kwargs) -> pl.Trainer:
-    defaults = {"logger": False, "enable_checkpointing": False, "enable_progress_bar": False,
-                "enable_model_summary": False, "max_epochs": 1}
-    return pl.Trainer(**{**defaults, **kwargs})
 
 
 def test_captions():
@@ -118,7 +105,7 @@ def test_fit_logs_prompt_accuracy(tmp_path):
     save_classifier(Classifier(width=8), ckpt)
     model = tiny_textgan(classifier_ckpt=str(ckpt))
     trainer = quiet_trainer(limit_train_batches=2)
-    trainer.fit(model, labelled_loader(), labelled_loader())
+    trainer.fit(model, image_loader(n=16), image_loader(n=16))
     metrics = trainer.callback_metrics
     assert {"val/prompt_acc", "val/fid", "val/is", "train/d_loss", "train/g_loss"} <= set(metrics)
     assert 0.0 <= metrics["val/prompt_acc"] <= 1.0
