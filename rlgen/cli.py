@@ -23,6 +23,7 @@ import torch
 import yaml
 from jsonargparse import ArgumentError, Namespace
 from lightning_fabric.plugins import CheckpointIO
+from lightning_fabric.utilities.exceptions import MisconfigurationException
 from pytorch_lightning import Trainer
 from pytorch_lightning.callbacks import ModelCheckpoint, ProgressBar, RichProgressBar
 from pytorch_lightning.cli import LightningCLI
@@ -162,6 +163,8 @@ def _user_error(err: Exception) -> tuple[str | None, int]:
         return _one_line_parse_error(str(err)), 2
     if isinstance(err, RlgenError):
         return str(err), 1
+    if isinstance(err, MisconfigurationException):  # contradictory trainer settings
+        return _one_line_parse_error(str(err)), 2
     if isinstance(err, RuntimeError) and (explained := explain_state_dict_error(err)) is not None:
         return str(explained), 1
     if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EACCES, errno.EROFS):

@@ -150,3 +150,9 @@ def test_console_script_exit_status_and_single_line(tmp_path):
         "rlgen: error: unrecognized arguments: --trainer.max_epohcs=1 "
         "(run `rlgen <subcommand> --help` for the accepted keys and types)"
     ]
+
+
+def test_contradictory_trainer_settings(capsys):
+    expect_error(capsys, ["fit", f"--model={BORING}", "--trainer.enable_checkpointing=false",
+                          "--trainer.callbacks+=ModelCheckpoint"],
+                 "enable_checkpointing=False", status=2)
