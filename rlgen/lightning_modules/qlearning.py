@@ -109,7 +109,8 @@ class TabularQLearning(RLSystem):
         if not hasattr(obs_space, "n"):
             raise RlgenError(
                 f"TabularQLearning needs a Discrete observation space (one table row per state), but "
-                f"{self.env_id} has {obs_space}; use DQN for continuous or image observations"
+                f"{self.env_id} has {type(obs_space).__name__}{getattr(obs_space, 'shape', '')} observations; "
+                "use DQN for continuous or image observations"
             )
         self._build_table(int(obs_space.n), n_actions)
 
