@@ -148,3 +148,28 @@ def test_predict_writes_prior_sample_grids(vae_run, mnist_dir, tmp_path):
     pngs = sorted(p.name for p in out.glob("*.png"))
     assert pngs == ["samples_0000.png", "samples_0001.png"]
     assert Image.open(out / pngs[0]).size == (16 * 30 + 2, 2 * 30 + 2)  # 32 samples, 16 per row
+
+
+def test_callback_prior_samples_use_a_fixed_z(tmp_path):
+    from types import SimpleNamespace
+
+    from rlgen.callbacks.reconstructions import AutoencoderImages
+
+    torch.manual_seed(0)
+    model = VAE(arch="mlp", latent_dim=4, hidden_dim=32)
+    callback = AutoencoderImages(num_images=4, num_samples=16, interpolation_steps=5)
+    batch = (torch.rand(6, 1, 28, 28), torch.tensor([3, 3, 5, 1, 1, 1]))
+    callback.on_validation_batch_end(None, model, None, batch, batch_idx=0)
+    for step in (1, 2):
+        trainer = SimpleNamespace(global_step=step, is_global_zero=True, default_root_dir=str(tmp_path), loggers=[])
+        torch.manual_seed(step)  # the global RNG must not matter
+        callback.log_images(trainer, model, "val")
+    first, second = sorted((tmp_path / "images" / "val_prior_samples").glob("*.png"))
+    assert first.read_bytes() == second.read_bytes()
+    assert Image.open(first).size == (8 * 30 + 2, 2 * 30 + 2)  # 16 samples, 8 per row
+    assert Image.open(next((tmp_path / "images" / "val_interpolation").glob("*.png"))).size == (5 * 30 + 2, 32)
+    # Interpolation endpoints: image 0 (class 3) and image 2, the first of another class.
+    ends = callback._interpolate(model, batch[0], batch[1])[[0, -1]]
+    torch.testing.assert_close(ends, model(batch[0][[0, 2]]))
+    with pytest.raises(RlgenError):
+        AutoencoderImages(every_n_epochs=0)

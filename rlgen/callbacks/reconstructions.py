@@ -6,6 +6,7 @@ import torch
 from pytorch_lightning import Callback, LightningModule, Trainer
 
 from rlgen.callbacks.images import image_grid, log_image
+from rlgen.errors import RlgenError
 
 
 class AutoencoderImages(Callback):
@@ -35,7 +36,7 @@ class AutoencoderImages(Callback):
         """
         super().__init__()
         if every_n_epochs < 1 or num_images < 2 or num_samples < 1 or interpolation_steps < 2:
-            raise ValueError("AutoencoderImages needs every_n_epochs >= 1, num_images >= 2, num_samples >= 1 "
+            raise RlgenError("AutoencoderImages needs every_n_epochs >= 1, num_images >= 2, num_samples >= 1 "
                              "and interpolation_steps >= 2")
         self.every_n_epochs = every_n_epochs
         self.num_images = num_images
