@@ -22,11 +22,14 @@ SMOKE: dict[str, list[str]] = {
     "textgan/mnist.yaml": ["--model.classifier_ckpt=null"],
     "cyclegan/mnist.yaml": [],
     "qlearning/jump_chain.yaml": [],
-    "dqn/cartpole.yaml": [],
-    "dqn/pong.yaml": [],
-    "dqn/breakout.yaml": [],
-    "reinforce/cartpole.yaml": [],
-    "reinforce/pong.yaml": [],
+    "dqn/cartpole.yaml": ["--model.warm_start_steps=64", "--model.train_frequency=4", "--model.eval_episodes=1"],
+    "dqn/pong.yaml": ["--model.warm_start_steps=64", "--model.buffer_size=1000", "--model.eval_episodes=1",
+                      '--model.env_options={"max_episode_steps": 50}'],
+    "dqn/breakout.yaml": ["--model.warm_start_steps=64", "--model.buffer_size=1000", "--model.eval_episodes=1",
+                          '--model.env_options={"terminal_on_life_loss": true, "max_episode_steps": 50}'],
+    "reinforce/cartpole.yaml": ["--model.eval_episodes=1"],
+    "reinforce/pong.yaml": ["--model.episodes_per_batch=1", "--model.eval_episodes=1",
+                            '--model.env_options={"pong_from_pixels": true, "max_episode_steps": 50}'],
 }
 
 
