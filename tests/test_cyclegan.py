@@ -202,7 +202,7 @@ def test_fit_steps_both_optimizers_logs_and_decays_lr_to_zero(mnist_dir, tmp_pat
                 "val/cycle_l1"):
         assert key in trainer.logged_metrics, f"{key} not logged"
     assert [o.param_groups[0]["lr"] for o in trainer.optimizers] == [0.0, 0.0]
-    assert float(trainer.logged_metrics["train/lr"]) == 0.0
+    assert float(trainer.logged_metrics["train/lr"]) == pytest.approx(2e-4 / 2)  # the last epoch's rate
     images = list((tmp_path / trainer.log_dir).glob("images/val_a2b/*.png"))
     assert images, "validation grids are written as PNGs"
     assert len(cli.model.pool_a.images) == 2 * 2 * 8  # 4 batches of 8 fakes, below the pool size of 50
@@ -227,3 +227,14 @@ def test_test_writes_grids_and_predict_translates_a_folder(mnist_dir, tmp_path, 
     assert [p.name for p in out] == ["digit0.png", "digit1.png", "digit2.png"]
     with Image.open(out[0]) as img:
         assert img.size == (28, 28)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_ddp_ranks_stay_identical(tmp_path, mnist_dir):
+    """Two gloo processes: toggled optimizers leave no unused parameters, and the ranks stay in sync."""
+    from tests.test_ddp import assert_ranks_identical_and_trained, run_ddp
+
+    params = run_ddp(tmp_path, "-c", CONFIG, f"--data.data_dir={mnist_dir}", *TINY_NETS, "--trainer.max_steps=6",
+                     "--trainer.max_epochs=1", "--model.n_epochs=1", "--model.n_epochs_decay=0")
+    assert_ranks_identical_and_trained(params)

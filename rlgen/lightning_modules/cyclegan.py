@@ -242,9 +242,9 @@ class CycleGAN(LightningModule):
                            f"model.n_epochs_decay = {total}: the learning rate schedule will not end at 0")
 
     def on_train_epoch_end(self) -> None:
+        self.log("train/lr", self.lr_schedulers()[0].get_last_lr()[0])  # the rate this epoch trained with
         for sched in self.lr_schedulers():  # manual optimization: Lightning does not step them
             sched.step()
-        self.log("train/lr", self.lr_schedulers()[0].get_last_lr()[0])
 
     def on_validation_epoch_end(self) -> None:
         if self._val_batch is None or self.trainer.sanity_checking:
