@@ -78,8 +78,6 @@ class _VectorStepper:
         self.obs: np.ndarray | None = None
         self.num_envs = envs.num_envs
         self._done = np.zeros(self.num_envs, dtype=bool)  # sub-envs that autoreset on the next step
-        self._ret = np.zeros(self.num_envs)
-        self._len = np.zeros(self.num_envs, dtype=np.int64)
 
     def step(self, act: ActFn) -> tuple[np.ndarray, ...]:
         """One vector step: ``(obs, actions, rewards, next_obs, terminated, truncated, valid)``."""
@@ -88,23 +86,19 @@ class _VectorStepper:
         obs, valid = self.obs, ~self._done
         actions = act(obs)
         next_obs, rewards, terminated, truncated, infos = self.envs.step(actions)
-        self._track(rewards, terminated, truncated, infos, valid)
+        self._track(terminated, truncated, infos, valid)
         self.obs, self._done = next_obs, terminated | truncated
         return obs, actions, rewards, next_obs, terminated, truncated, valid
 
-    def _track(self, rewards, terminated, truncated, infos, valid) -> None:
+    def _track(self, terminated: np.ndarray, truncated: np.ndarray, infos: dict, valid: np.ndarray) -> None:
         self.stats.env_steps += int(valid.sum())
-        self._ret += np.where(valid, rewards, 0.0)
-        self._len += valid
         done = (terminated | truncated) & valid
-        # Prefer RecordEpisodeStatistics' numbers (unclipped rewards, whole games on Atari).
-        episode, has_stats = infos.get("episode"), infos.get("_episode")
-        for i in np.flatnonzero(done):
-            if episode is not None and has_stats is not None and has_stats[i]:
-                self.stats.add_episode(episode["r"][i], episode["l"][i])
-            else:
-                self.stats.add_episode(self._ret[i], self._len[i])
-        self._ret[done], self._len[done] = 0.0, 0
+        if not done.any():
+            return
+        # RecordEpisodeStatistics (added by make_env) gives the real score: unclipped, whole Atari games.
+        assert "episode" in infos, "wrap each env in gymnasium's RecordEpisodeStatistics (rlgen.envs.make_env does)"
+        for i in np.flatnonzero(done & infos["_episode"]):
+            self.stats.add_episode(infos["episode"]["r"][i], infos["episode"]["l"][i])
 
 
 class ReplayExperience(IterableDataset):

@@ -224,8 +224,8 @@ class DQN(RLSystem):
         actions = self._random_act(obs)
         explore = self._rng.random(len(obs)) < self.epsilon
         if not explore.all():  # the network is only run when some env acts greedily
-            with torch.no_grad():
-                greedy = self(torch.as_tensor(obs, device=self.device)).cpu().numpy()
+            with torch.inference_mode():
+                greedy = self.q_net(torch.as_tensor(obs, device=self.device)).argmax(dim=1).cpu().numpy()
             actions = np.where(explore, actions, greedy)
         return actions
 
