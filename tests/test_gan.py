@@ -151,3 +151,17 @@ def test_network_shapes():
     m = Maxout(4, 2, 3)
     h = torch.randn(5, 4)
     torch.testing.assert_close(m(h), m.linear(h).view(5, 2, 3).max(2).values)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("config", ["dcgan/mnist.yaml", "textgan/mnist.yaml"])
+def test_ddp_two_ranks_stay_identical(config, tmp_path, mnist_dir):
+    """Two gloo ranks: toggled optimizers leave no unused parameters, and both ranks keep the same weights."""
+    from tests.conftest import CONFIGS
+    from tests.test_ddp import assert_ranks_identical_and_trained, run_ddp
+
+    params = run_ddp(tmp_path, "-c", str(CONFIGS / config), f"--data.data_dir={mnist_dir}", "--data.num_workers=0",
+                     "--model.classifier_ckpt=null", "--trainer.max_steps=6", "--data.batch_size=16",
+                     "--model.generator.init_args.channels=4", "--model.discriminator.init_args.channels=4")
+    assert_ranks_identical_and_trained(params)

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from pytorch_lightning import LightningModule
 from pytorch_lightning.cli import OptimizerCallable
+from pytorch_lightning.strategies import DDPStrategy
 from pytorch_lightning.utilities import rank_zero_info
 from torch import nn
 
@@ -50,7 +51,9 @@ class GAN(LightningModule):
     Every training batch is one discriminator step on a fresh real minibatch and fresh noise; after every
     ``k``-th batch the generator takes one step on fresh noise, so D steps k times per G step as in
     Algorithm 1. Optimization is manual (``automatic_optimization = False``), one optimizer per network,
-    each network toggled while the other one steps (so DDP sees no unused parameters).
+    the idle network toggled off (``requires_grad=False``) while the other one steps. Under DDP each
+    backward pass reaches one network only, so ``setup`` switches DDP's ``find_unused_parameters`` on
+    (plain ``strategy: ddp`` works; tested with two gloo ranks).
 
     Counting: ``trainer.global_step`` counts *optimizer* steps of both networks, i.e. ``k + 1`` per ``k``
     batches (2 per batch with k = 1); ``max_steps`` and ``ModelCheckpoint(every_n_train_steps)`` use that
@@ -172,6 +175,8 @@ class GAN(LightningModule):
 
     # ----------------------------------------------------------------------------------------------
     def setup(self, stage: str) -> None:
+        if stage == "fit":
+            _let_ddp_skip_the_idle_network(self.trainer.strategy)
         if self.classifier_ckpt and stage in ("fit", "validate") and not self._metrics:
             classifier = load_classifier(self.classifier_ckpt)
             self._metrics = {"classifier": classifier, "fid": make_fid(classifier),
@@ -237,6 +242,20 @@ class GAN(LightningModule):
 
     def _compute_extra_metrics(self) -> dict[str, torch.Tensor]:
         return {}
+
+
+def _let_ddp_skip_the_idle_network(strategy: Any) -> None:
+    """Make DDP accept backward passes that reach only one of the two networks.
+
+    Each ``manual_backward`` re-arms DDP's reducer with that loss (Lightning's ``prepare_for_backward``), but
+    with ``find_unused_parameters=False`` the reducer waits for gradients of *all* parameters, and the
+    toggled-off network never sends any ("parameters that were not used in producing the loss"). With
+    ``find_unused_parameters=True`` the reducer walks each loss's graph and skips the idle network. Runs
+    in ``setup``, before the strategy wraps the model.
+    """
+    if isinstance(strategy, DDPStrategy) and not strategy._ddp_kwargs.get("find_unused_parameters", False):
+        strategy._ddp_kwargs["find_unused_parameters"] = True
+        rank_zero_info("rlgen: GAN under DDP: find_unused_parameters=True (each optimizer step uses one network)")
 
 
 def _check_optimizer(name: str, factory: OptimizerCallable) -> None:
