@@ -1,0 +1,101 @@
+"""DDP scaling on the CPU: VAE training samples per second with 1 and with 2 processes (gloo).
+
+    python bench/scaling.py --data-dir ../shared/data            # full: 300 steps per process count
+    python bench/scaling.py --smoke --data-dir <tiny MNIST>      # seconds
+
+Each process runs with one intra-op thread, so 2 processes use the 2 cores of the machine; the
+throughput counts the samples of all processes between step 20 (after warm-up) and the last step.
+On a GPU machine, pass --accelerator gpu to compare 1 and N GPUs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from pytorch_lightning import Callback
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class Throughput(Callback):
+    """Writes samples/s of this rank (from step ``start`` to the end) to ``<out>/rank<r>.json``."""
+
+    def __init__(self, out: str = "throughput", start: int = 20) -> None:
+        self.out, self.start, self.t0, self.samples = Path(out), start, None, 0
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.global_step == self.start:
+            self.t0 = time.perf_counter()
+        if self.t0 is not None:
+            self.samples += len(batch[0])
+
+    def on_train_end(self, trainer, pl_module):
+        self.out.mkdir(parents=True, exist_ok=True)
+        rate = self.samples / (time.perf_counter() - self.t0)
+        (self.out / f"rank{trainer.global_rank}.json").write_text(json.dumps({"samples_per_s": rate}))
+
+
+def measure(devices: int, args: argparse.Namespace, work: Path) -> float:
+    """Total samples/s of one fit with ``devices`` processes."""
+    out = work / f"d{devices}-{time.time_ns()}"
+    cmd = [sys.executable, "-m", "rlgen", "fit", "-c", str(REPO / "configs" / "vae" / "mnist.yaml"),
+           f"--data.data_dir={args.data_dir}", "--data.num_workers=0", f"--data.batch_size={args.batch_size}",
+           f"--trainer.max_steps={args.steps}", "--trainer.limit_val_batches=0", "--trainer.num_sanity_val_steps=0",
+           "--trainer.enable_progress_bar=false", "--trainer.callbacks=[]", "--trainer.logger=false",
+           "--trainer.enable_checkpointing=false", f"--trainer.default_root_dir={work}",
+           f"--trainer.accelerator={args.accelerator}", f"--trainer.devices={devices}",
+           "--trainer.callbacks+=bench.scaling.Throughput", f"--trainer.callbacks.out={out}",
+           f"--trainer.callbacks.start={min(20, args.steps // 2)}"]
+    if devices > 1:
+        cmd += ["--trainer.strategy=ddp"]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"rlgen fit with {devices} process(es) failed:\n{proc.stderr[-3000:]}")
+    return sum(json.loads(p.read_text())["samples_per_s"] for p in out.glob("rank*.json"))
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", default=str(REPO.parent / "shared" / "data"))
+    parser.add_argument("--out-dir", default=str(REPO / "bench" / "results"))
+    parser.add_argument("--steps", type=int, default=300, help="training steps per run (per process)")
+    parser.add_argument("--batch-size", type=int, default=128, help="per-process batch size")
+    parser.add_argument("--repeats", type=int, default=3, help="alternating runs per process count")
+    parser.add_argument("--processes", type=int, default=2, help="the N of 1 vs N")
+    parser.add_argument("--accelerator", default="cpu")
+    parser.add_argument("--smoke", action="store_true")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.steps, args.repeats, args.batch_size = 6, 1, 16
+    out_dir = Path(args.out_dir)
+    work = out_dir / "scaling_runs"
+    work.mkdir(parents=True, exist_ok=True)
+    rates: dict[int, list[float]] = {1: [], args.processes: []}
+    for _ in range(args.repeats):  # alternate, so that load changes hit both sides alike
+        for devices in rates:
+            rates[devices].append(measure(devices, args, work))
+    one, many = (statistics.median(rates[d]) for d in rates)
+    result = {
+        "benchmark": "ddp_scaling_vae", "accelerator": args.accelerator, "steps": args.steps,
+        "batch_size_per_process": args.batch_size, "repeats": args.repeats,
+        "samples_per_s_1": one, f"samples_per_s_{args.processes}": many, "ratio": many / one,
+        "runs": {str(k): v for k, v in rates.items()}, "smoke": args.smoke,
+        "date": time.strftime("%Y-%m-%d"),
+    }
+    print(f"VAE samples/s: 1 process {one:.0f}, {args.processes} processes {many:.0f} "
+          f"(ratio {many / one:.2f}, median of {args.repeats})")
+    name = "scaling_smoke.json" if args.smoke else "scaling.json"
+    (out_dir / name).write_text(json.dumps(result, indent=2))
+    return result
+
+
+if __name__ == "__main__":
+    main()
