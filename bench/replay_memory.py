@@ -10,7 +10,7 @@
    episodes are short and their extra end-of-episode slots show), into a buffer smaller than the
    number of steps (so it wraps). Reports bytes per *held* transition, checks that every sampled
    ``(obs, next_obs)`` pair is one the environment really produced (stacks rebuilt from single frames,
-   never across episodes), and times ``add`` and ``sample(32)``.
+   never across episodes), and times ``add`` and ``sample(32)``, also for ``PrioritizedReplayBuffer``.
 Writes ``<out-dir>/replay_memory.json`` and ``<out-dir>/replay_memory.png``.
 """
 
@@ -27,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python bench/replay_memory.py` works too
 from bench._rl import REPO, plt, save_figure  # noqa: E402
-from rlgen.envs import ReplayBuffer, make_vector_env  # noqa: E402
+from rlgen.envs import PrioritizedReplayBuffer, ReplayBuffer, make_vector_env  # noqa: E402
 
 FRAME = 84 * 84
 TARGET = 1.05 * FRAME
@@ -41,17 +41,21 @@ def real_fill(game: str, num_envs: int, vector_steps: int, capacity: int, sample
     """Fill a buffer from random play, verify sampled stacks against the env's, time add and sample."""
     envs = make_vector_env(game, num_envs, seed=0, terminal_on_life_loss=True)
     buffer = ReplayBuffer(capacity, (4, 84, 84), np.uint8, num_envs=num_envs, frame_stack=4, seed=0)
+    prioritized = PrioritizedReplayBuffer(capacity, (4, 84, 84), np.uint8, num_envs=num_envs, frame_stack=4, seed=0)
     truth: dict[int, set[int]] = defaultdict(set)  # hash(obs stack) -> hashes of the next_obs seen after it
     obs, _ = envs.reset()
     valid = np.ones(num_envs, bool)
-    add_s, env_s, episode_ends = [], [], 0
+    add_s, per_add_s, env_s, episode_ends = [], [], [], 0
     for _ in range(vector_steps):
         actions = envs.action_space.sample()
         t0 = time.perf_counter()
         next_obs, rewards, terminated, truncated, _ = envs.step(actions)
         t1 = time.perf_counter()
         buffer.add(obs, actions, rewards, next_obs, terminated, truncated, valid=valid)
-        add_s.append(time.perf_counter() - t1)
+        t2 = time.perf_counter()
+        prioritized.add(obs, actions, rewards, next_obs, terminated, truncated, valid=valid)
+        add_s.append(t2 - t1)
+        per_add_s.append(time.perf_counter() - t2)
         env_s.append(t1 - t0)
         for e in np.flatnonzero(valid):
             truth[hash(obs[e].tobytes())].add(hash(next_obs[e].tobytes()))
@@ -68,6 +72,14 @@ def real_fill(game: str, num_envs: int, vector_steps: int, capacity: int, sample
         for o, n in zip(batch.obs.numpy(), batch.next_obs.numpy(), strict=True):
             matches += hash(n.tobytes()) in truth.get(hash(o.tobytes()), ())
     checked = 32 * len(sample_s)
+    per_sample_s, per_update_s, rng = [], [], np.random.default_rng(0)
+    for _ in range(max(1, samples // 32)):
+        t0 = time.perf_counter()
+        batch = prioritized.sample(32)
+        t1 = time.perf_counter()
+        prioritized.update_priorities(batch.indices, rng.normal(size=32))
+        per_sample_s.append(t1 - t0)
+        per_update_s.append(time.perf_counter() - t1)
     return {
         "game": game,
         "num_envs": num_envs,
@@ -81,6 +93,12 @@ def real_fill(game: str, num_envs: int, vector_steps: int, capacity: int, sample
         "add_us_median": 1e6 * float(np.median(add_s)) / num_envs,
         "sample32_us_median": 1e6 * float(np.median(sample_s)),
         "env_step_us_median": 1e6 * float(np.median(env_s)) / num_envs,
+        "prioritized": {
+            "bytes_per_slot": prioritized.nbytes / (num_envs * prioritized.slots),
+            "add_us_median": 1e6 * float(np.median(per_add_s)) / num_envs,
+            "sample32_us_median": 1e6 * float(np.median(per_sample_s)),
+            "update_priorities32_us_median": 1e6 * float(np.median(per_update_s)),
+        },
     }
 
 
@@ -116,12 +134,22 @@ def main(argv: list[str] | None = None) -> dict:
         "smoke": args.smoke,
     }
     (out / "replay_memory.json").write_text(json.dumps(summary, indent=1))
-    print(f"bytes per slot {per_slot:.0f} ({per_slot / FRAME:.4f} x 7,056), per held transition {per_held:.0f} "
-          f"({fill['game']}, {fill['episode_ends']} episode ends in {fill['transitions_added']} transitions); "
-          f"1M buffer {summary['gb_for_1m_slots']:.2f} GB (target <= {TARGET * 1e6 / 1e9:.2f} GB)")
-    print(f"sampled pairs matching the env: {fill['sampled_pairs_matching_env']}/{fill['sampled_pairs_checked']}; "
-          f"add {fill['add_us_median']:.1f} us/transition, sample(32) {fill['sample32_us_median']:.0f} us, "
-          f"env step {fill['env_step_us_median']:.0f} us")
+    print(
+        f"bytes per slot {per_slot:.0f} ({per_slot / FRAME:.4f} x 7,056), per held transition {per_held:.0f} "
+        f"({fill['game']}, {fill['episode_ends']} episode ends in {fill['transitions_added']} transitions); "
+        f"1M buffer {summary['gb_for_1m_slots']:.2f} GB (target <= {TARGET * 1e6 / 1e9:.2f} GB)"
+    )
+    print(
+        f"sampled pairs matching the env: {fill['sampled_pairs_matching_env']}/{fill['sampled_pairs_checked']}; "
+        f"add {fill['add_us_median']:.1f} us/transition, sample(32) {fill['sample32_us_median']:.0f} us, "
+        f"env step {fill['env_step_us_median']:.0f} us"
+    )
+    per = fill["prioritized"]
+    print(
+        f"prioritized: {per['bytes_per_slot']:.0f} bytes per slot, add {per['add_us_median']:.1f} us/transition, "
+        f"sample(32) {per['sample32_us_median']:.0f} us, "
+        f"update_priorities(32) {per['update_priorities32_us_median']:.0f} us"
+    )
 
     fig, ax = plt.subplots(figsize=(7, 4))
     labels = ["obs + next_obs\nstacks (naive)", "obs stack\nonly", "ReplayBuffer\nper slot", "ReplayBuffer\nper held"]

@@ -397,6 +397,15 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         """Set leaves and recompute their ancestors' sums."""
         if len(flat) == 0:
             return
+        if len(flat) == 1:  # the add path: plain scalar loop, no array overhead
+            node = int(flat[0]) + self.leaves
+            self.tree[node] = values[0]
+            tree = self.tree
+            node //= 2
+            while node >= 1:
+                tree[node] = tree[2 * node] + tree[2 * node + 1]
+                node //= 2
+            return
         node = flat + self.leaves
         self.tree[node] = values
         node = np.unique(node // 2)
