@@ -135,3 +135,16 @@ def test_bad_arguments_are_one_line_errors():
         TabularQLearning(epsilon=1.5)
     with pytest.raises(RlgenError, match="Discrete observation space"):
         table_module(env_id="CartPole-v1")
+
+
+def test_resume_continues_the_env_step_counter_and_epsilon(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    common = ["-c", CONFIG, "--trainer.enable_progress_bar=false", "--model.epsilon_decay_steps=400",
+              "--trainer.val_check_interval=100"]  # fmt: skip
+    first = run(["fit", *common, "--trainer.max_steps=200"])
+    assert first.model.rollout.env_steps >= 200
+    second = run(["fit", *common, "--trainer.max_steps=300", "--ckpt_path", "last"])
+    assert second.trainer.global_step == 300
+    assert second.model.rollout.env_steps >= 300, "the counter continues from the checkpoint"
+    assert second.model.epsilon == pytest.approx(0.5 * (1 - second.model.rollout.env_steps / 400))
+    torch.testing.assert_close(second.model.visits.sum(), torch.tensor(300.0))  # 200 restored + 100 new
