@@ -66,11 +66,13 @@ def train(config: str, args: argparse.Namespace, runs: str) -> tuple[str, float]
 
 
 def trained_model(model_class, config: str, args: argparse.Namespace):
-    """``(model in eval mode, checkpoint path, epochs, training seconds or None)``: ``--ckpt`` or a fresh fit."""
+    """``(model in eval mode, checkpoint path, epochs trained, fit seconds or None)``: ``--ckpt`` or a fresh fit."""
     with tempfile.TemporaryDirectory() as runs:
         ckpt, train_s = (args.ckpt, None) if args.ckpt else train(config, args, runs)
         model = model_class.load_from_checkpoint(ckpt, map_location="cpu").eval()
-        epochs = torch.load(ckpt, map_location="cpu", weights_only=False)["epoch"]
+        state = torch.load(ckpt, map_location="cpu", weights_only=False)
+    batch_size = state.get("datamodule_hyper_parameters", {}).get("batch_size", 64)
+    epochs = state.get("gan_batches_seen", 0) / (55000 // batch_size)  # training batches / batches per epoch
     return model, ckpt, epochs, train_s
 
 
@@ -108,15 +110,15 @@ def main(argv: list[str] | None = None) -> dict:
 
     result = {
         "benchmark": "dcgan", "smoke": args.smoke, "date": time.strftime("%Y-%m-%d"), "checkpoint": str(ckpt),
-        "epochs_trained": epochs, "train_wall_s": None if train_s is None else round(train_s, 1),
+        "epochs_trained": round(epochs, 2), "train_wall_s": None if train_s is None else round(train_s, 1),
         "eval_wall_s": round(eval_s, 1), "num_samples": n, **scores,
         "target_is": TARGET_IS, "passed": scores["is"] >= TARGET_IS, "threads": args.threads,
     }
     (out / "dcgan.json").write_text(json.dumps(result, indent=2))
-    plot(out / "dcgan.png", fake[:64], f"DCGAN, {epochs} epochs", {
+    plot(out / "dcgan.png", fake[:64], f"DCGAN, {epochs:.2f} epochs", {
         "IS (generated)": scores["is"], "IS (real test)": scores["real_is"], f"target {TARGET_IS}": TARGET_IS,
     }, {"FID (generated)": scores["fid"], "FID (real train vs test)": scores["real_fid"]})
-    print(f"DCGAN after {epochs} epochs: IS {scores['is']:.2f} ± {scores['is_std']:.2f} (real test "
+    print(f"DCGAN after {epochs:.2f} epochs: IS {scores['is']:.2f} ± {scores['is_std']:.2f} (real test "
           f"{scores['real_is']:.2f}, target {TARGET_IS}), FID {scores['fid']:.2f} "
           f"(real-vs-real {scores['real_fid']:.2f})")
     return result

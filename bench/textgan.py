@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> dict:
     eval_s = time.perf_counter() - start
     result = {
         "benchmark": "textgan", "smoke": args.smoke, "date": time.strftime("%Y-%m-%d"), "checkpoint": str(ckpt),
-        "epochs_trained": epochs, "train_wall_s": None if train_s is None else round(train_s, 1),
+        "epochs_trained": round(epochs, 2), "train_wall_s": None if train_s is None else round(train_s, 1),
         "eval_wall_s": round(eval_s, 1), "images_per_prompt": per_prompt,
         "prompt_acc": seen["overall"], "target_prompt_acc": TARGET_ACC, "passed": seen["overall"] >= TARGET_ACC,
         "per_digit_acc": seen["per_digit"], "per_template_acc": seen["per_template"],
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> dict:
     }
     (out / "textgan.json").write_text(json.dumps(result, indent=2))
     plot(out / "textgan.png", model, seen, epochs)
-    print(f"TextGAN after {epochs} epochs: prompt accuracy {seen['overall']:.3f} (target {TARGET_ACC}); "
+    print(f"TextGAN after {epochs:.2f} epochs: prompt accuracy {seen['overall']:.3f} (target {TARGET_ACC}); "
           f"unseen phrasings {unseen['overall']:.3f}")
     return result
 
@@ -86,7 +86,7 @@ def plot(path: Path, model: TextGAN, seen: dict, epochs: int) -> None:
     images = model(torch.randn(80, model.latent_dim), texts)
     fig, axes = plt.subplots(1, 2, figsize=(10, 5), gridspec_kw={"width_ratios": [1, 1.2]})
     axes[0].imshow(image_grid(images, nrow=8).permute(1, 2, 0).numpy())
-    axes[0].set(title=f'rows: "the digit 0" ... "the digit 9" ({epochs} epochs)', xticks=[], yticks=[])
+    axes[0].set(title=f'rows: "the digit 0" ... "the digit 9" ({epochs:.2f} epochs)', xticks=[], yticks=[])
     axes[1].bar(range(10), seen["per_digit"])
     axes[1].axhline(TARGET_ACC, color="r", ls="--", label=f"target {TARGET_ACC}")
     axes[1].set(xlabel="prompted digit", ylabel="classified as prompted", ylim=(0, 1), xticks=range(10),
