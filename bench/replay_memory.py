@@ -41,7 +41,9 @@ def real_fill(game: str, num_envs: int, vector_steps: int, capacity: int, sample
     """Fill a buffer from random play, verify sampled stacks against the env's, time add and sample."""
     envs = make_vector_env(game, num_envs, seed=0, terminal_on_life_loss=True)
     buffer = ReplayBuffer(capacity, (4, 84, 84), np.uint8, num_envs=num_envs, frame_stack=4, seed=0)
-    prioritized = PrioritizedReplayBuffer(capacity, (4, 84, 84), np.uint8, num_envs=num_envs, frame_stack=4, seed=0)
+    prioritized = PrioritizedReplayBuffer(
+        capacity, (4, 84, 84), obs_dtype=np.uint8, num_envs=num_envs, frame_stack=4, seed=0
+    )
     truth: dict[int, set[int]] = defaultdict(set)  # hash(obs stack) -> hashes of the next_obs seen after it
     obs, _ = envs.reset()
     valid = np.ones(num_envs, bool)

@@ -210,7 +210,7 @@ def test_prioritized_sampling_follows_the_priorities_and_weights_correct_for_it(
 
 
 def test_prioritized_tree_holds_exactly_the_valid_transitions_after_wrapping():
-    buffer = PrioritizedReplayBuffer(2 * 30, (4, 2), np.uint8, num_envs=2, frame_stack=4, seed=1)
+    buffer = PrioritizedReplayBuffer(2 * 30, (4, 2), obs_dtype=np.uint8, num_envs=2, frame_stack=4, seed=1)
     rng = np.random.default_rng(0)
 
     def learn():  # priority updates interleaved with the experience, while the rings wrap
@@ -225,6 +225,6 @@ def test_prioritized_tree_holds_exactly_the_valid_transitions_after_wrapping():
     batch = buffer.sample(256)
     for o, n in zip(batch.obs, batch.next_obs, strict=True):
         np.testing.assert_array_equal(truth[o.numpy().tobytes()][3], n.numpy())
-    restored = PrioritizedReplayBuffer(2 * 30, (4, 2), np.uint8, num_envs=2, frame_stack=4)
+    restored = PrioritizedReplayBuffer(2 * 30, (4, 2), obs_dtype=np.uint8, num_envs=2, frame_stack=4)
     restored.load_state_dict(buffer.state_dict())
     np.testing.assert_array_equal(restored.tree, buffer.tree)

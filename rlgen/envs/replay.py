@@ -302,36 +302,28 @@ class PrioritizedReplayBuffer(ReplayBuffer):
     Args:
         capacity: as :class:`ReplayBuffer`.
         obs_shape: as :class:`ReplayBuffer`.
-        obs_dtype: as :class:`ReplayBuffer`.
-        num_envs: as :class:`ReplayBuffer`.
-        frame_stack: as :class:`ReplayBuffer`.
-        n_step: as :class:`ReplayBuffer`.
-        gamma: as :class:`ReplayBuffer`.
-        seed: as :class:`ReplayBuffer`.
         alpha: how much prioritization is used (0 = uniform).
         beta: importance-sampling exponent (1 = full correction).
         eps: added to ``|delta|`` so that no transition gets priority 0.
+        **buffer_kwargs: the other :class:`ReplayBuffer` arguments (``obs_dtype``, ``num_envs``,
+            ``frame_stack``, ``n_step``, ``gamma``, ``seed``).
     """
 
     def __init__(
         self,
         capacity: int,
         obs_shape: tuple[int, ...],
-        obs_dtype=np.float32,
-        num_envs: int = 1,
-        frame_stack: int = 1,
-        n_step: int = 1,
-        gamma: float = 0.99,
-        seed: int = 0,
+        *,
         alpha: float = 0.6,
         beta: float = 0.4,
         eps: float = 1e-6,
+        **buffer_kwargs,
     ):
-        super().__init__(capacity, obs_shape, obs_dtype, num_envs, frame_stack, n_step, gamma, seed)
+        super().__init__(capacity, obs_shape, **buffer_kwargs)
         if alpha < 0 or beta < 0 or eps <= 0:
             raise RlgenError(f"prioritized replay needs alpha >= 0, beta >= 0, eps > 0; got {alpha}, {beta}, {eps}")
         self.alpha, self.beta, self.eps = alpha, beta, eps
-        self.leaves = 1 << int(np.ceil(np.log2(num_envs * self.slots)))
+        self.leaves = 1 << int(np.ceil(np.log2(self.num_envs * self.slots)))
         self.tree = np.zeros(2 * self.leaves, np.float64)  # tree[1] = total; leaf of (e, s) = leaves + e * N + s
         self.max_priority = 1.0
 
