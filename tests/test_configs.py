@@ -21,6 +21,7 @@ SMOKE: dict[str, list[str]] = {
     "dcgan/mnist.yaml": ["--model.classifier_ckpt=null"],
     "textgan/mnist.yaml": ["--model.classifier_ckpt=null"],
     "cyclegan/mnist.yaml": [],
+    "cyclegan/folder.yaml": ["--data.name=mnist", "--data.batch_size=2", "--model.generator_ab.init_args.in_channels=1", "--model.generator_ab.init_args.out_channels=1", "--model.generator_ab.init_args.ngf=4", "--model.generator_ab.init_args.n_blocks=1", "--model.discriminator_b.init_args.in_channels=1", "--model.discriminator_b.init_args.n_layers=2", "--model.discriminator_b.init_args.ndf=4"],  # noqa: E501
     "qlearning/jump_chain.yaml": [],
     "dqn/cartpole.yaml": ["--model.warm_start_steps=64", "--model.train_frequency=4", "--model.eval_episodes=1"],
     "dqn/pong.yaml": ["--model.warm_start_steps=64", "--model.buffer_size=1000", "--model.eval_episodes=1",

@@ -15,6 +15,7 @@ from torchvision.utils import save_image
 
 from rlgen.callbacks.images import image_grid, log_image
 from rlgen.errors import RlgenError
+from rlgen.lightning_modules.gan import _let_ddp_skip_the_idle_network
 from rlgen.nets.cyclegan import PatchDiscriminator, ResnetGenerator, init_weights
 
 
@@ -91,7 +92,8 @@ class CycleGAN(LightningModule):
     batch takes one generator step, then one discriminator step on fakes drawn from a 50-image
     history pool. The learning rate is constant for ``n_epochs`` epochs, then decays linearly to 0
     over ``n_epochs_decay`` epochs; ``automatic_optimization`` is off, so the schedulers are
-    stepped by hand at each epoch end (``global_step`` counts 2 optimizer steps per batch).
+    stepped by hand at each epoch end (``global_step`` counts 2 optimizer steps per batch). Under DDP
+    ``find_unused_parameters`` is switched on, since each backward reaches only one pair of networks.
 
     Validation and test report ``cycle_l1`` (mean |F(G(a)) - a| and |G(F(b)) - b| in [0, 1] pixel
     units). ``rlgen test`` writes PNG grids (real / translated / reconstructed, both directions) to
@@ -234,6 +236,10 @@ class CycleGAN(LightningModule):
 
         scheds = [torch.optim.lr_scheduler.LambdaLR(opt, rule) for opt in (opt_g, opt_d)]
         return [opt_g, opt_d], scheds
+
+    def setup(self, stage: str) -> None:
+        if stage == "fit":  # each backward reaches only the generators or only the discriminators
+            _let_ddp_skip_the_idle_network(self.trainer.strategy)
 
     def on_fit_start(self) -> None:
         total = self.hparams.n_epochs + self.hparams.n_epochs_decay
