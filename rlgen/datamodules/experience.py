@@ -95,8 +95,10 @@ class _VectorStepper:
         done = (terminated | truncated) & valid
         if not done.any():
             return
-        # RecordEpisodeStatistics (added by make_env) gives the real score: unclipped, whole Atari games.
-        assert "episode" in infos, "wrap each env in gymnasium's RecordEpisodeStatistics (rlgen.envs.make_env does)"
+        # RecordEpisodeStatistics (added by make_env) reports the real score: unclipped, whole Atari
+        # games. A lost life that ends the learner's episode (terminal_on_life_loss) reports nothing.
+        if "_episode" not in infos:
+            return
         for i in np.flatnonzero(done & infos["_episode"]):
             self.stats.add_episode(infos["episode"]["r"][i], infos["episode"]["l"][i])
 
