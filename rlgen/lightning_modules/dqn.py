@@ -153,7 +153,8 @@ class DQN(RLSystem):
         self.n_actions = 0
         self.buffer: Any = None
         self.source: ReplayExperience | None = None
-        self._rng = np.random.default_rng()
+        self._rng = np.random.default_rng()  # acting while training (seeded in on_fit_start, checkpointed)
+        self._eval_rng = np.random.default_rng(0)  # eval_epsilon, apart: evaluating does not change training
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         """Greedy actions ``(B,)`` for observations ``(B, *obs_shape)``."""
@@ -233,8 +234,8 @@ class DQN(RLSystem):
         return self._rng.integers(self.n_actions, size=len(obs))
 
     def _eval_action(self, obs: np.ndarray) -> int:
-        if self._rng.random() < self.hparams.eval_epsilon:
-            return int(self._rng.integers(self.n_actions))
+        if self.hparams.eval_epsilon > 0 and self._eval_rng.random() < self.hparams.eval_epsilon:
+            return int(self._eval_rng.integers(self.n_actions))
         return int(self(torch.as_tensor(obs, device=self.device).unsqueeze(0))[0])
 
     def _extra_rl_state(self) -> dict[str, Any]:
