@@ -35,6 +35,22 @@ def episodes_to_solve(returns: list[float], window: int, threshold: float = THRE
     return None
 
 
+def plot(summary: dict, window: int, path: Path) -> None:
+    """Moving mean (``window`` episodes) of the training returns: every seed, the median and the band."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    curves = []
+    for r in summary["runs"]:
+        returns = np.array([v for _, v in r["episode_returns"]], dtype=float)
+        smooth = np.array([returns[max(0, i + 1 - window):i + 1].mean() for i in range(len(returns))])
+        curves.append((np.arange(1, len(returns) + 1), smooth))
+    plot_spread(ax, curves, np.arange(1, summary["episodes"] + 1), f"mean of last {window} episodes")
+    ax.axhline(THRESHOLD, color="gray", linestyle="--", linewidth=1, label="475")
+    ax.set(xlabel="episode", ylabel="training return (sampled policy)",
+           title=f"REINFORCE CartPole-v1, {len(summary['runs'])} seeds, solved {summary['seeds_solved']}")
+    ax.legend(loc="upper left", fontsize=8)
+    save_figure(fig, path)
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5, help="number of seeds (0, 1, ...)")
@@ -76,14 +92,7 @@ def main(argv: list[str] | None = None) -> dict:
     }
     (out / "reinforce_cartpole.json").write_text(json.dumps(summary, indent=1))
 
-    fig, ax = plt.subplots(figsize=(7, 4))
-    curves = [(np.arange(1, len(r["episode_returns"]) + 1), np.array([v for _, v in r["episode_returns"]]))
-              for r in runs]
-    plot_spread(ax, curves, np.arange(1, episodes + 1), "training episode return")
-    ax.axhline(THRESHOLD, color="gray", linestyle="--", linewidth=1, label="475")
-    ax.set(xlabel="episode", ylabel="return", title=f"REINFORCE CartPole-v1, {seeds} seeds")
-    ax.legend(loc="lower right")
-    save_figure(fig, out / "reinforce_cartpole.png")
+    plot(summary, args.window, out / "reinforce_cartpole.png")
     print(json.dumps({k: v for k, v in summary.items() if k != "runs"}, indent=1))
     return summary
 
