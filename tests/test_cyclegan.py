@@ -238,3 +238,19 @@ def test_ddp_ranks_stay_identical(tmp_path, mnist_dir):
     params = run_ddp(tmp_path, "-c", CONFIG, f"--data.data_dir={mnist_dir}", *TINY_NETS, "--trainer.max_steps=6",
                      "--trainer.max_epochs=1", "--model.n_epochs=1", "--model.n_epochs_decay=0")
     assert_ranks_identical_and_trained(params)
+
+
+def test_fit_and_test_on_rgb_image_folders(tmp_path, monkeypatch):
+    """The folder config end to end on a toy dataset: resize / crop to 32 px, RGB nets, test grids both ways."""
+    monkeypatch.chdir(tmp_path)
+    for split, n in (("trainA", 4), ("trainB", 3), ("testA", 2), ("testB", 2)):
+        (tmp_path / "toy" / split).mkdir(parents=True)
+        for i in range(n):
+            Image.new("RGB", (48, 40), color=(40 * i, 100, 200 - 40 * i)).save(tmp_path / "toy" / split / f"{i}.jpg")
+    folder = str(CONFIGS / "cyclegan" / "folder.yaml")
+    common = [f"--data.data_dir={tmp_path}", "--data.name=toy", "--data.load_size=36", "--data.crop_size=32",
+              "--data.batch_size=2", "--model.discriminator_b.init_args.n_layers=2", *TINY_NETS]
+    run_cli("fit", "-c", folder, *common, "--trainer.fast_dev_run=true")
+    run_cli("test", "-c", folder, *common, f"--model.output_dir={tmp_path / 'out'}")
+    with Image.open(tmp_path / "out" / "b2a_0000.png") as grid:
+        assert grid.mode == "RGB" and grid.size == (2 * 32 + 3 * 2, 3 * 32 + 4 * 2)
