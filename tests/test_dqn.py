@@ -117,3 +117,18 @@ def test_resume_continues_env_steps_and_epsilon(tmp_path, monkeypatch, save_buff
     assert second.model.rollout.env_steps == expected
     assert second.model.epsilon == pytest.approx(1.0 + (0.04 - 1.0) * expected / 1000)  # eps_end 0.04 (config)
     assert math.isfinite(second.trainer.callback_metrics["val/episodic_return"].item())
+
+
+def test_vector_envs_with_every_flag_train(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cli = run(["fit", "-c", str(CONFIGS / "dqn" / "cartpole.yaml"), "--trainer.max_steps=30", *TINY,
+               "--model.num_envs=4", "--model.n_step=3", "--model.double_dqn=true", "--model.tau=0.01",
+               "--model.q_net.init_args.dueling=true", "--model.loss=mse", "--trainer.enable_checkpointing=false",
+               "--trainer.callbacks=[]"])
+    model = cli.model
+    # Every stored transition was counted once (autoreset steps are neither stored nor counted).
+    assert len(model.buffer) == model.rollout.env_steps >= 64 + 15 * 4
+    assert model.rollout.episodes > 0 and model.rollout.history[-1][0] <= model.rollout.env_steps
+    # Polyak averaging with tau = 0.01 keeps the target close to, but not equal to, the online net.
+    online, target = model.q_net.head.value[0].weight, model.target_net.head.value[0].weight
+    assert not torch.equal(online, target) and (online - target).abs().max() < 0.5
