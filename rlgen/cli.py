@@ -51,8 +51,8 @@ SUBCOMMANDS = ("fit", "validate", "test", "predict")
 class RlgenCLI(LightningCLI):
     """LightningCLI with rlgen's defaults and checks.
 
-    Unless the config says otherwise, every run gets a Rich progress bar, a ``last.ckpt`` checkpoint
-    (configs add a ``ModelCheckpoint`` that also keeps the best model) and a :class:`FaultGuard`
+    Unless the config says otherwise, every run gets a Rich progress bar, a ``last.ckpt`` checkpoint that
+    is always the newest state (configs add a ``ModelCheckpoint`` that keeps the best model) and a :class:`FaultGuard`
     (stop on NaN losses, checkpoint on Ctrl-C). The default TensorBoard logger gives each run its own
     ``version_N`` directory, so two runs never collide. ``--ckpt_path last`` finds the newest
     ``last.ckpt`` of earlier runs with the same logger name.
@@ -94,10 +94,15 @@ class RlgenCLI(LightningCLI):
             isinstance(c, ProgressBar) for c in callbacks
         ):
             defaults.append(RichProgressBar())
+        checkpoints = [c for c in callbacks if isinstance(c, ModelCheckpoint)]
         if trainer_cfg.get("enable_checkpointing") is not False and not any(
-            isinstance(c, ModelCheckpoint) for c in callbacks
+            c.monitor is None and c.save_last for c in checkpoints
         ):
-            defaults.append(ModelCheckpoint(save_last=True))
+            # A monitored ModelCheckpoint refreshes last.ckpt only when its metric improves (and a second
+            # writer would make last-v1.ckpt): an unmonitored one owns last.ckpt, always the newest state.
+            for c in checkpoints:
+                c.save_last = False
+            defaults.append(ModelCheckpoint(save_last=True, filename="latest-{step}"))
         if not any(isinstance(c, FaultGuard) for c in callbacks):
             defaults.append(FaultGuard())
         kwargs["callbacks"] = callbacks + defaults
@@ -161,8 +166,11 @@ def _user_error(err: Exception) -> tuple[str | None, int]:
     """The one-line message and exit status for an error a user can fix, or ``(None, 0)`` for a bug."""
     if isinstance(err, ArgumentError):
         return _one_line_parse_error(str(err)), 2
-    if isinstance(err, RlgenError):
-        return str(err), 1
+    cause = err
+    while cause is not None and not isinstance(cause, RlgenError):  # jsonargparse wraps errors of __init__
+        cause = cause.__cause__ or cause.__context__
+    if cause is not None:
+        return str(cause), 1
     if isinstance(err, MisconfigurationException):  # contradictory trainer settings
         return _one_line_parse_error(str(err)), 2
     if isinstance(err, RuntimeError) and (explained := explain_state_dict_error(err)) is not None:

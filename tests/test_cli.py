@@ -12,6 +12,7 @@ import torch
 from pytorch_lightning.demos.boring_classes import BoringModel
 
 from rlgen.cli import run
+from rlgen.errors import RlgenError
 from tests.conftest import REPO, run_cli
 
 BORING = "pytorch_lightning.demos.boring_classes.BoringModel"
@@ -24,6 +25,8 @@ class WiderBoring(BoringModel):
 
     def __init__(self, width: int = 3) -> None:
         super().__init__()
+        if width < 1:
+            raise RlgenError(f"model.width must be >= 1, got {width}")
         self.save_hyperparameters()
         self.layer = torch.nn.Linear(32, width)
 
@@ -156,3 +159,25 @@ def test_contradictory_trainer_settings(capsys):
     expect_error(capsys, ["fit", f"--model={BORING}", "--trainer.enable_checkpointing=false",
                           "--trainer.callbacks+=ModelCheckpoint"],
                  "enable_checkpointing=False", status=2)
+
+
+class WorseningBoring(BoringModel):
+    """Its validation loss grows every epoch, so a monitored checkpoint saves only after the first one."""
+
+    def validation_step(self, batch, batch_idx):
+        self.log("val/loss", float(self.current_epoch))
+
+
+def test_last_ckpt_is_the_newest_state_even_when_the_metric_stops_improving(tmp_path):
+    run_cli("fit", "--model=tests.test_cli.WorseningBoring", f"--trainer.default_root_dir={tmp_path}",
+            "--trainer.max_epochs=3", "--trainer.limit_train_batches=2", "--trainer.limit_val_batches=1",
+            "--trainer.enable_progress_bar=false", "--trainer.callbacks+=ModelCheckpoint",
+            "--trainer.callbacks.monitor=val/loss", "--trainer.callbacks.save_last=true")
+    last = torch.load(next(tmp_path.rglob("last.ckpt")), weights_only=False)
+    assert last["global_step"] == 6 and last["epoch"] == 2
+    best = [p.name for p in tmp_path.rglob("*.ckpt") if p.name.startswith("epoch=")]
+    assert best == ["epoch=0-step=2.ckpt"], best
+
+
+def test_errors_raised_in_a_model_init_are_one_line(capsys):
+    expect_error(capsys, ["fit", "--model=tests.test_cli.WiderBoring", "--model.width=-1"], "width")
