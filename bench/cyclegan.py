@@ -44,6 +44,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--batches", type=int, default=300, help="batches per epoch (limit_train_batches)")
     parser.add_argument("--clf-epochs", type=int, default=2, help="epochs of each target-domain classifier")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--seed", type=int, default=0, help="seed_everything of the CycleGAN run")
     parser.add_argument("--smoke", action="store_true", help="a few steps on whatever data is given (seconds)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -59,7 +60,7 @@ def main(argv: list[str] | None = None) -> dict:
             f"--trainer.max_epochs={args.epochs}", f"--trainer.limit_train_batches={args.batches}",
             f"--model.n_epochs={args.epochs // 2}", f"--model.n_epochs_decay={args.epochs - args.epochs // 2}",
             f"--trainer.default_root_dir={runs}", f"--trainer.logger.init_args.save_dir={runs}",
-            "--trainer.enable_progress_bar=false", "--data.num_workers=0",
+            "--trainer.enable_progress_bar=false", "--data.num_workers=0", f"--seed_everything={args.seed}",
             *(["--trainer.limit_val_batches=1"] if args.smoke else []),
         ])
     fit_s = time.perf_counter() - start
@@ -78,7 +79,7 @@ def main(argv: list[str] | None = None) -> dict:
         "config": "configs/cyclegan/mnist.yaml", "epochs": args.epochs, "batches_per_epoch": args.batches,
         "batch_size": cli.datamodule.hparams.batch_size, "train_pairs_seen": args.epochs * args.batches
         * cli.datamodule.hparams.batch_size, "fit_wall_s": round(fit_s, 1), "classifier_wall_s": round(clf_s, 1),
-        "torch_threads": args.threads,
+        "torch_threads": args.threads, "seed": args.seed,
         "classifier_acc_on_real_test": clf_acc,  # upper bound of label preservation
         "label_preservation_a2b": _accuracy(clf["B"], fake_b, test["labels_A"]),
         "label_preservation_b2a": _accuracy(clf["A"], fake_a, test["labels_B"]),

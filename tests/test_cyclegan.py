@@ -207,6 +207,15 @@ def test_fit_steps_both_optimizers_logs_and_decays_lr_to_zero(mnist_dir, tmp_pat
     assert images, "validation grids are written as PNGs"
     assert len(cli.model.pool_a.images) == 2 * 2 * 8  # 4 batches of 8 fakes, below the pool size of 50
 
+    # The checkpoint restores the networks and the pools; `test` runs on it.
+    last = next((tmp_path / trainer.log_dir).rglob("last.ckpt"))
+    restored = CycleGAN(ResnetGenerator(1, 1, ngf=4, n_blocks=1), PatchDiscriminator(1, ndf=4, n_layers=2))
+    restored.on_load_checkpoint(torch.load(last, weights_only=False))
+    assert torch.equal(torch.stack(restored.pool_b.images), torch.stack(cli.model.pool_b.images))
+    run_cli("test", "-c", CONFIG, f"--data.data_dir={mnist_dir}", *TINY_NETS, "--trainer.limit_test_batches=1",
+            f"--ckpt_path={last}", f"--model.output_dir={tmp_path / 'test_out'}")
+    assert (tmp_path / "test_out" / "a2b_0000.png").is_file()
+
 
 def test_test_writes_grids_and_predict_translates_a_folder(mnist_dir, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

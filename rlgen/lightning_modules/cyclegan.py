@@ -159,7 +159,12 @@ class CycleGAN(LightningModule):
         if lambda_identity > 0 and in_ch != out_ch:
             raise RlgenError(f"the identity loss needs equal channel counts in domains A and B (got {in_ch} and "
                              f"{out_ch}); set --model.lambda_identity 0")
-        self.save_hyperparameters(ignore=["generator_ab", "generator_ba", "discriminator_a", "discriminator_b"])
+        # output_dir is a run-time choice: kept out of hparams, or a checkpoint's value would override the
+        # command line (LightningCLI applies the checkpoint's hyperparameters on `--ckpt_path`).
+        self.save_hyperparameters(
+            ignore=["generator_ab", "generator_ba", "discriminator_a", "discriminator_b", "output_dir"]
+        )
+        self.output_dir = output_dir
         self.automatic_optimization = False
         self.gen_ab = generator_ab
         self.gen_ba = generator_ba if generator_ba is not None else _fresh_copy(generator_ab)
@@ -301,8 +306,8 @@ class CycleGAN(LightningModule):
                 "b2a": [_to_unit(_rgb(t)) for t in (real_b, fake_a, rec_b)]}
 
     def _output_dir(self, default: str) -> Path:
-        if self.hparams.output_dir is not None:
-            return Path(self.hparams.output_dir)
+        if self.output_dir is not None:
+            return Path(self.output_dir)
         return Path(self.trainer.log_dir or self.trainer.default_root_dir) / default
 
 
