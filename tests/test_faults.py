@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import gymnasium as gym
+import numpy as np
 import pytest
 import torch
 from pytorch_lightning.demos.boring_classes import BoringModel
@@ -146,3 +148,41 @@ def test_checkpoint_write_failure_keeps_the_previous_file(tmp_path, monkeypatch)
     monkeypatch.undo()
     assert torch.load(path, weights_only=False) == {"global_step": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"], "no temporary file may stay behind"
+
+
+class CrashingEnv(gym.Env):
+    """A CartPole-shaped env whose ``step`` raises after ``crash_after`` steps (episodes last 20 steps)."""
+
+    observation_space = gym.spaces.Box(-1.0, 1.0, (4,), np.float32)
+    action_space = gym.spaces.Discrete(2)
+
+    def __init__(self, crash_after: int = 300) -> None:
+        self.crash_after, self.steps, self.t = crash_after, 0, 0
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return np.zeros(4, np.float32), {}
+
+    def step(self, action):
+        self.steps += 1
+        self.t += 1
+        if self.steps > self.crash_after:
+            raise RuntimeError("simulator lost its connection")
+        return np.zeros(4, np.float32), 1.0, self.t >= 20, False, {}
+
+
+def test_env_crash_names_env_and_step_and_keeps_checkpoints(tmp_path, monkeypatch):
+    gym.register("rlgen-test/Crash-v0", entry_point=CrashingEnv)
+    monkeypatch.chdir(tmp_path)
+    from rlgen.cli import run
+
+    with pytest.raises(RuntimeError, match="simulator lost its connection") as info:
+        run(["fit", "-c", str(REPO / "configs" / "dqn" / "cartpole.yaml"), "--model.env_id=rlgen-test/Crash-v0",
+             "--model.warm_start_steps=64", "--model.train_frequency=4", "--model.gradient_steps=1",
+             "--model.eval_episodes=1", "--trainer.val_check_interval=5", "--trainer.max_steps=1000",
+             "--trainer.enable_progress_bar=false"])
+    notes = " ".join(getattr(info.value, "__notes__", []))
+    assert "rlgen-test/Crash-v0" in notes and "step" in notes, notes
+    last = next(tmp_path.rglob("last.ckpt"))
+    assert torch.load(last, weights_only=False)["global_step"] >= 5, "checkpoints written before the crash stay"
