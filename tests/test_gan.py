@@ -8,6 +8,7 @@ import math
 import pytest
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import TensorBoardLogger
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -124,6 +125,15 @@ def test_validation_logs_fid_and_inception_score(tmp_path):
     assert metrics["val/fid"] >= 0 and 1.0 <= metrics["val/is"] <= 10.0
     assert not any(k.startswith("_metrics") or "classifier" in k for k in model.state_dict()), (
         "the frozen classifier must not end up in GAN checkpoints")
+
+
+def test_without_classifier_a_val_fid_checkpoint_keeps_the_latest(tmp_path):
+    checkpoint = ModelCheckpoint(dirpath=tmp_path, monitor="val/fid", mode="min", save_last=True)
+    trainer = quiet_trainer(max_epochs=2, limit_train_batches=1, limit_val_batches=1, enable_checkpointing=True,
+                            callbacks=[checkpoint])
+    trainer.fit(tiny_gan(), image_loader(n=8), image_loader(n=8))  # no classifier: no val/fid, no crash
+    assert checkpoint.monitor is None and (tmp_path / "last.ckpt").is_file()
+    assert sorted(p.name for p in tmp_path.glob("epoch=*.ckpt")) == ["epoch=1-step=4.ckpt"]
 
 
 def test_missing_classifier_checkpoint_is_a_clear_error(tmp_path):

@@ -9,13 +9,15 @@ import torch.nn.functional as F
 from pytorch_lightning import LightningModule
 from pytorch_lightning.cli import OptimizerCallable
 from pytorch_lightning.strategies import DDPStrategy
-from pytorch_lightning.utilities import rank_zero_info
+from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 from torch import nn
 
 from rlgen.callbacks.images import image_grid, log_image
 from rlgen.errors import RlgenError
 from rlgen.metrics import load_classifier, make_fid, make_inception_score
 from rlgen.nets.gan import DCGANDiscriminator, DCGANGenerator
+
+CLASSIFIER_METRICS = ("val/fid", "val/is", "val/prompt_acc")  # logged only with a classifier checkpoint
 
 
 def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
@@ -177,6 +179,8 @@ class GAN(LightningModule):
     def setup(self, stage: str) -> None:
         if stage == "fit":
             _let_ddp_skip_the_idle_network(self.trainer.strategy)
+            if not self.classifier_ckpt:
+                _unmonitor_classifier_metrics(self.trainer)
         if self.classifier_ckpt and stage in ("fit", "validate") and not self._metrics:
             classifier = load_classifier(self.classifier_ckpt)
             self._metrics = {"classifier": classifier, "fid": make_fid(classifier),
@@ -256,6 +260,15 @@ def _let_ddp_skip_the_idle_network(strategy: Any) -> None:
     if isinstance(strategy, DDPStrategy) and not strategy._ddp_kwargs.get("find_unused_parameters", False):
         strategy._ddp_kwargs["find_unused_parameters"] = True
         rank_zero_info("rlgen: GAN under DDP: find_unused_parameters=True (each optimizer step uses one network)")
+
+
+def _unmonitor_classifier_metrics(trainer: Any) -> None:
+    """Without a classifier there is no val/fid, val/is or val/prompt_acc: keep the latest checkpoint instead."""
+    for callback in trainer.checkpoint_callbacks:
+        if callback.monitor in CLASSIFIER_METRICS:
+            rank_zero_warn(f"rlgen: model.classifier_ckpt is null, so there is no {callback.monitor}; "
+                           "ModelCheckpoint keeps the latest checkpoints instead of the best")
+            callback.monitor = None
 
 
 def _check_optimizer(name: str, factory: OptimizerCallable) -> None:
