@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -49,10 +50,13 @@ def plot_spread(ax: Any, curves: list[tuple[np.ndarray, np.ndarray]], grid: np.n
         idx = np.searchsorted(x, grid, side="right") - 1  # last value at or before each grid point
         ys.append(np.where(idx >= 0, y[np.clip(idx, 0, None)] if len(y) else np.nan, np.nan))
     ys = np.array(ys, dtype=float)
+    with warnings.catch_warnings():  # grid points before the first evaluation are all NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        median, low, high = np.nanmedian(ys, axis=0), np.nanmin(ys, axis=0), np.nanmax(ys, axis=0)
     for x, y in curves:
         ax.plot(x, y, color="tab:blue", alpha=0.25, linewidth=0.8)
-    ax.plot(grid, np.nanmedian(ys, axis=0), color="tab:blue", linewidth=2, label=f"{label} (median)")
-    ax.fill_between(grid, np.nanmin(ys, axis=0), np.nanmax(ys, axis=0), color="tab:blue", alpha=0.15,
+    ax.plot(grid, median, color="tab:blue", linewidth=2, label=f"{label} (median)")
+    ax.fill_between(grid, low, high, color="tab:blue", alpha=0.15,
                     label="min-max over seeds")
 
 

@@ -29,6 +29,21 @@ THRESHOLD = 475.0
 WARM_START, TRAIN_FREQUENCY, GRADIENT_STEPS = 1000, 256, 128  # as in the config
 
 
+def plot(summary: dict, eval_episodes: int, path: Path) -> None:
+    """Greedy evaluation return against env steps: every seed, the median and the min-max band."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    curves = [(np.array([p[0] for p in r["evaluations"]]), np.array([p[2] for p in r["evaluations"]]))
+              for r in summary["runs"]]
+    plot_spread(ax, curves, np.linspace(0, summary["env_steps_budget"], 101), "greedy eval return")
+    ax.axhline(THRESHOLD, color="gray", linestyle="--", linewidth=1, label="475")
+    held = " (a run stops once solved; its last value is held)" if summary["stopped_when_solved"] else ""
+    ax.set(xlabel="environment steps", ylabel=f"mean return ({eval_episodes} greedy episodes)",
+           title=f"DQN CartPole-v1, {len(summary['runs'])} seeds, solved {summary['seeds_solved']}{held}")
+    ax.title.set_fontsize(9)
+    ax.legend(loc="upper left", fontsize=8)
+    save_figure(fig, path)
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5, help="number of seeds (0, 1, ...)")
@@ -81,15 +96,7 @@ def main(argv: list[str] | None = None) -> dict:
     }
     (out / "dqn_cartpole.json").write_text(json.dumps(summary, indent=1))
 
-    fig, ax = plt.subplots(figsize=(7, 4))
-    curves = [(np.array([p[0] for p in r["evaluations"]]), np.array([p[2] for p in r["evaluations"]]))
-              for r in runs]
-    plot_spread(ax, curves, np.linspace(0, args.env_steps, 101), "greedy eval return")
-    ax.axhline(THRESHOLD, color="gray", linestyle="--", linewidth=1, label="475")
-    ax.set(xlabel="environment steps", ylabel=f"mean return ({args.eval_episodes} greedy episodes)",
-           title=f"DQN CartPole-v1, {args.seeds} seeds")
-    ax.legend(loc="lower right")
-    save_figure(fig, out / "dqn_cartpole.png")
+    plot(summary, args.eval_episodes, out / "dqn_cartpole.png")
     print(json.dumps({k: v for k, v in summary.items() if k != "runs"}, indent=1))
     return summary
 
