@@ -62,7 +62,8 @@ def train(config: str, args: argparse.Namespace, runs: str) -> tuple[str, float]
         f"--trainer.default_root_dir={runs}", f"--trainer.logger.init_args.save_dir={runs}",
         *(["--data.num_workers=0"] if args.smoke else []), *budget,
     ])
-    return cli.trainer.checkpoint_callback.last_model_path, time.perf_counter() - start
+    last = next(c.last_model_path for c in cli.trainer.checkpoint_callbacks if c.last_model_path)
+    return last, time.perf_counter() - start
 
 
 def trained_model(model_class, config: str, args: argparse.Namespace):

@@ -175,3 +175,15 @@ def test_ddp_two_ranks_stay_identical(config, tmp_path, mnist_dir):
                      "--model.classifier_ckpt=null", "--trainer.max_steps=6", "--data.batch_size=16",
                      "--model.generator.init_args.channels=4", "--model.discriminator.init_args.channels=4")
     assert_ranks_identical_and_trained(params)
+
+
+def test_cli_reports_negative_lr_in_one_line(tmp_path, monkeypatch, capsys, mnist_dir):
+    from tests.conftest import CONFIGS, run_cli
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli("fit", "-c", str(CONFIGS / "dcgan" / "mnist.yaml"), f"--data.data_dir={mnist_dir}",
+                "--model.optimizer_d.init_args.lr=-0.1", "--trainer.fast_dev_run=true")
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("rlgen: error: model.optimizer_d is invalid: Invalid learning rate: -0.1")
