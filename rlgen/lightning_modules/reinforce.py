@@ -168,7 +168,7 @@ class Reinforce(RLSystem):
 
     # ------------------------------------------------------------------------ Lightning hooks
     def setup(self, stage: str) -> None:
-        if self.policy.torso is not None:
+        if self.policy.built:
             return
         from rlgen.envs import check_discrete_actions
 

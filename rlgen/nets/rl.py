@@ -116,20 +116,21 @@ class QNetwork(nn.Module):
 
 
 class CategoricalPolicy(nn.Module):
-    """Logits of pi(a | s) over discrete actions, with an optional state-value head for a baseline.
+    """Logits of pi(a | s) over discrete actions, with an optional state-value network for a baseline.
 
     Vector observations only (Pong from pixels arrives as a flat 6,400-vector of frame differences).
+    The value network has its own hidden layers: sharing them with the policy lets the value's squared
+    error (returns of ~100 on CartPole) swamp the policy's features.
 
     Args:
-        hidden_sizes: MLP hidden layers shared by the policy and value heads.
-        value_head: add a V(s) head (used by a learned baseline).
+        hidden_sizes: MLP hidden layers of the policy (and of the value network).
+        value_head: add a V(s) network (used by a learned baseline).
     """
 
     def __init__(self, hidden_sizes: Sequence[int] = (128,), value_head: bool = False) -> None:
         super().__init__()
         self.hidden_sizes = list(hidden_sizes)
         self.value_head = value_head
-        self.torso: nn.Module | None = None
         self.logits: nn.Module | None = None
         self.value: nn.Module | None = None
 
@@ -137,15 +138,17 @@ class CategoricalPolicy(nn.Module):
         """Create the layers for flat observations of ``obs_shape`` and ``n_actions`` actions; returns self."""
         if len(obs_shape) != 1:
             raise ValueError(f"CategoricalPolicy takes flat (D,) observations, got {tuple(obs_shape)}")
-        self.torso = mlp(obs_shape[0], self.hidden_sizes)
-        features = self.hidden_sizes[-1] if self.hidden_sizes else obs_shape[0]
-        self.logits = nn.Linear(features, n_actions)
-        self.value = nn.Linear(features, 1) if self.value_head else None
+        self.logits = mlp(obs_shape[0], self.hidden_sizes, n_actions)
+        self.value = mlp(obs_shape[0], self.hidden_sizes, 1) if self.value_head else None
         return self
+
+    @property
+    def built(self) -> bool:
+        return self.logits is not None
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``(logits (B, A), value (B,) or None)``."""
-        assert self.torso is not None, "call CategoricalPolicy.build(obs_shape, n_actions) before using it"
-        features = self.torso(obs.float())  # (B, H)
-        value = self.value(features).squeeze(-1) if self.value is not None else None
-        return self.logits(features), value
+        assert self.built, "call CategoricalPolicy.build(obs_shape, n_actions) before using it"
+        obs = obs.float()
+        value = self.value(obs).squeeze(-1) if self.value is not None else None
+        return self.logits(obs), value
