@@ -95,7 +95,9 @@ def _plot(path: Path, curve: list[float], samples: torch.Tensor, result: dict) -
     ax.plot(range(1, len(curve) + 1), curve, marker="o", ms=3, label="val neg. ELBO")
     ax.axhline(TARGET_NLL, color="r", ls="--", label=f"target NLL {TARGET_NLL}")
     ax.scatter([len(curve)], [result["test_nll_iwae"]], color="k", zorder=3,
-               label=f"test IWAE NLL (k={result['iwae_k']}) {result['test_nll_iwae']:.1f}")
+               label=f"test IWAE NLL (k={result['iwae_k']}, {result['iwae_images']} images) {result['test_nll_iwae']:.1f}")
+    ax.scatter([len(curve)], [result["test_neg_elbo"]], color="C0", marker="x", zorder=3,
+               label=f"test neg. ELBO (10,000 images) {result['test_neg_elbo']:.1f}")
     ax.set(xlabel="epoch", ylabel="nats per image", title="VAE, binarized MNIST")
     ax.legend()
     show_grid(ax_img, make_grid(samples.clamp(0, 1).cpu(), nrow=8, pad_value=1.0), "samples from the prior")
