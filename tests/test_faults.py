@@ -118,11 +118,12 @@ def test_kill_9_leaves_an_intact_checkpoint_that_resumes(tmp_path):
     assert not list(tmp_path.rglob("*.tmp*")), "a temporary file left by kill -9 is removed by the next save"
 
 
-def test_ctrl_c_saves_a_checkpoint_at_the_current_step(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_interrupt_saves_a_checkpoint_at_the_current_step(tmp_path, sig):
     proc = _start_slow_fit(tmp_path, "--trainer.callbacks.every_n_train_steps=1000")
     try:
         wait_until_training(tmp_path, proc)  # no periodic checkpoint is due before step 1000
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         out, err = proc.communicate(timeout=60)
     finally:
         proc.kill()

@@ -1,4 +1,4 @@
-"""Fault handling for long runs: stop on a non-finite loss, checkpoint on Ctrl-C."""
+"""Fault handling for long runs: stop on a non-finite loss, checkpoint on Ctrl-C and SIGTERM."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 from pytorch_lightning import Callback, LightningModule, Trainer
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 from pytorch_lightning.utilities.rank_zero import rank_zero_info
 
 from rlgen.errors import RlgenError
@@ -17,10 +18,10 @@ class NonFiniteLossError(RlgenError):
 
 
 class FaultGuard(Callback):
-    """Stops training with a clear message when a loss turns NaN/inf, and saves ``last.ckpt`` on Ctrl-C.
+    """Stops training with a clear message when a loss turns NaN/inf; saves ``last.ckpt`` on Ctrl-C or SIGTERM.
 
     On a non-finite loss nothing is saved, so the last good checkpoint stays the newest one. A Ctrl-C
-    (KeyboardInterrupt) writes ``last.ckpt`` into the checkpoint directory first, so
+    or a SIGTERM (kill, a scheduler) writes ``last.ckpt`` into the checkpoint directory first, so
     ``rlgen fit ... --ckpt_path last`` resumes where the run stopped.
     """
 
@@ -43,13 +44,14 @@ class FaultGuard(Callback):
                 )
 
     def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
-        if not isinstance(exception, KeyboardInterrupt) or trainer.fast_dev_run or trainer.sanity_checking:
+        interrupted = isinstance(exception, (KeyboardInterrupt, SIGTERMException))
+        if not interrupted or trainer.fast_dev_run or trainer.sanity_checking:
             return
         path = self._last_path(trainer)
         if path is None or trainer.state.fn != "fit":
             return
         trainer.save_checkpoint(path)
-        rank_zero_info(f"Interrupted: saved {path}; resume with --ckpt_path last")
+        rank_zero_info(f"Interrupted ({type(exception).__name__}): saved {path}; resume with --ckpt_path last")
 
     @staticmethod
     def _last_path(trainer: Trainer) -> Path | None:
