@@ -94,8 +94,9 @@ def _plot(path: Path, curve: list[float], samples: torch.Tensor, result: dict) -
     fig, (ax, ax_img) = plt.subplots(1, 2, figsize=(10, 4))
     ax.plot(range(1, len(curve) + 1), curve, marker="o", ms=3, label="val neg. ELBO")
     ax.axhline(TARGET_NLL, color="r", ls="--", label=f"target NLL {TARGET_NLL}")
+    iwae = f"k={result['iwae_k']}, {result['iwae_images']} images"
     ax.scatter([len(curve)], [result["test_nll_iwae"]], color="k", zorder=3,
-               label=f"test IWAE NLL (k={result['iwae_k']}, {result['iwae_images']} images) {result['test_nll_iwae']:.1f}")
+               label=f"test IWAE NLL ({iwae}) {result['test_nll_iwae']:.1f}")
     ax.scatter([len(curve)], [result["test_neg_elbo"]], color="C0", marker="x", zorder=3,
                label=f"test neg. ELBO (10,000 images) {result['test_neg_elbo']:.1f}")
     ax.set(xlabel="epoch", ylabel="nats per image", title="VAE, binarized MNIST")
