@@ -21,6 +21,7 @@ the env gets a note naming the env id, episode and step).
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Callable
 
 import gymnasium as gym
@@ -83,6 +84,8 @@ def make_env(
         kwargs = dict(env_kwargs or {})
         if video_dir is not None:
             kwargs["render_mode"] = "rgb_array"
+            for driver in ("SDL_VIDEODRIVER", "SDL_AUDIODRIVER"):  # pygame renders off-screen: no display, no sound
+                os.environ.setdefault(driver, "dummy")
         if is_atari and pong_from_pixels:
             env = gym.make(env_id, **kwargs)  # the id's own frame skip, as in Karpathy's script
             env = _record_video(env, video_dir, fps=ATARI_FPS // _frameskip(env))
