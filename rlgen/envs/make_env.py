@@ -84,8 +84,7 @@ def make_env(
         kwargs = dict(env_kwargs or {})
         if video_dir is not None:
             kwargs["render_mode"] = "rgb_array"
-            for driver in ("SDL_VIDEODRIVER", "SDL_AUDIODRIVER"):  # pygame renders off-screen: no display, no sound
-                os.environ.setdefault(driver, "dummy")
+            offscreen_rendering()
         if is_atari and pong_from_pixels:
             env = gym.make(env_id, **kwargs)  # the id's own frame skip, as in Karpathy's script
             env = _record_video(env, video_dir, fps=ATARI_FPS // _frameskip(env))
@@ -231,6 +230,12 @@ def _is_atari(env_id: str) -> bool:
 def _frameskip(env: gym.Env) -> int:
     skip = env.spec.kwargs.get("frameskip", 1) if env.spec is not None else 1
     return int(np.max(skip)) if skip else 1
+
+
+def offscreen_rendering() -> None:
+    """Let pygame (classic-control envs) render rgb_array frames with no display and no sound device."""
+    for driver in ("SDL_VIDEODRIVER", "SDL_AUDIODRIVER"):
+        os.environ.setdefault(driver, "dummy")
 
 
 def _record_video(env: gym.Env, video_dir: str | None, fps: int | None) -> gym.Env:

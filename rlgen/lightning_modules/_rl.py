@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader
 
 from rlgen.callbacks.video import log_video, save_video
 from rlgen.datamodules.experience import RolloutStats
+from rlgen.envs.make_env import offscreen_rendering
 from rlgen.errors import RlgenError
 
 _RANK_SEED_STRIDE = 10_000  # rank r's envs are seeded seed + r * stride (+ i for sub-env i)
@@ -140,6 +141,7 @@ class RLSystem(LightningModule):
         return total, length, frames
 
     def _first_frame(self, env: Any) -> np.ndarray:
+        offscreen_rendering()
         try:
             return env.render()
         except DependencyNotInstalled as err:  # CartPole & co. draw with pygame
