@@ -77,13 +77,14 @@ def trained_model(model_class, config: str, args: argparse.Namespace):
     return model, ckpt, epochs, train_s
 
 
-def mnist_images(data_dir: str, train: bool = False, limit: int | None = None) -> torch.Tensor:
-    """MNIST test (or training) images ``(N, 1, 28, 28)`` in [0, 1]."""
+def mnist_images(data_dir: str, train: bool = False, limit: int | None = None, with_labels: bool = False):
+    """MNIST test (or training) images ``(N, 1, 28, 28)`` in [0, 1] (and their labels ``(N,)``)."""
     dm = MNISTDataModule(data_dir=data_dir, num_workers=0)
     dm.setup("fit" if train else "test")
     dataset = dm.train_set if train else dm.test_set
     n = len(dataset) if limit is None else min(limit, len(dataset))
-    return torch.stack([dataset[i][0] for i in range(n)])
+    images = torch.stack([dataset[i][0] for i in range(n)])
+    return (images, torch.tensor([int(dataset[i][1]) for i in range(n)])) if with_labels else images
 
 
 @torch.no_grad()

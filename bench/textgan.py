@@ -24,7 +24,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python bench/textgan.py` works too
-from bench.dcgan import gan_bench_parser, trained_model  # noqa: E402
+from bench.dcgan import gan_bench_parser, mnist_images, trained_model  # noqa: E402
 from rlgen.callbacks.images import image_grid  # noqa: E402
 from rlgen.lightning_modules.textgan import CAPTION_TEMPLATES, DIGIT_WORDS, TextGAN, caption  # noqa: E402
 from rlgen.metrics import load_classifier  # noqa: E402
@@ -49,6 +49,7 @@ def main(argv: list[str] | None = None) -> dict:
     start = time.perf_counter()
     seen = prompt_accuracy(model, classifier, CAPTION_TEMPLATES, per_prompt)
     unseen = prompt_accuracy(model, classifier, UNSEEN_TEMPLATES, per_prompt)
+    diversity = within_prompt_diversity(model, args.data_dir, per_prompt)
     eval_s = time.perf_counter() - start
     result = {
         "benchmark": "textgan", "smoke": args.smoke, "date": time.strftime("%Y-%m-%d"), "checkpoint": str(ckpt),
@@ -57,12 +58,13 @@ def main(argv: list[str] | None = None) -> dict:
         "prompt_acc": seen["overall"], "target_prompt_acc": TARGET_ACC, "passed": seen["overall"] >= TARGET_ACC,
         "per_digit_acc": seen["per_digit"], "per_template_acc": seen["per_template"],
         "unseen_phrasings_acc": unseen["overall"], "unseen_per_template_acc": unseen["per_template"],
+        "within_prompt_diversity": diversity,
         "threads": args.threads,
     }
     (out / "textgan.json").write_text(json.dumps(result, indent=2))
     plot(out / "textgan.png", model, seen, epochs)
     print(f"TextGAN after {epochs:.2f} epochs: prompt accuracy {seen['overall']:.3f} (target {TARGET_ACC}); "
-          f"unseen phrasings {unseen['overall']:.3f}")
+          f"unseen phrasings {unseen['overall']:.3f}; within-prompt diversity vs real {diversity['ratio']:.2f}")
     return result
 
 
@@ -77,6 +79,23 @@ def prompt_accuracy(model: TextGAN, classifier, templates, per_prompt: int) -> d
             hits[d, t] = (classifier(images).argmax(1) == d).float().mean()
     return {"overall": float(hits.mean()), "per_digit": hits.mean(1).tolist(),
             "per_template": {tpl: float(hits[:, t].mean()) for t, tpl in enumerate(templates)}}
+
+
+@torch.no_grad()
+def within_prompt_diversity(model: TextGAN, data_dir: str, n: int) -> dict:
+    """Pixel standard deviation across the images of one prompt ("the digit d"), next to the same for real digits.
+
+    A ratio near 1 means the samples of a prompt vary as much as real handwriting; near 0, that G ignores z
+    (mode collapse within the class), which prompt accuracy alone cannot reveal.
+    """
+    real, labels = mnist_images(data_dir, with_labels=True)
+    fake_std, real_std = [], []
+    for d in range(10):
+        fake = model(torch.randn(n, model.latent_dim), [caption(d, 3)] * n)  # (n, 1, 28, 28)
+        fake_std.append(float(fake.std(0).mean()))
+        real_std.append(float(real[labels == d][:n].std(0).mean()))
+    ratio = sum(fake_std) / sum(real_std)
+    return {"generated_pixel_std": fake_std, "real_pixel_std": real_std, "ratio": ratio}
 
 
 @torch.no_grad()
