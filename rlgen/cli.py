@@ -53,7 +53,7 @@ class RlgenCLI(LightningCLI):
 
     Unless the config says otherwise, every run gets a Rich progress bar, a ``last.ckpt`` checkpoint that
     is always the newest state (configs add a ``ModelCheckpoint`` that keeps the best model) and a :class:`FaultGuard`
-    (stop on NaN losses, checkpoint on Ctrl-C). The default TensorBoard logger gives each run its own
+    (stop on NaN losses, checkpoint on Ctrl-C and SIGTERM). The default TensorBoard logger gives each run its own
     ``version_N`` directory, so two runs never collide. ``--ckpt_path last`` finds the newest
     ``last.ckpt`` of earlier runs with the same logger name.
     """
