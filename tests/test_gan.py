@@ -19,6 +19,12 @@ from rlgen.nets.gan import DCGANDiscriminator, DCGANGenerator, Maxout, MLPDiscri
 from tests.test_classifier import save_classifier
 
 
+@pytest.fixture(autouse=True)
+def in_tmp_dir(tmp_path, monkeypatch):
+    """Trainers without a logger write their sample PNGs under the working directory: keep them out of the repo."""
+    monkeypatch.chdir(tmp_path)
+
+
 def logit(p: float) -> float:
     return math.log(p / (1 - p))
 

@@ -18,6 +18,12 @@ from tests.test_classifier import save_classifier
 from tests.test_gan import image_loader, quiet_trainer
 
 
+@pytest.fixture(autouse=True)
+def in_tmp_dir(tmp_path, monkeypatch):
+    """Trainers without a logger write their sample PNGs under the working directory: keep them out of the repo."""
+    monkeypatch.chdir(tmp_path)
+
+
 def tiny_textgan(**kwargs) -> TextGAN:
     return TextGAN(generator=TextConditionalGenerator(latent_dim=8, channels=4, text_dim=4),
                    discriminator=TextConditionalDiscriminator(channels=4, text_dim=4), **kwargs)
