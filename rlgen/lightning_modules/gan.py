@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -11,6 +12,7 @@ from pytorch_lightning.cli import OptimizerCallable
 from pytorch_lightning.strategies import DDPStrategy
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 from torch import nn
+from torchvision.utils import save_image
 
 from rlgen.callbacks.images import image_grid, log_image
 from rlgen.errors import RlgenError
@@ -73,7 +75,7 @@ class GAN(LightningModule):
     """
 
     # Not saved as hyperparameters: LightningCLI would restore them from a checkpoint over the command line.
-    RUN_TIME_ARGS: tuple[str, ...] = ("classifier_ckpt",)
+    RUN_TIME_ARGS: tuple[str, ...] = ("classifier_ckpt", "predict_dir")
 
     def __init__(
         self,
@@ -87,6 +89,7 @@ class GAN(LightningModule):
         num_samples: int = 64,
         classifier_ckpt: str | None = None,
         sample_seed: int = 1234,
+        predict_dir: str = "samples",
     ) -> None:
         """
         Args:
@@ -100,6 +103,7 @@ class GAN(LightningModule):
             num_samples: images in the fixed-noise grid.
             classifier_ckpt: MNIST Classifier checkpoint for val/fid and val/is (null: skip the metrics).
             sample_seed: seed of the fixed noise of the sample grid.
+            predict_dir: folder that receives the PNG sample grids of ``rlgen predict``.
         """
         super().__init__()
         if k < 1:
@@ -110,7 +114,7 @@ class GAN(LightningModule):
             raise RlgenError(f"model.sample_every_n_epochs and model.num_samples must be >= 1, got "
                              f"{sample_every_n_epochs} and {num_samples}")
         self.save_hyperparameters(ignore=list(self.RUN_TIME_ARGS))
-        self.classifier_ckpt = classifier_ckpt
+        self.classifier_ckpt, self.predict_dir = classifier_ckpt, predict_dir
         self.automatic_optimization = False
         self.generator = generator if generator is not None else DCGANGenerator()
         self.discriminator = discriminator if discriminator is not None else DCGANDiscriminator()
@@ -160,17 +164,19 @@ class GAN(LightningModule):
             self.log("train/g_loss", g_loss, prog_bar=True)
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self._evaluate(batch, "val")
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        self._evaluate(batch, "test")
+
+    def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        """Draw as many samples from p(z) as the batch holds and write them as one PNG grid into ``predict_dir``."""
         real, cond = self._unpack(batch)
-        fake = self.generator(self._noise(real.shape[0]), *cond)
-        _, real_logits, fake_logits = self._discriminator_loss(real, fake, cond, batch)
-        self.log_dict({"val/d_real": torch.sigmoid(real_logits).mean(),
-                       "val/d_fake": torch.sigmoid(fake_logits).mean()}, sync_dist=True)
-        if self._metrics:
-            real01, fake01 = (real + 1) / 2, (fake + 1) / 2
-            self._metrics["fid"].update(real01, real=True)
-            self._metrics["fid"].update(fake01, real=False)
-            self._metrics["is"].update(fake01)
-            self._update_extra_metrics(fake01, batch)
+        images = self(self._noise(real.shape[0]), *cond)  # (B, C, H, W) in [0, 1]
+        out_dir = Path(self.predict_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        save_image(image_grid(images, nrow=8), out_dir / f"samples_{batch_idx:04d}.png")
+        return images
 
     def configure_optimizers(self):
         return [self.optimizer_d(self.discriminator.parameters()), self.optimizer_g(self.generator.parameters())]
@@ -181,7 +187,7 @@ class GAN(LightningModule):
             _let_ddp_skip_the_idle_network(self.trainer.strategy)
             if not self.classifier_ckpt:
                 _unmonitor_classifier_metrics(self.trainer)
-        if self.classifier_ckpt and stage in ("fit", "validate") and not self._metrics:
+        if self.classifier_ckpt and stage in ("fit", "validate", "test") and not self._metrics:
             classifier = load_classifier(self.classifier_ckpt)
             self._metrics = {"classifier": classifier, "fid": make_fid(classifier),
                              "is": make_inception_score(classifier)}
@@ -196,11 +202,20 @@ class GAN(LightningModule):
         for metric in self._metrics.values():
             metric.to(self.device)
 
+    on_test_epoch_start = on_validation_epoch_start
+
     def on_validation_epoch_end(self) -> None:
+        self._log_metrics("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_metrics("test")
+
+    def _log_metrics(self, stage: str) -> None:
         if not self._metrics or self._metrics["fid"].fake_features_num_samples < 2:
             return
         is_mean, _ = self._metrics["is"].compute()
-        self.log_dict({"val/fid": self._metrics["fid"].compute(), "val/is": is_mean, **self._compute_extra_metrics()})
+        self.log_dict({f"{stage}/fid": self._metrics["fid"].compute(), f"{stage}/is": is_mean,
+                       **self._compute_extra_metrics(stage)})
         for name in ("fid", "is"):
             self._metrics[name].reset()
 
@@ -226,6 +241,20 @@ class GAN(LightningModule):
     def _sample_grid_images(self) -> tuple[torch.Tensor, int]:
         return self(self.fixed_z), 8  # (N, C, H, W) in [0, 1]
 
+    def _evaluate(self, batch: Any, stage: str) -> None:
+        """D's outputs on real and generated images; FID / IS (and subclass metrics) when a classifier is set."""
+        real, cond = self._unpack(batch)
+        fake = self.generator(self._noise(real.shape[0]), *cond)
+        _, real_logits, fake_logits = self._discriminator_loss(real, fake, cond, batch)
+        self.log_dict({f"{stage}/d_real": torch.sigmoid(real_logits).mean(),
+                       f"{stage}/d_fake": torch.sigmoid(fake_logits).mean()}, sync_dist=True)
+        if self._metrics:
+            real01, fake01 = (real + 1) / 2, (fake + 1) / 2
+            self._metrics["fid"].update(real01, real=True)
+            self._metrics["fid"].update(fake01, real=False)
+            self._metrics["is"].update(fake01)
+            self._update_extra_metrics(fake01, batch)
+
     def _unpack(self, batch: Any) -> tuple[torch.Tensor, tuple]:
         """Real images in [-1, 1] and the conditioning passed to G and D (none for the plain GAN)."""
         x = batch[0] if isinstance(batch, (list, tuple)) else batch
@@ -244,7 +273,7 @@ class GAN(LightningModule):
     def _update_extra_metrics(self, fake01: torch.Tensor, batch: Any) -> None:
         """Hook for subclasses: more validation metrics from the generated images."""
 
-    def _compute_extra_metrics(self) -> dict[str, torch.Tensor]:
+    def _compute_extra_metrics(self, stage: str) -> dict[str, torch.Tensor]:
         return {}
 
 

@@ -104,10 +104,10 @@ class TextGAN(GAN):
             discriminator=discriminator if discriminator is not None else TextConditionalDiscriminator(),
             optimizer_g=optimizer_g, optimizer_d=optimizer_d, k=k, loss=loss,
             sample_every_n_epochs=sample_every_n_epochs, num_samples=80, classifier_ckpt=classifier_ckpt,
-            sample_seed=sample_seed,
+            sample_seed=sample_seed, predict_dir=predict_dir,
         )
         self.tokenizer = CharTokenizer()
-        self.prompts, self.samples_per_prompt, self.predict_dir = prompts, samples_per_prompt, predict_dir
+        self.prompts, self.samples_per_prompt = prompts, samples_per_prompt
 
     def forward(self, z: torch.Tensor, texts: list[str]) -> torch.Tensor:  # type: ignore[override]
         """Images ``(B, C, H, W)`` in [0, 1] for noise ``(B, latent_dim)`` and ``B`` texts."""
@@ -168,10 +168,10 @@ class TextGAN(GAN):
     def _update_extra_metrics(self, fake01: torch.Tensor, batch: Any) -> None:
         self._metrics["prompt_acc"].update(self._metrics["classifier"](fake01), batch[1])
 
-    def _compute_extra_metrics(self) -> dict[str, torch.Tensor]:
+    def _compute_extra_metrics(self, stage: str) -> dict[str, torch.Tensor]:
         acc = self._metrics["prompt_acc"].compute()
         self._metrics["prompt_acc"].reset()
-        return {"val/prompt_acc": acc}
+        return {f"{stage}/prompt_acc": acc}
 
     def _tokens(self, texts: list[str]) -> torch.Tensor:
         return self.tokenizer(texts).to(self.device)  # (B, L)
