@@ -16,6 +16,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -75,13 +76,14 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     if args.smoke:
         args.steps, args.repeats, args.batch_size = 6, 1, 16
+    args.data_dir = str(Path(args.data_dir).resolve())  # the runs start in a scratch directory
     out_dir = Path(args.out_dir)
-    work = out_dir / "scaling_runs"
-    work.mkdir(parents=True, exist_ok=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
     rates: dict[int, list[float]] = {1: [], args.processes: []}
-    for _ in range(args.repeats):  # alternate, so that load changes hit both sides alike
-        for devices in rates:
-            rates[devices].append(measure(devices, args, work))
+    with tempfile.TemporaryDirectory() as scratch:
+        for _ in range(args.repeats):  # alternate, so that load changes hit both sides alike
+            for devices in rates:
+                rates[devices].append(measure(devices, args, Path(scratch)))
     one, many = (statistics.median(rates[d]) for d in rates)
     result = {
         "benchmark": "ddp_scaling_vae", "accelerator": args.accelerator, "steps": args.steps,

@@ -55,14 +55,20 @@ def assert_ranks_identical_and_trained(params: dict[str, dict[str, torch.Tensor]
 
 
 @pytest.mark.timeout(600)
-def test_ddp_autoencoder_ranks_stay_identical(tmp_path, mnist_dir):
-    params = run_ddp(tmp_path, "-c", str(CONFIGS / "ae" / "mnist.yaml"), f"--data.data_dir={mnist_dir}",
+@pytest.mark.parametrize("config", ["ae/mnist.yaml", "vae/mnist.yaml"])
+def test_ddp_image_model_ranks_stay_identical(config, tmp_path, mnist_dir):
+    params = run_ddp(tmp_path, "-c", str(CONFIGS / config), f"--data.data_dir={mnist_dir}",
                      "--data.num_workers=0", "--trainer.max_steps=4", "--data.batch_size=32")
     assert_ranks_identical_and_trained(params)
 
 
 @pytest.mark.timeout(600)
-def test_ddp_dqn_ranks_stay_identical(tmp_path):
-    params = run_ddp(tmp_path, "-c", str(CONFIGS / "dqn" / "cartpole.yaml"), "--trainer.max_steps=6",
-                     "--model.warm_start_steps=64", "--model.train_frequency=4", "--model.gradient_steps=1")
+@pytest.mark.parametrize(
+    "config, extra",
+    [("dqn/cartpole.yaml", ["--model.warm_start_steps=64", "--model.train_frequency=4", "--model.gradient_steps=1"]),
+     ("reinforce/cartpole.yaml", ["--model.episodes_per_batch=2"])],
+    ids=["dqn", "reinforce"],
+)
+def test_ddp_rl_ranks_stay_identical(config, extra, tmp_path):
+    params = run_ddp(tmp_path, "-c", str(CONFIGS / config), "--trainer.max_steps=4", *extra)
     assert_ranks_identical_and_trained(params)
