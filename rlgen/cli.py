@@ -68,6 +68,7 @@ class RlgenCLI(LightningCLI):
             self.model = torch.compile(self.model)
 
     def parse_arguments(self, parser, args) -> None:
+        self._cli_args = [str(a) for a in (sys.argv[1:] if args is None else args)]
         super().parse_arguments(parser, args)
         subcommand = self.config.get("subcommand")
         if subcommand is None:
@@ -85,6 +86,23 @@ class RlgenCLI(LightningCLI):
             model = cfg.get("model")
             class_path = model.get("class_path") if isinstance(model, (dict, Namespace)) else None
             check_model_class(read_checkpoint(ckpt_path), ckpt_path, class_path)
+
+    def _parse_ckpt_path(self) -> None:
+        """LightningCLI writes a checkpoint's hyperparameters over the parsed model arguments; put back
+        those the command line names explicitly (``--model.video_dir ...``), so that the command line wins."""
+        subcommand = self.config.get("subcommand")
+        explicit = _explicit_model_keys(self._cli_args)
+        before = self.config[subcommand].get("model") if subcommand and explicit else None
+        before = before.clone() if isinstance(before, Namespace) else None
+        super()._parse_ckpt_path()
+        after = self.config[subcommand].get("model") if before is not None else None
+        if not isinstance(after, Namespace):
+            return
+        for key in explicit:
+            if key in (before.get("init_args") or {}) and after.get("init_args") is not None:
+                after.init_args[key] = before.init_args[key]
+            if isinstance(after.get("dict_kwargs"), dict):
+                after.dict_kwargs.pop(key, None)
 
     def instantiate_trainer(self, **kwargs) -> Trainer:
         trainer_cfg = self._get(self.config_init, "trainer", default={})
@@ -194,6 +212,16 @@ def _one_line_parse_error(text: str) -> str:
     if any(hint in line for hint in ("does not accept option", "Parser key", "unrecognized arguments")):
         line += " (run `rlgen <subcommand> --help` for the accepted keys and types)"
     return line
+
+
+def _explicit_model_keys(args: list[str]) -> set[str]:
+    """The model arguments named on the command line: ``--model.lr=1`` and ``--model.init_args.lr 1`` give ``lr``."""
+    keys = set()
+    for arg in args:
+        if arg.startswith("--model."):
+            parts = arg[len("--model."):].split("=", 1)[0].split(".")
+            keys.add(parts[1] if parts[0] == "init_args" and len(parts) > 1 else parts[0])
+    return keys
 
 
 def _log_roots(cfg: Namespace) -> list[Path]:

@@ -181,3 +181,15 @@ def test_last_ckpt_is_the_newest_state_even_when_the_metric_stops_improving(tmp_
 
 def test_errors_raised_in_a_model_init_are_one_line(capsys):
     expect_error(capsys, ["fit", "--model=tests.test_cli.WiderBoring", "--model.width=-1"], "width")
+
+
+def test_command_line_model_arguments_win_over_the_checkpoints_hyperparameters(tmp_path, capsys):
+    model = "--model=tests.test_cli.WiderBoring"
+    run_cli("fit", model, "--model.width=4", f"--trainer.default_root_dir={tmp_path}", *FAST)
+    ckpt = str(next(tmp_path.rglob("last.ckpt")))
+    quiet = "--trainer.enable_progress_bar=false"
+    # Without an explicit value the checkpoint's width (4) is restored over the class default (3).
+    assert run(["test", model, "--ckpt_path", ckpt, quiet]).model.layer.out_features == 4
+    # An explicit --model.width beats the saved one: the model is built with 5 and the checkpoint no longer fits.
+    expect_error(capsys, ["test", model, "--model.width=5", "--ckpt_path", ckpt, quiet],
+                 "layer.weight is [4, 32] in the checkpoint but [5, 32]")
