@@ -10,7 +10,6 @@ text-GAN prompt accuracy use (``--model.classifier_ckpt bench/results/mnist_clas
 
 from __future__ import annotations
 
-import argparse
 import json
 import tempfile
 import time
@@ -22,6 +21,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
+from bench._images import image_bench_parser, setup  # noqa: E402
 from rlgen.cli import run  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -29,14 +29,10 @@ TARGET_ACC = 0.99
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", default=str(REPO.parent / "shared" / "data"), help="folder holding MNIST/raw")
-    parser.add_argument("--out-dir", default=str(REPO / "bench" / "results"), help="where JSON, PNG, ckpt go")
-    parser.add_argument("--epochs", type=int, default=2, help="training epochs")
-    parser.add_argument("--smoke", action="store_true", help="a few steps on whatever data is given (seconds)")
+    parser = image_bench_parser(__doc__, epochs=2)
+    parser.set_defaults(threads=torch.get_num_threads())
     args = parser.parse_args(argv)
-    out = Path(args.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = setup(args)
 
     budget = ["--trainer.max_steps=3", "--trainer.limit_val_batches=2"] if args.smoke else []
     start = time.perf_counter()

@@ -13,7 +13,6 @@ mean |F(G(a)) - a| (and |G(F(b)) - b|) in [0, 1] pixel units. Writes ``<out-dir>
 
 from __future__ import annotations
 
-import argparse
 import json
 import tempfile
 import time
@@ -27,6 +26,7 @@ import torch  # noqa: E402
 from pytorch_lightning import Trainer  # noqa: E402
 from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
+from bench._images import image_bench_parser, setup  # noqa: E402
 from rlgen.callbacks.images import image_grid  # noqa: E402
 from rlgen.cli import run  # noqa: E402
 from rlgen.datamodules.unpaired import mnist_pair  # noqa: E402
@@ -37,19 +37,13 @@ TARGET = 0.95
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", default=str(REPO.parent / "shared" / "data"), help="folder holding MNIST/raw")
-    parser.add_argument("--out-dir", default=str(REPO / "bench" / "results"), help="where JSON and PNG go")
-    parser.add_argument("--epochs", type=int, default=4, help="CycleGAN epochs (half constant LR, half decay)")
+    parser = image_bench_parser(__doc__, epochs=4)  # CycleGAN epochs: half constant LR, half decay
     parser.add_argument("--batches", type=int, default=300, help="batches per epoch (limit_train_batches)")
     parser.add_argument("--clf-epochs", type=int, default=2, help="epochs of each target-domain classifier")
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--seed", type=int, default=0, help="seed_everything of the CycleGAN run")
-    parser.add_argument("--smoke", action="store_true", help="a few steps on whatever data is given (seconds)")
+    parser.set_defaults(threads=2)
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    out = Path(args.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = setup(args)
     if args.smoke:
         args.epochs, args.batches, args.clf_epochs = 2, 2, 1
 
