@@ -48,7 +48,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5, help="number of seeds (0, 1, ...)")
     parser.add_argument("--env-steps", type=int, default=50_000, help="environment steps per seed")
-    parser.add_argument("--eval-every", type=int, default=2_500, help="env steps between evaluations")
+    parser.add_argument("--eval-every", type=int, default=2_560,
+                        help="env steps between evaluations (rounded to whole collection phases of 256)")
     parser.add_argument("--eval-episodes", type=int, default=20, help="greedy episodes per evaluation")
     parser.add_argument("--full", action="store_true", help="train the whole budget even once solved")
     parser.add_argument("--out-dir", default=str(REPO / "bench" / "results"), help="where JSON and PNG go")
@@ -63,8 +64,9 @@ def main(argv: list[str] | None = None) -> dict:
     else:
         warm = WARM_START
     ratio = TRAIN_FREQUENCY / GRADIENT_STEPS  # env steps per gradient step
-    budget = [f"--trainer.max_steps={int((args.env_steps - warm) / ratio)}",
-              f"--trainer.val_check_interval={max(1, int(args.eval_every / ratio))}",
+    budget = [f"--trainer.max_steps={int((args.env_steps - warm) / ratio)}",  # gradient steps
+              # DQN trains on one batch per collection phase: val_check_interval counts phases
+              f"--trainer.val_check_interval={max(1, round(args.eval_every / TRAIN_FREQUENCY))}",
               f"--model.eval_episodes={args.eval_episodes}", *overrides]
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -40,3 +40,4 @@ def test_rl_throughput_bench_smoke(tmp_path, monkeypatch):
     cartpole = result["tasks"]["cartpole"]
     assert cartpole["plain_median"] > 0 and cartpole["rlgen_median"] > 0
     assert cartpole["ratio_rlgen_over_plain"] == cartpole["rlgen_median"] / cartpole["plain_median"]
+    assert cartpole["ratio_rlgen_over_plain_fused"] == cartpole["rlgen_median"] / cartpole["plain_fused_median"]

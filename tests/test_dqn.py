@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+import pytorch_lightning as pl
 import torch
 from torch import nn
 
@@ -106,17 +107,46 @@ def test_resume_continues_env_steps_and_epsilon(tmp_path, monkeypatch, save_buff
     cfg = str(CONFIGS / "dqn" / "cartpole.yaml")
     common = [*TINY, f"--model.save_buffer={save_buffer}"]
     first = run(["fit", "-c", cfg, "--trainer.max_steps=20", *common])
-    # 64 warm-up steps, then 4 env steps per 2 gradient steps: 10 phases for 20 gradient steps, and one
-    # more because Lightning fetches a batch ahead.
-    assert first.model.rollout.env_steps == 64 + 11 * 4 == 108
+    # 64 warm-up steps, then 4 env steps per 2 gradient steps: 10 phases for 20 gradient steps (each phase
+    # is collected when its training_step starts, not one phase ahead).
+    assert first.model.rollout.env_steps == 64 + 10 * 4 == 104
     (last,) = tmp_path.rglob("last.ckpt")
     second = run(["fit", "-c", cfg, "--trainer.max_steps=40", f"--ckpt_path={last}", *common])
     refill = 0 if save_buffer else 64  # without the saved buffer, the warm-up refills it
     assert second.trainer.global_step == 40
-    expected = 108 + refill + 11 * 4  # the counter goes on from the checkpoint's 108
+    expected = 104 + refill + 10 * 4  # the counter goes on from the checkpoint's 104
     assert second.model.rollout.env_steps == expected
     assert second.model.epsilon == pytest.approx(1.0 + (0.04 - 1.0) * expected / 1000)  # eps_end 0.04 (config)
     assert math.isfinite(second.trainer.callback_metrics["val/episodic_return"].item())
+
+
+class PhaseRecorder(pl.Callback):
+    """Gradient norms before each optimizer step; (global_step, env_steps) after each training batch."""
+
+    def __init__(self) -> None:
+        self.norms: list[float] = []
+        self.phases: list[tuple[int, int]] = []
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
+        grads = torch.cat([p.grad.flatten() for p in pl_module.q_net.parameters()])
+        self.norms.append(torch.linalg.vector_norm(grads).item())
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.phases.append((trainer.global_step, pl_module.rollout.env_steps))
+
+
+def test_one_training_step_takes_all_gradient_steps_of_a_phase(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cli = run(["fit", "-c", str(CONFIGS / "dqn" / "cartpole.yaml"), "--trainer.max_steps=7", *TINY,
+               "--model.gradient_steps=3", "--model.max_grad_norm=0.001", "--trainer.enable_checkpointing=false",
+               "--trainer.callbacks=[]", "--trainer.callbacks+=tests.test_dqn.PhaseRecorder"])
+    rec = next(c for c in cli.trainer.callbacks if type(c).__name__ == "PhaseRecorder")
+    # 3 gradient steps per training_step, each phase's 4 env steps collected just before its steps;
+    # the budget of 7 ends inside the third phase
+    assert rec.phases == [(3, 64 + 4), (6, 64 + 8), (7, 64 + 12)]
+    assert cli.trainer.global_step == 7 and len(rec.norms) == 7
+    # on_before_optimizer_step sees the clipped gradients
+    assert max(rec.norms) <= 0.001 * 1.0001, "model.max_grad_norm clips every step"
 
 
 def test_vector_envs_with_every_flag_train(tmp_path, monkeypatch):

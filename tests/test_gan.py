@@ -58,6 +58,52 @@ def test_losses_on_hand_computed_outputs():
         -(math.log(0.5) + math.log(0.9)) / 2, rel=1e-5)
 
 
+def test_hinge_losses_on_hand_computed_logits():
+    real, fake = torch.tensor([2.0, 0.5]), torch.tensor([-3.0, 0.25])
+    # D: mean(max(0, 1 - real)) + mean(max(0, 1 + fake)) = (0 + 0.5) / 2 + (0 + 1.25) / 2
+    assert discriminator_loss(real, fake, "hinge").item() == pytest.approx(0.25 + 0.625)
+    assert generator_loss(fake, "hinge").item() == pytest.approx(-(-3.0 + 0.25) / 2)
+
+
+def test_generator_moving_average_follows_the_generator_and_makes_the_samples():
+    decay = 0.9
+    model = tiny_gan(ema_decay=decay)
+    steps: list[list[torch.Tensor]] = []
+
+    class RecordG(pl.Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            steps.append([p.detach().clone() for p in pl_module.generator.parameters()])
+
+    quiet_trainer(limit_val_batches=0, callbacks=[RecordG()]).fit(model, train_dataloaders=image_loader(n=24))
+    # first G step copies G, each later one moves the average by (1 - decay) towards G
+    expected = steps[0]
+    for params in steps[1:]:
+        expected = [decay * e + (1 - decay) * p for e, p in zip(expected, params, strict=True)]
+    for e, a in zip(expected, model.generator_ema.module.parameters(), strict=True):
+        torch.testing.assert_close(a, e)
+    assert not any(p.requires_grad for p in model.generator_ema.parameters())
+    assert model.sampler is model.generator_ema.module
+    z = torch.randn(3, model.latent_dim)
+    model.eval()
+    torch.testing.assert_close(model(z), (model.generator_ema.module(z) + 1) / 2)
+    assert not torch.allclose(model(z), (model.generator(z) + 1) / 2)
+    with pytest.raises(RlgenError, match="ema_decay"):
+        tiny_gan(ema_decay=1.0)
+
+
+def test_spectral_norm_discriminator_has_unit_spectral_norms_and_no_batchnorm():
+    torch.manual_seed(0)
+    d = DCGANDiscriminator(channels=8, spectral_norm=True)
+    for _ in range(20):  # power iterations run in training-mode forward passes
+        d(torch.rand(4, 1, 28, 28))
+    d.eval()
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in d.modules())
+    weights = [m.weight for m in d.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    assert len(weights) == 3
+    for w in weights:
+        assert torch.linalg.matrix_norm(w.flatten(1), ord=2).item() == pytest.approx(1.0, abs=0.05)
+
+
 def test_minimax_saturates_where_non_saturating_does_not():
     # When D confidently rejects the fakes (D(G(z)) ~ 0), log(1 - D) has a vanishing gradient.
     l_mm = torch.tensor([logit(1e-4)], requires_grad=True)

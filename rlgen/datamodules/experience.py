@@ -104,7 +104,8 @@ class _VectorStepper:
 
 
 class ReplayExperience(IterableDataset):
-    """Off-policy experience: collect ``train_frequency`` env steps, then yield ``gradient_steps`` batches.
+    """Off-policy experience: collect ``train_frequency`` env steps, then yield ``gradient_steps`` batches
+    (or, with ``per_phase``, all of them as one batch with a leading ``gradient_steps`` axis).
 
     Args:
         envs: a Gymnasium vector env (next-step autoreset), e.g. from ``rlgen.envs.make_vector_env``.
@@ -115,13 +116,16 @@ class ReplayExperience(IterableDataset):
         gradient_steps: batches yielded after each collection phase.
         seed: seed of the first ``reset`` (sub-env i gets seed + i).
         stats: the counters to update (the system keeps and checkpoints them).
+        per_phase: yield one batch per phase, every field shaped ``(gradient_steps, batch_size, ...)``,
+            for systems that take all of a phase's gradient steps in one ``training_step`` (DQN).
     """
 
     def __init__(self, envs: Any, buffer: Any, act: ActFn, batch_size: int, train_frequency: int = 1,
-                 gradient_steps: int = 1, seed: int = 0, stats: RolloutStats | None = None) -> None:
+                 gradient_steps: int = 1, seed: int = 0, stats: RolloutStats | None = None,
+                 per_phase: bool = False) -> None:
         super().__init__()
         self.buffer, self.act, self.batch_size = buffer, act, batch_size
-        self.train_frequency, self.gradient_steps = train_frequency, gradient_steps
+        self.train_frequency, self.gradient_steps, self.per_phase = train_frequency, gradient_steps, per_phase
         self.stats = stats if stats is not None else RolloutStats()
         self.stepper = _VectorStepper(envs, seed, self.stats)
 
@@ -138,6 +142,9 @@ class ReplayExperience(IterableDataset):
             self.collect(self.act, self.train_frequency)
             # The buffer does not change during a training phase: draw all of its batches at once.
             batches = self.buffer.sample(self.batch_size * self.gradient_steps)
+            if self.per_phase:
+                yield type(batches)(*(f.view(self.gradient_steps, self.batch_size, *f.shape[1:]) for f in batches))
+                continue
             for i in range(self.gradient_steps):
                 part = slice(i * self.batch_size, (i + 1) * self.batch_size)
                 yield type(batches)(*(field[part] for field in batches))

@@ -150,13 +150,13 @@ class RLSystem(LightningModule):
     def _eval_action(self, obs: np.ndarray) -> int:
         raise NotImplementedError
 
-    def _is_logging_step(self) -> bool:
-        """True on the steps whose metrics the logger writes (skip ``.item()`` syncs on the others)."""
-        return (self.global_step + 1) % self.trainer.log_every_n_steps == 0 or bool(self.trainer.fast_dev_run)
+    def _is_logging_step(self, batch_idx: int) -> bool:
+        """True on the batches whose metrics the logger writes (skip ``.item()`` syncs on the others)."""
+        return (batch_idx + 1) % self.trainer.log_every_n_steps == 0 or bool(self.trainer.fast_dev_run)
 
     def _log_rollout(self, **extra: float) -> None:
         """Log ``rollout/*`` and ``extra`` (call on logging steps)."""
-        self.log_dict({**self.rollout.pop(), **extra}, on_step=True, on_epoch=False)
+        self.log_dict({**self.rollout.pop(), **extra}, on_step=True, on_epoch=False, batch_size=1)
 
     def _extra_rl_state(self) -> dict[str, Any]:
         return {}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import warnings
+from collections.abc import Iterator
 from typing import Any, Literal
 
 import numpy as np
@@ -11,9 +13,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from rlgen.datamodules.experience import ReplayExperience
+from rlgen.envs.replay import ReplayBatch
 from rlgen.errors import RlgenError
 from rlgen.lightning_modules._rl import RUN_TIME_ARGS, RLSystem
 from rlgen.nets.rl import QNetwork
+
+# DQN's training_step takes Lightning's `dataloader_iter` so that a phase's env steps are collected right
+# before its gradient steps (a plain `batch` argument makes Lightning prefetch the next phase, collected
+# with the previous weights). Lightning calls that signature experimental and says so on every fit.
+warnings.filterwarnings("ignore", message=".*`dataloader_iter`.*(experimental|step flavor)", category=UserWarning)
 
 
 def linear_schedule(start: float, end: float, duration: int, t: int) -> float:
@@ -95,6 +103,7 @@ class DQN(RLSystem):
         tau: float = 1.0,
         double_dqn: bool = False,
         loss: Literal["huber", "mse"] = "huber",
+        max_grad_norm: float | None = 10.0,
         n_step: int = 1,
         eval_epsilon: float = 0.0,
         eval_episodes: int = 10,
@@ -124,6 +133,8 @@ class DQN(RLSystem):
             tau: target update rate: 1 copies the online net, < 1 is Polyak averaging.
             double_dqn: pick next actions with the online net, evaluate them with the target net.
             loss: TD loss, ``huber`` (smooth L1) or ``mse``.
+            max_grad_norm: clip the gradient's global L2 norm to this (null: no clipping). DQN clips
+                itself (manual optimization), so ``trainer.gradient_clip_val`` is not available.
             n_step: n-step returns, computed by the replay buffer.
             eval_epsilon: epsilon of the evaluation policy (0 is greedy; 0.05 is usual on Atari).
             eval_episodes: evaluation episodes per validation (``val/episodic_return`` is their mean).
@@ -141,12 +152,15 @@ class DQN(RLSystem):
                             ("gamma", gamma)):
             if not 0.0 <= value <= 1.0:
                 raise RlgenError(f"DQN {name}={value}: must lie in [0, 1]")
+        if max_grad_norm is not None and max_grad_norm <= 0:
+            raise RlgenError(f"DQN max_grad_norm={max_grad_norm}: must be positive, or null for no clipping")
         if not 0.0 < tau <= 1.0:
             raise RlgenError(f"DQN tau={tau}: use 1 for hard target copies or a value in (0, 1) for Polyak")
         if warm_start_steps < batch_size:
             raise RlgenError(f"DQN warm_start_steps={warm_start_steps} < batch_size={batch_size}: "
                              "the first batch needs that many transitions")
         self.save_hyperparameters(ignore=["q_net", *RUN_TIME_ARGS])
+        self.automatic_optimization = False  # all of a phase's gradient steps happen in one training_step
         self._init_rl(env_id, env_options, num_envs, eval_episodes, test_episodes, video_dir, seed)
         self.q_net = q_net if q_net is not None else QNetwork()
         self.target_net: QNetwork | None = None
@@ -160,21 +174,51 @@ class DQN(RLSystem):
         """Greedy actions ``(B,)`` for observations ``(B, *obs_shape)``."""
         return self.q_net(obs).argmax(dim=1)
 
-    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
-        # batch: ReplayBatch(obs (B, *obs), actions (B,), rewards (B,), next_obs (B, *obs), discounts (B,))
+    def training_step(self, dataloader_iter: Iterator) -> None:
+        """One collection phase: fetch its batch (the env steps happen now, with the current network), then
+        one gradient step on each of its ``gradient_steps`` minibatches."""
+        # phase: ReplayBatch(obs (G, B, *obs), actions (G, B), rewards (G, B), next_obs (G, B, *obs), discounts (G, B))
+        phase, batch_idx, _ = next(dataloader_iter)
+        phase = self.trainer.strategy.batch_to_device(phase)
+        opt = self.optimizers()
+        losses, q_means = [], []
+        for i in range(phase.actions.shape[0]):
+            if 0 < self.trainer.max_steps <= self.global_step:
+                break  # the budget ends inside this phase
+            loss, q = self._td_loss(ReplayBatch(*(field[i] for field in phase)))
+            opt.zero_grad(set_to_none=True)
+            self.manual_backward(loss)
+            if self.hparams.max_grad_norm is not None:
+                self.clip_gradients(opt, gradient_clip_val=self.hparams.max_grad_norm, gradient_clip_algorithm="norm")
+            opt.step()  # global_step + 1
+            self._update_target()
+            losses.append(loss.detach())
+            q_means.append(q.detach().mean())
+        if losses and self._is_logging_step(batch_idx):
+            self._log_rollout(**{"train/loss": torch.stack(losses).mean().item(),
+                                 "train/q_mean": torch.stack(q_means).mean().item(), "rollout/epsilon": self.epsilon})
+
+    def _td_loss(self, batch: ReplayBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        """The TD loss of one minibatch and the online Q(s, a) values ``(B,)``."""
         q = self.q_net(batch.obs).gather(1, batch.actions.long().view(-1, 1)).squeeze(1)  # (B,)
         with torch.no_grad():
             next_q_online = self.q_net(batch.next_obs) if self.hparams.double_dqn else None
             target = td_target(batch.rewards.float(), batch.discounts.float(), self.target_net(batch.next_obs),
                                next_q_online)  # (B,)
         loss = F.smooth_l1_loss(q, target) if self.hparams.loss == "huber" else F.mse_loss(q, target)
-        if self._is_logging_step():
-            self._log_rollout(**{"train/loss": loss.item(), "train/q_mean": q.mean().item(),
-                                 "rollout/epsilon": self.epsilon})
-        return loss
+        return loss, q
+
+    def _update_target(self) -> None:
+        """Polyak step (tau < 1) after every gradient step, or a copy every ``target_update_interval`` of them."""
+        tau = self.hparams.tau
+        if tau < 1.0 or self.global_step % self.hparams.target_update_interval == 0:
+            polyak_update(self.target_net, self.q_net, tau)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.q_net.parameters(), lr=self.hparams.lr, eps=self.hparams.adam_eps)
+        # The fused kernel updates all parameters at once: DQN takes thousands of small steps, where
+        # the default per-tensor Adam costs about as much as the network itself (bench/rl_throughput.py).
+        fused = self.device.type in ("cpu", "cuda")
+        return torch.optim.Adam(self.q_net.parameters(), lr=self.hparams.lr, eps=self.hparams.adam_eps, fused=fused)
 
     # ------------------------------------------------------------------------ Lightning hooks
     def setup(self, stage: str) -> None:
@@ -199,7 +243,7 @@ class DQN(RLSystem):
                                    frame_stack=shape[0] if len(shape) == 3 else 1,  # pixels: store frames once
                                    n_step=hp.n_step, gamma=hp.gamma, seed=self.env_seed)
         self.source = ReplayExperience(self.envs, self.buffer, self._act, hp.batch_size, hp.train_frequency,
-                                       hp.gradient_steps, seed=self.env_seed, stats=self.rollout)
+                                       hp.gradient_steps, seed=self.env_seed, stats=self.rollout, per_phase=True)
         restored = self._restored_rl_state or {}
         if "replay_buffer" in restored:
             self.buffer.load_state_dict(restored["replay_buffer"])
@@ -207,11 +251,6 @@ class DQN(RLSystem):
             self._rng.bit_generator.state = restored["rng"]
         # Warm-up: random actions until the buffer holds warm_start_steps transitions.
         self.source.collect(self._random_act, max(0, hp.warm_start_steps - len(self.buffer)))
-
-    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        tau = self.hparams.tau
-        if tau < 1.0 or self.global_step % self.hparams.target_update_interval == 0:
-            polyak_update(self.target_net, self.q_net, tau)
 
     # ------------------------------------------------------------------------------- helpers
     @property

@@ -12,6 +12,7 @@ from pytorch_lightning.cli import OptimizerCallable
 from pytorch_lightning.strategies import DDPStrategy
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torchvision.utils import save_image
 
 from rlgen.callbacks.images import image_grid, log_image
@@ -22,20 +23,33 @@ from rlgen.nets.gan import DCGANDiscriminator, DCGANGenerator
 CLASSIFIER_METRICS = ("val/fid", "val/is", "val/prompt_acc")  # logged only with a classifier checkpoint
 
 
-def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
-    """``-log D(x) - log(1 - D(G(z)))`` averaged over the batch, from D's logits (D = sigmoid(logit))."""
+GANLoss = Literal["non_saturating", "minimax", "hinge"]
+
+
+def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, kind: GANLoss = "non_saturating"
+                       ) -> torch.Tensor:
+    """D's loss from its logits on real and fake images, averaged over the batch.
+
+    ``non_saturating`` / ``minimax``: ``-log D(x) - log(1 - D(G(z)))`` with D = sigmoid(logit);
+    ``hinge``: ``max(0, 1 - l(x)) + max(0, 1 + l(G(z)))`` (Lim & Ye 2017; Miyato et al. 2018).
+    """
+    if kind == "hinge":
+        return F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean()
     return (F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
             + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
 
 
-def generator_loss(fake_logits: torch.Tensor, kind: Literal["non_saturating", "minimax"]) -> torch.Tensor:
+def generator_loss(fake_logits: torch.Tensor, kind: GANLoss) -> torch.Tensor:
     """The generator's loss from D's logits on fakes.
 
     ``minimax``: ``log(1 - D(G(z)))`` (the paper's objective, minimized; saturates when D wins);
-    ``non_saturating``: ``-log D(G(z))`` (the paper's practical suggestion, same fixed point).
+    ``non_saturating``: ``-log D(G(z))`` (the paper's practical suggestion, same fixed point);
+    ``hinge``: ``-l(G(z))``, the raw logit (the generator side of the hinge loss).
     """
     if kind == "minimax":
         return -F.softplus(fake_logits).mean()  # log(1 - sigmoid(l)) = -softplus(l)
+    if kind == "hinge":
+        return -fake_logits.mean()
     return F.softplus(-fake_logits).mean()  # -log sigmoid(l) = softplus(-l)
 
 
@@ -64,6 +78,11 @@ class GAN(LightningModule):
     count. ``log_every_n_steps``, ``val_check_interval`` and the logged x axis count *batches*. The
     configs therefore budget runs in epochs; a ``max_steps`` run prints the number of batches it means.
 
+    Generator averaging: with ``ema_decay`` set, an exponential moving average of G's weights (and
+    BatchNorm statistics) is updated after every G step (``torch.optim.swa_utils.AveragedModel``) and
+    generates everything that is not training: sample grids, validation metrics, ``forward`` and
+    ``predict`` (Yazici et al. 2019, "The unusual effectiveness of averaging in GAN training").
+
     Images: data in [0, 1] is mapped to [-1, 1] for D; generators end in tanh. A grid from a fixed
     noise batch is logged every ``sample_every_n_epochs`` epochs (``images/samples``). With
     ``classifier_ckpt`` set, validation logs ``val/fid`` (vs the validation images) and ``val/is``
@@ -84,12 +103,13 @@ class GAN(LightningModule):
         optimizer_g: OptimizerCallable | None = None,
         optimizer_d: OptimizerCallable | None = None,
         k: int = 1,
-        loss: Literal["non_saturating", "minimax"] = "non_saturating",
+        loss: GANLoss = "non_saturating",
         sample_every_n_epochs: int = 1,
         num_samples: int = 64,
         classifier_ckpt: str | None = None,
         sample_seed: int = 1234,
         predict_dir: str = "samples",
+        ema_decay: float | None = None,
     ) -> None:
         """
         Args:
@@ -98,21 +118,25 @@ class GAN(LightningModule):
             optimizer_g: G's optimizer (a class_path with init_args in YAML); default Adam(2e-4, betas=(0.5, 0.999)).
             optimizer_d: D's optimizer; default Adam(2e-4, betas=(0.5, 0.999)).
             k: discriminator steps (batches) per generator step (Algorithm 1's k, >= 1).
-            loss: generator loss, ``non_saturating`` (-log D(G(z))) or ``minimax`` (log(1 - D(G(z)))).
+            loss: ``non_saturating`` (G minimizes -log D(G(z))), ``minimax`` (log(1 - D(G(z)))) or ``hinge``.
             sample_every_n_epochs: log a sample grid from the fixed noise every this many epochs.
             num_samples: images in the fixed-noise grid.
             classifier_ckpt: MNIST Classifier checkpoint for val/fid and val/is (null: skip the metrics).
             sample_seed: seed of the fixed noise of the sample grid.
             predict_dir: folder that receives the PNG sample grids of ``rlgen predict``.
+            ema_decay: decay of the moving average of G's weights that generates samples (e.g. 0.999;
+                null: sample from G itself).
         """
         super().__init__()
         if k < 1:
             raise RlgenError(f"model.k (discriminator steps per generator step) must be >= 1, got {k}")
-        if loss not in ("non_saturating", "minimax"):
-            raise RlgenError(f"model.loss must be non_saturating or minimax, got {loss!r}")
+        if loss not in ("non_saturating", "minimax", "hinge"):
+            raise RlgenError(f"model.loss must be non_saturating, minimax or hinge, got {loss!r}")
         if sample_every_n_epochs < 1 or num_samples < 1:
             raise RlgenError(f"model.sample_every_n_epochs and model.num_samples must be >= 1, got "
                              f"{sample_every_n_epochs} and {num_samples}")
+        if ema_decay is not None and not 0.0 < ema_decay < 1.0:
+            raise RlgenError(f"model.ema_decay must be in (0, 1) (e.g. 0.999) or null, got {ema_decay}")
         self.save_hyperparameters(ignore=list(self.RUN_TIME_ARGS))
         self.classifier_ckpt, self.predict_dir = classifier_ckpt, predict_dir
         self.automatic_optimization = False
@@ -121,6 +145,8 @@ class GAN(LightningModule):
         self.latent_dim: int = getattr(self.generator, "latent_dim", 0)
         if self.latent_dim < 1:
             raise RlgenError(f"model.generator ({type(self.generator).__name__}) must have a latent_dim attribute")
+        self.generator_ema = None if ema_decay is None else AveragedModel(
+            self.generator, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True).requires_grad_(False)
         self.optimizer_g = optimizer_g or default_adam
         self.optimizer_d = optimizer_d or default_adam
         for name, factory in (("optimizer_g", self.optimizer_g), ("optimizer_d", self.optimizer_d)):
@@ -130,9 +156,14 @@ class GAN(LightningModule):
         self.batches_seen = 0  # training batches so far (also D steps); G steps after every k-th
         self._metrics: dict[str, Any] = {}  # FID / IS: kept out of the state_dict and of DDP
 
+    @property
+    def sampler(self) -> nn.Module:
+        """The generator that makes samples: G's moving average with ``ema_decay`` set, else G itself."""
+        return self.generator if self.generator_ema is None else self.generator_ema.module
+
     def forward(self, z: torch.Tensor, *cond: Any) -> torch.Tensor:
-        """Images ``(B, C, H, W)`` in [0, 1] generated from noise ``(B, latent_dim)``."""
-        return (self.generator(z, *cond) + 1) / 2
+        """Images ``(B, C, H, W)`` in [0, 1] generated by :attr:`sampler` from noise ``(B, latent_dim)``."""
+        return (self.sampler(z, *cond) + 1) / 2
 
     def training_step(self, batch: Any, batch_idx: int) -> None:
         real, cond = self._unpack(batch)  # (B, C, H, W) in [-1, 1], conditioning for G and D
@@ -161,6 +192,8 @@ class GAN(LightningModule):
             self.manual_backward(g_loss)
             opt_g.step()
             self.untoggle_optimizer(opt_g)
+            if self.generator_ema is not None:
+                self.generator_ema.update_parameters(self.generator)
             self.log("train/g_loss", g_loss, prog_bar=True)
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
@@ -232,10 +265,10 @@ class GAN(LightningModule):
     @torch.no_grad()
     def log_samples(self) -> None:
         """Log the grid generated from the fixed noise (``images/samples``) to the loggers and as a PNG."""
-        was_training = self.generator.training
-        self.generator.eval()
+        was_training = self.sampler.training
+        self.sampler.eval()
         images, nrow = self._sample_grid_images()
-        self.generator.train(was_training)
+        self.sampler.train(was_training)
         log_image(self.trainer, "images/samples", image_grid(images, nrow=nrow))
 
     def _sample_grid_images(self) -> tuple[torch.Tensor, int]:
@@ -244,7 +277,7 @@ class GAN(LightningModule):
     def _evaluate(self, batch: Any, stage: str) -> None:
         """D's outputs on real and generated images; FID / IS (and subclass metrics) when a classifier is set."""
         real, cond = self._unpack(batch)
-        fake = self.generator(self._noise(real.shape[0]), *cond)
+        fake = self.sampler(self._noise(real.shape[0]), *cond)
         _, real_logits, fake_logits = self._discriminator_loss(real, fake, cond, batch)
         self.log_dict({f"{stage}/d_real": torch.sigmoid(real_logits).mean(),
                        f"{stage}/d_fake": torch.sigmoid(fake_logits).mean()}, sync_dist=True)
@@ -268,7 +301,7 @@ class GAN(LightningModule):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """D's loss, its logits on the real and on the fake images."""
         real_logits, fake_logits = self.discriminator(real, *cond), self.discriminator(fake, *cond)
-        return discriminator_loss(real_logits, fake_logits), real_logits, fake_logits
+        return discriminator_loss(real_logits, fake_logits, self.hparams.loss), real_logits, fake_logits
 
     def _update_extra_metrics(self, fake01: torch.Tensor, batch: Any) -> None:
         """Hook for subclasses: more validation metrics from the generated images."""

@@ -159,7 +159,7 @@ class Reinforce(RLSystem):
         if values is not None:
             value_loss = F.mse_loss(values, returns)
             loss = loss + hp.value_coef * value_loss
-        if self._is_logging_step():
+        if self._is_logging_step(batch_idx):
             self._log_rollout(**{"train/loss": loss.item(), "train/entropy": entropy.item()})
         return loss
 

@@ -141,27 +141,32 @@ class DCGANDiscriminator(nn.Module):
     with a 3x3 conv before the output layer.
     """
 
-    def __init__(self, in_channels: int = 1, channels: int = 64, cond_dim: int = 0, dropout: float = 0.0) -> None:
+    def __init__(self, in_channels: int = 1, channels: int = 64, cond_dim: int = 0, dropout: float = 0.0,
+                 spectral_norm: bool = False) -> None:
         """
         Args:
             in_channels: channels of the input images.
             channels: base width c (the layers have c and 2c channels).
             cond_dim: size of a conditioning vector joined to the 7x7 feature maps (0: unconditional).
             dropout: dropout on the 7x7 feature maps (0 disables it).
+            spectral_norm: spectral normalization of every weight instead of BatchNorm (Miyato et al. 2018):
+                D becomes 1-Lipschitz per layer, which keeps it from overpowering G.
         """
         super().__init__()
         self.cond_dim = cond_dim
         c = channels
+        sn = nn.utils.parametrizations.spectral_norm if spectral_norm else (lambda layer: layer)
         self.body = nn.Sequential(
-            nn.Conv2d(in_channels, c, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True),  # (B, c, 14, 14)
-            nn.Conv2d(c, 2 * c, 4, 2, 1, bias=False), nn.BatchNorm2d(2 * c), nn.LeakyReLU(0.2, inplace=True),
+            sn(nn.Conv2d(in_channels, c, 4, 2, 1)), nn.LeakyReLU(0.2, inplace=True),  # (B, c, 14, 14)
+            sn(nn.Conv2d(c, 2 * c, 4, 2, 1, bias=spectral_norm)),
+            nn.Identity() if spectral_norm else nn.BatchNorm2d(2 * c), nn.LeakyReLU(0.2, inplace=True),
             nn.Dropout(dropout),  # (B, 2c, 7, 7)
         )
         self.joint = (
-            nn.Sequential(nn.Conv2d(2 * c + cond_dim, 2 * c, 3, 1, 1), nn.LeakyReLU(0.2, inplace=True))
+            nn.Sequential(sn(nn.Conv2d(2 * c + cond_dim, 2 * c, 3, 1, 1)), nn.LeakyReLU(0.2, inplace=True))
             if cond_dim else nn.Identity()
         )
-        self.head = nn.Sequential(nn.Flatten(), nn.Linear(2 * c * 7 * 7, 1))
+        self.head = nn.Sequential(nn.Flatten(), sn(nn.Linear(2 * c * 7 * 7, 1)))
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         h = self.body(x)  # (B, 2c, 7, 7)
