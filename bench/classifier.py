@@ -11,6 +11,7 @@ text-GAN prompt accuracy use (``--model.classifier_ckpt bench/results/mnist_clas
 from __future__ import annotations
 
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -21,6 +22,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python bench/classifier.py` works too
 from bench._images import image_bench_parser, setup  # noqa: E402
 from rlgen.cli import run  # noqa: E402
 

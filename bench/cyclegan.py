@@ -14,6 +14,7 @@ mean |F(G(a)) - a| (and |G(F(b)) - b|) in [0, 1] pixel units. Writes ``<out-dir>
 from __future__ import annotations
 
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -26,6 +27,7 @@ import torch  # noqa: E402
 from pytorch_lightning import Trainer  # noqa: E402
 from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python bench/cyclegan.py` works too
 from bench._images import image_bench_parser, setup  # noqa: E402
 from rlgen.callbacks.images import image_grid  # noqa: E402
 from rlgen.cli import run  # noqa: E402
