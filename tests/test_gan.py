@@ -206,10 +206,16 @@ def test_bad_arguments(kwargs):
 
 def test_network_shapes():
     z = torch.randn(3, 100)
-    for g, d in ((MLPGenerator(), MLPDiscriminator()), (DCGANGenerator(), DCGANDiscriminator())):
+    nets = ((MLPGenerator(), MLPDiscriminator()), (DCGANGenerator(), DCGANDiscriminator()),
+            (DCGANGenerator(channels=8, hidden=32), DCGANDiscriminator(channels=8, hidden=32)),
+            (DCGANGenerator(channels=8, hidden=32), DCGANDiscriminator(channels=8, hidden=32, spectral_norm=True)))
+    for g, d in nets:
         x = g(z)
         assert x.shape == (3, 1, 28, 28) and x.abs().max() <= 1
         assert d(x).shape == (3,)
+    # hidden: one fully connected layer more in each (InfoGAN's MNIST networks)
+    assert [m.out_features for m in nets[2][0].modules() if isinstance(m, torch.nn.Linear)] == [32, 4 * 8 * 7 * 7]
+    assert [m.out_features for m in nets[2][1].modules() if isinstance(m, torch.nn.Linear)] == [32, 1]
     m = Maxout(4, 2, 3)
     h = torch.randn(5, 4)
     torch.testing.assert_close(m(h), m.linear(h).view(5, 2, 3).max(2).values)

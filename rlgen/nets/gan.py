@@ -103,19 +103,25 @@ class DCGANGenerator(nn.Module):
     inside, tanh at the output. ``cond_dim > 0`` adds a conditioning vector depth-concatenated with z.
     """
 
-    def __init__(self, latent_dim: int = 100, channels: int = 32, out_channels: int = 1, cond_dim: int = 0) -> None:
+    def __init__(self, latent_dim: int = 100, channels: int = 32, out_channels: int = 1, cond_dim: int = 0,
+                 hidden: int = 0) -> None:
         """
         Args:
             latent_dim: size of the noise vector z.
             channels: base width c (the layers have 4c and 2c channels).
             out_channels: channels of the generated image.
             cond_dim: size of a conditioning vector concatenated with z (0: unconditional).
+            hidden: width of a fully connected ReLU layer before the projection to (4c, 7, 7) (0: none;
+                1024 with c = 32 is the InfoGAN MNIST generator).
         """
         super().__init__()
         self.latent_dim, self.cond_dim = latent_dim, cond_dim
         c = channels
+        fc = [nn.Linear(latent_dim + cond_dim, hidden, bias=False), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True)
+              ] if hidden else []
         self.project = nn.Sequential(
-            nn.Linear(latent_dim + cond_dim, 4 * c * 7 * 7, bias=False), nn.BatchNorm1d(4 * c * 7 * 7),
+            *fc,
+            nn.Linear(hidden or latent_dim + cond_dim, 4 * c * 7 * 7, bias=False), nn.BatchNorm1d(4 * c * 7 * 7),
             nn.ReLU(inplace=True), nn.Unflatten(1, (4 * c, 7, 7)),  # (B, 4c, 7, 7)
         )
         self.up = nn.Sequential(
@@ -142,7 +148,7 @@ class DCGANDiscriminator(nn.Module):
     """
 
     def __init__(self, in_channels: int = 1, channels: int = 64, cond_dim: int = 0, dropout: float = 0.0,
-                 spectral_norm: bool = False) -> None:
+                 spectral_norm: bool = False, hidden: int = 0) -> None:
         """
         Args:
             in_channels: channels of the input images.
@@ -151,6 +157,8 @@ class DCGANDiscriminator(nn.Module):
             dropout: dropout on the 7x7 feature maps (0 disables it).
             spectral_norm: spectral normalization of every weight instead of BatchNorm (Miyato et al. 2018):
                 D becomes 1-Lipschitz per layer, which keeps it from overpowering G.
+            hidden: width of a fully connected LeakyReLU layer before the output (0: none; 1024 with
+                c = 64 is the InfoGAN MNIST discriminator).
         """
         super().__init__()
         self.cond_dim = cond_dim
@@ -166,7 +174,10 @@ class DCGANDiscriminator(nn.Module):
             nn.Sequential(sn(nn.Conv2d(2 * c + cond_dim, 2 * c, 3, 1, 1)), nn.LeakyReLU(0.2, inplace=True))
             if cond_dim else nn.Identity()
         )
-        self.head = nn.Sequential(nn.Flatten(), sn(nn.Linear(2 * c * 7 * 7, 1)))
+        fc = [sn(nn.Linear(2 * c * 7 * 7, hidden, bias=spectral_norm)),
+              nn.Identity() if spectral_norm else nn.BatchNorm1d(hidden), nn.LeakyReLU(0.2, inplace=True)
+              ] if hidden else []
+        self.head = nn.Sequential(nn.Flatten(), *fc, sn(nn.Linear(hidden or 2 * c * 7 * 7, 1)))
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         h = self.body(x)  # (B, 2c, 7, 7)
