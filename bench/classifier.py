@@ -1,6 +1,6 @@
 """Train the MNIST classifier, measure its test accuracy, and keep a small weights-only checkpoint.
 
-    python bench/classifier.py --data-dir ../shared/data         # real run (2 epochs)
+    python bench/classifier.py --data-dir ../shared/data         # real run (6 epochs)
     python bench/classifier.py --smoke --data-dir <tiny mnist> --out-dir /tmp/x
 
 Writes ``<out-dir>/classifier.json`` (test accuracy, per-class accuracy, wall time), ``classifier.png``
@@ -31,7 +31,7 @@ TARGET_ACC = 0.99
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = image_bench_parser(__doc__, epochs=2)
+    parser = image_bench_parser(__doc__, epochs=6)
     parser.set_defaults(threads=torch.get_num_threads())
     args = parser.parse_args(argv)
     out = setup(args)
