@@ -71,9 +71,15 @@ class DQN(RLSystem):
         L(\theta) = \operatorname{Huber}\big(Q_\theta(s, a) - Y\big)
 
     (Double DQN evaluates :math:`\arg\max_{a'} Q_\theta(s', a')` with :math:`Q_{\bar\theta}`.) Actions are
-    epsilon-greedy, epsilon falling linearly over environment steps. Every ``train_frequency`` env
-    steps the experience source yields ``gradient_steps`` batches; the target network is copied every
-    ``target_update_interval`` gradient steps (or moved by Polyak averaging with ``tau < 1``).
+    epsilon-greedy, epsilon falling linearly over environment steps. A *phase* is ``train_frequency``
+    env steps, then ``gradient_steps`` gradient steps on fresh replay minibatches; the target network is
+    copied every ``target_update_interval`` gradient steps (or moved by Polyak averaging with ``tau < 1``).
+
+    One Lightning batch is one phase: ``training_step`` fetches it (the env steps happen then, with the
+    current network) and takes all its gradient steps with manual optimization, so Lightning's per-batch
+    cost is paid once per phase. ``trainer.global_step`` and ``max_steps`` count gradient steps;
+    ``val_check_interval`` and ``log_every_n_steps`` count phases; gradients are clipped with
+    ``max_grad_norm`` (``trainer.gradient_clip_val`` does not apply to manual optimization).
 
     Deviations from the paper:
         * Adam instead of RMSProp (as CleanRL and the RL Zoo do).
