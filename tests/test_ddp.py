@@ -65,10 +65,11 @@ def test_ddp_image_model_ranks_stay_identical(config, tmp_path, mnist_dir):
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize(
     "config, extra",
-    [("dqn/cartpole.yaml", ["--model.warm_start_steps=64", "--model.train_frequency=4", "--model.gradient_steps=1"]),
+    [("dqn/cartpole.yaml", ["--model.warm_start_steps=64", "--model.train_frequency=4", "--model.gradient_steps=2"]),
      ("reinforce/cartpole.yaml", ["--model.episodes_per_batch=2"])],
     ids=["dqn", "reinforce"],
 )
 def test_ddp_rl_ranks_stay_identical(config, extra, tmp_path):
+    # DQN: gradient_steps=2 makes two manual backward passes (two all-reduces) in each training_step
     params = run_ddp(tmp_path, "-c", str(CONFIGS / config), "--trainer.max_steps=4", *extra)
     assert_ranks_identical_and_trained(params)
