@@ -62,8 +62,10 @@ def test_nan_loss_stops_with_message_and_keeps_last_good_checkpoint(tmp_path, ca
 
 
 def _start_slow_fit(root: Path, *extra: str) -> subprocess.Popen:
+    # BoringModel's epoch is 32 batches (1.6 s at 50 ms a step): many epochs, so that the run is still
+    # training whenever the test interrupts it, however slow a loaded machine makes the start-up
     args = [sys.executable, "-m", "rlgen", "fit", "--model=tests.test_faults.SlowBoring",
-            f"--trainer.default_root_dir={root}", "--trainer.max_epochs=1", "--trainer.limit_train_batches=400",
+            f"--trainer.default_root_dir={root}", "--trainer.max_epochs=1000",
             "--trainer.limit_val_batches=0", "--trainer.enable_progress_bar=false", *EVERY_STEP, *extra]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.Popen(args, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
