@@ -68,7 +68,10 @@ def _start_slow_fit(root: Path, *extra: str) -> subprocess.Popen:
             f"--trainer.default_root_dir={root}", "--trainer.max_epochs=1000",
             "--trainer.limit_val_batches=0", "--trainer.enable_progress_bar=false", *EVERY_STEP, *extra]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.Popen(args, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A shell starts background jobs with SIGINT ignored, and a Python started that way keeps ignoring it:
+    # give the run the default disposition, as a terminal would, so that the Ctrl-C test means something.
+    return subprocess.Popen(args, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def wait_until_training(root: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
