@@ -27,6 +27,12 @@ def image_bench_parser(doc: str, epochs: int) -> argparse.ArgumentParser:
     return parser
 
 
+def max_time(minutes: float) -> str:
+    """``--trainer.max_time`` value (``DD:HH:MM:SS``) for a budget in minutes."""
+    s = int(minutes * 60)
+    return f"00:{s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
 def setup(args: argparse.Namespace) -> Path:
     """Apply ``--threads`` and create ``--out-dir``; returns the output folder."""
     torch.set_num_threads(args.threads)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,6 +26,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python bench/dcgan.py` works too
+from bench._images import image_bench_parser, max_time, setup  # noqa: E402
 from rlgen.callbacks.images import image_grid  # noqa: E402
 from rlgen.cli import run  # noqa: E402
 from rlgen.datamodules.mnist import MNISTDataModule  # noqa: E402
@@ -37,24 +40,19 @@ SMOKE_NETS = ["--model.generator.init_args.channels=4", "--model.discriminator.i
 
 
 def gan_bench_parser(doc: str) -> argparse.ArgumentParser:
-    """Options shared by the GAN benchmarks."""
-    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
-    parser.add_argument("--data-dir", default=str(REPO.parent / "shared" / "data"), help="folder holding MNIST/raw")
-    parser.add_argument("--out-dir", default=str(REPO / "bench" / "results"), help="where JSON and PNG go")
+    """The image benchmarks' options plus those shared by the GAN benchmarks."""
+    parser = image_bench_parser(doc, epochs=30)
     parser.add_argument("--classifier-ckpt", default=str(REPO / "bench" / "results" / "mnist_classifier.ckpt"))
     parser.add_argument("--ckpt", default=None, help="evaluate this checkpoint instead of training")
-    parser.add_argument("--epochs", type=int, default=30, help="training epochs (capped by --max-minutes)")
-    parser.add_argument("--max-minutes", type=float, default=80.0, help="training wall-clock budget")
+    parser.add_argument("--max-minutes", type=float, default=80.0, help="training wall-clock budget (caps --epochs)")
     parser.add_argument("--num-samples", type=int, default=5000, help="generated images to score")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a busy 2-core box)")
-    parser.add_argument("--smoke", action="store_true", help="a few steps on whatever data is given (seconds)")
     return parser
 
 
 def train(config: str, args: argparse.Namespace, runs: str) -> tuple[str, float]:
     """Fit ``config`` within the budget (no validation: scoring happens afterwards); the last checkpoint."""
     budget = ["--trainer.max_steps=4", *SMOKE_NETS] if args.smoke else [
-        f"--trainer.max_epochs={args.epochs}", f"--trainer.max_time={_hms(args.max_minutes)}"]
+        f"--trainer.max_epochs={args.epochs}", f"--trainer.max_time={max_time(args.max_minutes)}"]
     start = time.perf_counter()
     cli = run([
         "fit", "-c", str(REPO / "configs" / config), f"--data.data_dir={args.data_dir}",
@@ -95,9 +93,7 @@ def batched(fn, n: int, batch_size: int = 500) -> torch.Tensor:
 
 def main(argv: list[str] | None = None) -> dict:
     args = gan_bench_parser(__doc__).parse_args(argv)
-    torch.set_num_threads(args.threads)
-    out = Path(args.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = setup(args)
     n = 200 if args.smoke else args.num_samples
     classifier = load_classifier(args.classifier_ckpt)
 
@@ -163,11 +159,6 @@ def plot(path: Path, samples: torch.Tensor, title: str, is_bars: dict[str, float
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
-
-
-def _hms(minutes: float) -> str:
-    s = int(minutes * 60)
-    return f"00:{s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python bench/textgan.py` works too
+from bench._images import setup  # noqa: E402
 from bench.dcgan import gan_bench_parser, mnist_images, trained_model  # noqa: E402
 from rlgen.callbacks.images import image_grid  # noqa: E402
 from rlgen.lightning_modules.textgan import CAPTION_TEMPLATES, DIGIT_WORDS, TextGAN, caption  # noqa: E402
@@ -37,10 +38,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser = gan_bench_parser(__doc__)
     parser.add_argument("--per-prompt", type=int, default=100, help="images generated per (digit, template)")
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
+    out = setup(args)
     torch.manual_seed(0)
-    out = Path(args.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     per_prompt = 4 if args.smoke else args.per_prompt
     classifier = load_classifier(args.classifier_ckpt)
 

@@ -23,7 +23,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from torchvision.utils import make_grid
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python bench/vae.py` works too
-from bench._images import image_bench_parser, rlgen_fit, save_figure, setup, show_grid  # noqa: E402
+from bench._images import image_bench_parser, max_time, rlgen_fit, save_figure, setup, show_grid  # noqa: E402
 
 TARGET_NLL = 88.0
 
@@ -41,8 +41,7 @@ def main(argv: list[str] | None = None) -> dict:
               "--trainer.limit_test_batches=2", "--data.num_workers=0"] if args.smoke else [
               f"--trainer.max_epochs={args.epochs}"]
     if args.max_minutes:
-        secs = int(args.max_minutes * 60)
-        budget.append(f"--trainer.max_time=00:{secs // 3600:02d}:{secs % 3600 // 60:02d}:{secs % 60:02d}")
+        budget.append(f"--trainer.max_time={max_time(args.max_minutes)}")
     k = 4 if args.smoke else args.iwae_samples
     with tempfile.TemporaryDirectory() as runs:
         start = time.perf_counter()
