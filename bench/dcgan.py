@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> dict:
     model, ckpt, epochs, train_s = trained_model(GAN, "dcgan/mnist.yaml", args)
 
     start = time.perf_counter()
-    fake = batched(lambda b: model(torch.randn(b, model.latent_dim)), n)  # (n, 1, 28, 28) in [0, 1]
+    fake = batched(lambda b: model(model.noise(b)), n)  # (n, 1, 28, 28) in [0, 1]
     real_test = mnist_images(args.data_dir)
     real_train = mnist_images(args.data_dir, train=True, limit=n)
     scores = reference_and_fake_scores(classifier, fake, real_test, real_train)

@@ -124,7 +124,7 @@ class TextGAN(GAN):
         n = self.samples_per_prompt
         grids = []
         for i, prompt in enumerate(batch):
-            images = self(self._noise(n), [prompt] * n)  # (n, C, H, W) in [0, 1]
+            images = self(self.noise(n), [prompt] * n)  # (n, C, H, W) in [0, 1]
             index = batch_idx * len(batch) + i
             save_image(image_grid(images, nrow=8), out_dir / f"{index:03d}_{_slug(prompt)}.png")
             grids.append(images)
@@ -146,9 +146,9 @@ class TextGAN(GAN):
         return x * 2 - 1, (self._tokens(random_captions(labels)),)
 
     def _discriminator_loss(
-        self, real: torch.Tensor, fake: torch.Tensor, cond: tuple, batch: Any
+        self, real: torch.Tensor, fake: torch.Tensor, cond: tuple, batch: Any, code: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        (tokens,) = cond
+        (tokens,) = cond  # TextGAN has no InfoGAN code: ``code`` is always None
         real_logits, fake_logits = self.discriminator(real, tokens), self.discriminator(fake, tokens)
         real_loss = F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
         fake_loss = F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
