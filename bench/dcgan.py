@@ -104,6 +104,7 @@ def main(argv: list[str] | None = None) -> dict:
     real_test = mnist_images(args.data_dir)
     real_train = mnist_images(args.data_dir, train=True, limit=n)
     scores = reference_and_fake_scores(classifier, fake, real_test, real_train)
+    scores.update(class_confidence(classifier, fake, real_test))
     eval_s = time.perf_counter() - start
 
     result = {
@@ -118,7 +119,8 @@ def main(argv: list[str] | None = None) -> dict:
     }, {"FID (generated)": scores["fid"], "FID (real train vs test)": scores["real_fid"]})
     print(f"DCGAN after {epochs:.2f} epochs: IS {scores['is']:.2f} ± {scores['is_std']:.2f} (real test "
           f"{scores['real_is']:.2f}, target {TARGET_IS}), FID {scores['fid']:.2f} "
-          f"(real-vs-real {scores['real_fid']:.2f})")
+          f"(real-vs-real {scores['real_fid']:.2f}); mean H(y|x) {scores['entropy']:.3f} (real "
+          f"{scores['real_entropy']:.3f}), top class < 0.9: {scores['unsure']:.1%} (real {scores['real_unsure']:.1%})")
     return result
 
 
@@ -143,6 +145,21 @@ def reference_and_fake_scores(classifier, fake: torch.Tensor, real_test: torch.T
         test_is.update(chunk)
     scores["real_is"] = float(test_is.compute()[0])  # the real *test* set's IS is the reference
     return scores
+
+
+@torch.no_grad()
+def class_confidence(classifier, fake: torch.Tensor, real: torch.Tensor) -> dict[str, float]:
+    """How plainly the images show one digit, which is what limits the IS once the classes are balanced.
+
+    ``entropy``: the mean of H(y|x) over the generated images; ``unsure``: their share whose top class
+    probability is below 0.9; ``real_entropy`` and ``real_unsure``: the same for the real test digits.
+    """
+    out = {}
+    for name, images in (("", fake), ("real_", real)):
+        p = torch.cat([classifier(chunk).softmax(dim=1) for chunk in images.split(1000)])  # (N, 10)
+        out[f"{name}entropy"] = float(-(p * p.clamp_min(1e-12).log()).sum(dim=1).mean())
+        out[f"{name}unsure"] = float((p.max(dim=1).values < 0.9).float().mean())
+    return out
 
 
 def plot(path: Path, samples: torch.Tensor, title: str, is_bars: dict[str, float], fid_bars: dict[str, float]) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 
+import pytest
 import torch
 
 from bench import classifier, dcgan, textgan
@@ -33,6 +35,7 @@ def test_dcgan_and_textgan_bench_smoke(mnist_dir, tmp_path):
     assert 1.0 <= result["is"] <= 10.0 and 1.0 <= result["real_is"] <= 10.0
     assert result["fid"] >= 0 and result["real_fid"] >= 0
     assert result["passed"] == (result["is"] >= 9.5)
+    assert 0 <= result["entropy"] <= math.log(10) and 0 <= result["unsure"] <= 1
     assert (tmp_path / "dcgan.png").stat().st_size > 0
 
     textgan.main(common)
@@ -44,3 +47,20 @@ def test_dcgan_and_textgan_bench_smoke(mnist_dir, tmp_path):
     diversity = result["within_prompt_diversity"]
     assert diversity["ratio"] >= 0 and len(diversity["real_pixel_std"]) == 10
     assert (tmp_path / "textgan.png").stat().st_size > 0
+
+
+def test_class_confidence_on_hand_made_probabilities():
+    class Stub(torch.nn.Module):  # reads class probabilities from the first 3 pixels
+        def forward(self, x):
+            return x.flatten(1)[:, :3].log()
+
+    rows = [[1.0, 0.0, 0.0], [0.95, 0.05, 0.0], [0.4, 0.6, 0.0], [0.85, 0.15, 0.0]]
+    fake = torch.tensor(rows).view(4, 1, 1, 3)
+    out = dcgan.class_confidence(Stub(), fake, fake[:1])
+
+    def h(p):
+        return -sum(q * math.log(q) for q in p if q > 0)
+
+    assert out["entropy"] == pytest.approx(sum(map(h, rows)) / 4, rel=1e-5)
+    assert out["unsure"] == pytest.approx(2 / 4)  # top class 0.6 and 0.85
+    assert out["real_entropy"] == pytest.approx(0.0, abs=1e-6) and out["real_unsure"] == 0.0

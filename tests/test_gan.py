@@ -58,6 +58,17 @@ def test_losses_on_hand_computed_outputs():
         -(math.log(0.5) + math.log(0.9)) / 2, rel=1e-5)
 
 
+def test_top_k_generator_loss_uses_the_fakes_d_rates_most_real():
+    logits = torch.tensor([logit(0.1), logit(0.9), logit(0.5), logit(0.8)])
+    assert generator_loss(logits, "non_saturating", top_k=0.5).item() == pytest.approx(
+        -(math.log(0.9) + math.log(0.8)) / 2, rel=1e-5)
+    assert generator_loss(logits, "hinge", top_k=0.25).item() == pytest.approx(-logit(0.9), rel=1e-5)
+    assert generator_loss(logits, "minimax", top_k=1.0) == generator_loss(logits, "minimax")
+    for bad in (0.0, 1.5):
+        with pytest.raises(RlgenError, match="top_k"):
+            tiny_gan(top_k=bad)
+
+
 def test_hinge_losses_on_hand_computed_logits():
     real, fake = torch.tensor([2.0, 0.5]), torch.tensor([-3.0, 0.25])
     # D: mean(max(0, 1 - real)) + mean(max(0, 1 + fake)) = (0 + 0.5) / 2 + (0 + 1.25) / 2
@@ -102,70 +113,6 @@ def test_spectral_norm_discriminator_has_unit_spectral_norms_and_no_batchnorm():
     assert len(weights) == 3
     for w in weights:
         assert torch.linalg.matrix_norm(w.flatten(1), ord=2).item() == pytest.approx(1.0, abs=0.05)
-
-
-def tiny_infogan(categories: int = 3, **kwargs) -> GAN:
-    return GAN(generator=DCGANGenerator(latent_dim=8, channels=4),
-               discriminator=DCGANDiscriminator(channels=4, outputs=1 + categories),
-               info_categories=categories, **kwargs)
-
-
-def test_infogan_noise_ends_in_a_uniform_one_hot_code_and_the_grid_has_one_column_per_code():
-    torch.manual_seed(0)
-    model = tiny_infogan(categories=3, num_samples=7)
-    z = model.noise(3000)
-    code = z[:, -3:]
-    assert z.shape == (3000, 8) and set(code.unique().tolist()) == {0.0, 1.0}
-    assert torch.equal(code.sum(1), torch.ones(3000))
-    assert torch.equal(model._code(z), code.argmax(1))
-    assert torch.bincount(model._code(z), minlength=3).min() > 900  # uniform: ~1000 each
-    assert abs(z[:, :5].mean()) < 0.05 and abs(z[:, :5].std() - 1) < 0.05  # the rest is N(0, I) noise
-    assert model._code(model.fixed_z).tolist() == [0, 1, 2, 0, 1, 2, 0]
-    assert model._sample_grid_images()[1] == 3
-    assert tiny_gan()._code(torch.randn(2, 8)) is None
-
-
-def test_infogan_losses_add_the_weighted_code_cross_entropy():
-    weight = 0.5
-    model = tiny_infogan(categories=2, info_weight=weight)
-    # D outputs [real/fake logit, code logits]: real images get D = 0.8, fakes D = 0.25 and Q = softmax([0, ln 3])
-    out = {"real": torch.tensor([[logit(0.8), 5.0, -5.0]] * 2),
-           "fake": torch.tensor([[logit(0.25), 0.0, math.log(3)]] * 2)}
-
-    class StubD(torch.nn.Module):  # D's outputs keyed by its input
-        def forward(self, x):
-            return out[x]
-
-    model.discriminator = StubD()
-    code = torch.tensor([1, 0])  # Q gives the true code 3/4 for the first fake and 1/4 for the second
-    loss, real_logits, fake_logits = model._discriminator_loss("real", "fake", (), None, code)
-    ce = -(math.log(0.75) + math.log(0.25)) / 2
-    assert loss.item() == pytest.approx(-math.log(0.8) - math.log(0.75) + weight * ce, rel=1e-5)
-    assert real_logits.shape == fake_logits.shape == (2,)
-    # no code (validation): the plain GAN loss
-    assert model._discriminator_loss("real", "fake", (), None)[0].item() == pytest.approx(
-        -math.log(0.8) - math.log(0.75), rel=1e-5)
-
-
-def test_infogan_trains_q_and_logs_its_loss(tmp_path):
-    model = tiny_infogan(categories=3)
-    metrics: list[dict] = []
-
-    class Record(pl.Callback):
-        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-            metrics.append({k: v.item() for k, v in trainer.callback_metrics.items()})
-
-    quiet_trainer(limit_val_batches=0, callbacks=[Record()]).fit(model, train_dataloaders=image_loader(n=24))
-    assert all(0 < m["train/info_loss"] < 10 for m in metrics)  # a finite cross-entropy over 3 codes
-
-
-def test_infogan_bad_inputs_are_clear_errors():
-    with pytest.raises(RlgenError, match="needs a discriminator with 4 outputs"):
-        GAN(generator=DCGANGenerator(latent_dim=8, channels=4), discriminator=DCGANDiscriminator(channels=4),
-            info_categories=3)._split(torch.zeros(2))
-    for kwargs in ({"info_categories": 8}, {"info_categories": -1}, {"info_weight": -1.0}):
-        with pytest.raises(RlgenError, match="info_categories"):
-            tiny_gan(**kwargs)
 
 
 def test_minimax_saturates_where_non_saturating_does_not():
@@ -280,7 +227,6 @@ def test_network_shapes():
     # hidden: one fully connected layer more in each (InfoGAN's MNIST networks)
     assert [m.out_features for m in nets[2][0].modules() if isinstance(m, torch.nn.Linear)] == [32, 4 * 8 * 7 * 7]
     assert [m.out_features for m in nets[2][1].modules() if isinstance(m, torch.nn.Linear)] == [32, 1]
-    assert DCGANDiscriminator(channels=8, hidden=32, outputs=11)(x).shape == (3, 11)  # InfoGAN's Q head
     m = Maxout(4, 2, 3)
     h = torch.randn(5, 4)
     torch.testing.assert_close(m(h), m.linear(h).view(5, 2, 3).max(2).values)

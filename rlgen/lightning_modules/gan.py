@@ -39,13 +39,16 @@ def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, kin
             + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
 
 
-def generator_loss(fake_logits: torch.Tensor, kind: GANLoss) -> torch.Tensor:
-    """The generator's loss from D's logits on fakes.
+def generator_loss(fake_logits: torch.Tensor, kind: GANLoss, top_k: float = 1.0) -> torch.Tensor:
+    """The generator's loss from D's logits on fakes; with ``top_k < 1``, on that share of the fakes only,
+    those with the highest logits (Sinha et al. 2020).
 
     ``minimax``: ``log(1 - D(G(z)))`` (the paper's objective, minimized; saturates when D wins);
     ``non_saturating``: ``-log D(G(z))`` (the paper's practical suggestion, same fixed point);
     ``hinge``: ``-l(G(z))``, the raw logit (the generator side of the hinge loss).
     """
+    if top_k < 1.0:
+        fake_logits = fake_logits.topk(max(1, round(top_k * len(fake_logits)))).values
     if kind == "minimax":
         return -F.softplus(fake_logits).mean()  # log(1 - sigmoid(l)) = -softplus(l)
     if kind == "hinge":
@@ -83,13 +86,6 @@ class GAN(LightningModule):
     generates everything that is not training: sample grids, validation metrics, ``forward`` and
     ``predict`` (Yazici et al. 2019, "The unusual effectiveness of averaging in GAN training").
 
-    InfoGAN (Chen et al. 2016): with ``info_categories = C``, the last C entries of z are a uniform one-hot
-    code and D has C extra outputs, Q's logits; D and G both also minimize ``info_weight`` times Q's
-    cross-entropy of the code of G's images (``train/info_loss``), a lower bound on the mutual information
-    between code and image. Still unsupervised: no labels are used, yet on MNIST each code becomes a digit
-    class, and the code's discreteness keeps G from drawing the blends between digits that a continuous
-    z makes. The sample grid then has one column per code.
-
     Images: data in [0, 1] is mapped to [-1, 1] for D; generators end in tanh. A grid from a fixed
     noise batch is logged every ``sample_every_n_epochs`` epochs (``images/samples``). With
     ``classifier_ckpt`` set, validation logs ``val/fid`` (vs the validation images) and ``val/is``
@@ -117,8 +113,7 @@ class GAN(LightningModule):
         sample_seed: int = 1234,
         predict_dir: str = "samples",
         ema_decay: float | None = None,
-        info_categories: int = 0,
-        info_weight: float = 1.0,
+        top_k: float = 1.0,
     ) -> None:
         """
         Args:
@@ -135,10 +130,8 @@ class GAN(LightningModule):
             predict_dir: folder that receives the PNG sample grids of ``rlgen predict``.
             ema_decay: decay of the moving average of G's weights that generates samples (e.g. 0.999;
                 null: sample from G itself).
-            info_categories: size of an InfoGAN categorical code (0: none): the last ``info_categories``
-                entries of z are a uniform one-hot code instead of noise, and D's extra outputs (Q) learn
-                to recover it from G's images (the discriminator needs ``1 + info_categories`` outputs).
-            info_weight: weight of the code's cross-entropy (InfoGAN's lambda) in D's and G's losses.
+            top_k: share of each batch's fakes that make G's loss: those D rates most real (Sinha et al.
+                2020, "Top-k training of GANs"); 1 uses them all.
         """
         super().__init__()
         if k < 1:
@@ -150,18 +143,17 @@ class GAN(LightningModule):
                              f"{sample_every_n_epochs} and {num_samples}")
         if ema_decay is not None and not 0.0 < ema_decay < 1.0:
             raise RlgenError(f"model.ema_decay must be in (0, 1) (e.g. 0.999) or null, got {ema_decay}")
+        if not 0.0 < top_k <= 1.0:
+            raise RlgenError(f"model.top_k (share of fakes in G's loss) must be in (0, 1], got {top_k}")
         self.save_hyperparameters(ignore=list(self.RUN_TIME_ARGS))
+        self.top_k = top_k  # an attribute: TextGAN does not take it
         self.classifier_ckpt, self.predict_dir = classifier_ckpt, predict_dir
-        self.info_categories, self.info_weight = info_categories, info_weight  # attributes: TextGAN has no code
         self.automatic_optimization = False
         self.generator = generator if generator is not None else DCGANGenerator()
         self.discriminator = discriminator if discriminator is not None else DCGANDiscriminator()
         self.latent_dim: int = getattr(self.generator, "latent_dim", 0)
         if self.latent_dim < 1:
             raise RlgenError(f"model.generator ({type(self.generator).__name__}) must have a latent_dim attribute")
-        if info_weight < 0 or not 0 <= info_categories < self.latent_dim:
-            raise RlgenError(f"model.info_categories must be >= 0 and below the generator's latent_dim, and "
-                             f"model.info_weight >= 0; got {info_categories} and {info_weight}")
         self.generator_ema = None if ema_decay is None else AveragedModel(
             self.generator, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True).requires_grad_(False)
         self.optimizer_g = optimizer_g or default_adam
@@ -169,10 +161,7 @@ class GAN(LightningModule):
         for name, factory in (("optimizer_g", self.optimizer_g), ("optimizer_d", self.optimizer_d)):
             _check_optimizer(name, factory)
         gen = torch.Generator().manual_seed(sample_seed)
-        fixed_z = torch.randn(num_samples, self.latent_dim, generator=gen)
-        if info_categories:  # column j of the sample grid shows code j
-            fixed_z[:, -info_categories:] = F.one_hot(torch.arange(num_samples) % info_categories, info_categories)
-        self.register_buffer("fixed_z", fixed_z)
+        self.register_buffer("fixed_z", torch.randn(num_samples, self.latent_dim, generator=gen))
         self.batches_seen = 0  # training batches so far (also D steps); G steps after every k-th
         self._metrics: dict[str, Any] = {}  # FID / IS: kept out of the state_dict and of DDP
 
@@ -192,10 +181,9 @@ class GAN(LightningModule):
 
         # Discriminator step: fresh real minibatch, fresh noise; G is frozen (toggled off).
         self.toggle_optimizer(opt_d)
-        z = self.noise(b)
         with torch.no_grad():
-            fake = self.generator(z, *cond)  # (B, C, H, W)
-        d_loss, real_logits, fake_logits = self._discriminator_loss(real, fake, cond, batch, self._code(z))
+            fake = self.generator(self.noise(b), *cond)  # (B, C, H, W)
+        d_loss, real_logits, fake_logits = self._discriminator_loss(real, fake, cond, batch)
         opt_d.zero_grad(set_to_none=True)
         self.manual_backward(d_loss)
         opt_d.step()
@@ -207,13 +195,8 @@ class GAN(LightningModule):
         # Generator step after every k-th discriminator step, on fresh noise; D is frozen.
         if self.batches_seen % self.hparams.k == 0:
             self.toggle_optimizer(opt_g)
-            z = self.noise(b)
-            fake_logits, code_logits = self._split(self.discriminator(self.generator(z, *cond), *cond))
-            g_loss = generator_loss(fake_logits, self.hparams.loss)
-            if code_logits is not None:
-                info_loss = F.cross_entropy(code_logits, self._code(z))
-                g_loss = g_loss + self.info_weight * info_loss
-                self.log("train/info_loss", info_loss)
+            fake = self.generator(self.noise(b), *cond)
+            g_loss = generator_loss(self.discriminator(fake, *cond), self.hparams.loss, self.top_k)
             opt_g.zero_grad(set_to_none=True)
             self.manual_backward(g_loss)
             opt_g.step()
@@ -298,7 +281,7 @@ class GAN(LightningModule):
         log_image(self.trainer, "images/samples", image_grid(images, nrow=nrow))
 
     def _sample_grid_images(self) -> tuple[torch.Tensor, int]:
-        return self(self.fixed_z), self.info_categories or 8  # (N, C, H, W) in [0, 1]
+        return self(self.fixed_z), 8  # (N, C, H, W) in [0, 1]
 
     def _evaluate(self, batch: Any, stage: str) -> None:
         """D's outputs on real and generated images; FID / IS (and subclass metrics) when a classifier is set."""
@@ -320,38 +303,15 @@ class GAN(LightningModule):
         return x * 2 - 1, ()
 
     def noise(self, n: int) -> torch.Tensor:
-        """``n`` draws from p(z) ``(n, latent_dim)``: N(0, I), with a uniform one-hot code at the end under InfoGAN."""
-        z = torch.randn(n, self.latent_dim, device=self.device)
-        if c := self.info_categories:
-            z[:, -c:] = F.one_hot(torch.randint(c, (n,), device=self.device), c)
-        return z
-
-    def _code(self, z: torch.Tensor) -> torch.Tensor | None:
-        """The InfoGAN category ``(B,)`` in noise ``z`` (None without a code)."""
-        c = self.info_categories
-        return z[:, -c:].argmax(dim=1) if c else None
-
-    def _split(self, out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """D's output: the real/fake logits ``(B,)`` and, under InfoGAN, Q's code logits ``(B, info_categories)``."""
-        c = self.info_categories
-        if not c:
-            return out, None
-        if out.dim() != 2 or out.shape[1] != 1 + c:
-            raise RlgenError(f"model.info_categories={c} needs a discriminator with {1 + c} outputs, got output "
-                             f"shape {tuple(out.shape)}; set the discriminator's outputs: {1 + c}")
-        return out[:, 0], out[:, 1:]
+        """``n`` draws from p(z) = N(0, I): ``(n, latent_dim)``."""
+        return torch.randn(n, self.latent_dim, device=self.device)
 
     def _discriminator_loss(
-        self, real: torch.Tensor, fake: torch.Tensor, cond: tuple, batch: Any, code: torch.Tensor | None = None
+        self, real: torch.Tensor, fake: torch.Tensor, cond: tuple, batch: Any
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """D's loss (plus Q's code loss when ``code``, the fakes' InfoGAN categories, is given), its logits on
-        the real and on the fake images."""
-        real_logits, _ = self._split(self.discriminator(real, *cond))
-        fake_logits, code_logits = self._split(self.discriminator(fake, *cond))
-        loss = discriminator_loss(real_logits, fake_logits, self.hparams.loss)
-        if code is not None:
-            loss = loss + self.info_weight * F.cross_entropy(code_logits, code)
-        return loss, real_logits, fake_logits
+        """D's loss, its logits on the real and on the fake images."""
+        real_logits, fake_logits = self.discriminator(real, *cond), self.discriminator(fake, *cond)
+        return discriminator_loss(real_logits, fake_logits, self.hparams.loss), real_logits, fake_logits
 
     def _update_extra_metrics(self, fake01: torch.Tensor, batch: Any) -> None:
         """Hook for subclasses: more validation metrics from the generated images."""

@@ -146,9 +146,9 @@ class TextGAN(GAN):
         return x * 2 - 1, (self._tokens(random_captions(labels)),)
 
     def _discriminator_loss(
-        self, real: torch.Tensor, fake: torch.Tensor, cond: tuple, batch: Any, code: torch.Tensor | None = None
+        self, real: torch.Tensor, fake: torch.Tensor, cond: tuple, batch: Any
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        (tokens,) = cond  # TextGAN has no InfoGAN code: ``code`` is always None
+        (tokens,) = cond
         real_logits, fake_logits = self.discriminator(real, tokens), self.discriminator(fake, tokens)
         real_loss = F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
         fake_loss = F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))

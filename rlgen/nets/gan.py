@@ -2,7 +2,7 @@
 
 Every generator maps noise ``(B, latent_dim)`` (and, for the text-conditional ones, token ids) to images
 ``(B, C, 28, 28)`` in [-1, 1] (tanh) and exposes ``latent_dim``; every discriminator returns one logit
-per image ``(B,)`` (``DCGANDiscriminator(outputs=1 + C)``: ``(B, 1 + C)`` with InfoGAN's Q head). The GAN systems in ``rlgen.lightning_modules`` take these as injected arguments.
+per image ``(B,)``. The GAN systems in ``rlgen.lightning_modules`` take these as injected arguments.
 """
 
 from __future__ import annotations
@@ -148,7 +148,7 @@ class DCGANDiscriminator(nn.Module):
     """
 
     def __init__(self, in_channels: int = 1, channels: int = 64, cond_dim: int = 0, dropout: float = 0.0,
-                 spectral_norm: bool = False, hidden: int = 0, outputs: int = 1) -> None:
+                 spectral_norm: bool = False, hidden: int = 0) -> None:
         """
         Args:
             in_channels: channels of the input images.
@@ -159,8 +159,6 @@ class DCGANDiscriminator(nn.Module):
                 D becomes 1-Lipschitz per layer, which keeps it from overpowering G.
             hidden: width of a fully connected LeakyReLU layer before the output (0: none; 1024 with
                 c = 64 is the InfoGAN MNIST discriminator).
-            outputs: logits per image: 1 (real/fake, returned as ``(B,)``), or more, returned as
-                ``(B, outputs)``: the real/fake logit and InfoGAN's Q head (``GAN(info_categories=outputs - 1)``).
         """
         super().__init__()
         self.cond_dim = cond_dim
@@ -179,7 +177,7 @@ class DCGANDiscriminator(nn.Module):
         fc = [sn(nn.Linear(2 * c * 7 * 7, hidden, bias=spectral_norm)),
               nn.Identity() if spectral_norm else nn.BatchNorm1d(hidden), nn.LeakyReLU(0.2, inplace=True)
               ] if hidden else []
-        self.head = nn.Sequential(nn.Flatten(), *fc, sn(nn.Linear(hidden or 2 * c * 7 * 7, outputs)))
+        self.head = nn.Sequential(nn.Flatten(), *fc, sn(nn.Linear(hidden or 2 * c * 7 * 7, 1)))
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         h = self.body(x)  # (B, 2c, 7, 7)
@@ -189,8 +187,7 @@ class DCGANDiscriminator(nn.Module):
             )
             tiled = cond[:, :, None, None].expand(-1, -1, *h.shape[2:])  # (B, cond_dim, 7, 7)
             h = self.joint(torch.cat([h, tiled], dim=1))  # (B, 2c, 7, 7)
-        out = self.head(h)  # (B, outputs)
-        return out.squeeze(1) if out.shape[1] == 1 else out  # (B,) logits, or (B, outputs)
+        return self.head(h).squeeze(1)  # (B,) logits
 
 
 class CharTokenizer:
