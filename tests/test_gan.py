@@ -170,7 +170,8 @@ def test_fixed_z_grid_is_written_each_epoch(tmp_path):
     trainer = quiet_trainer(max_epochs=2, limit_val_batches=0, logger=TensorBoardLogger(tmp_path, name="gan"))
     trainer.fit(model, train_dataloaders=image_loader(n=16))
     pngs = sorted((tmp_path / "gan" / "version_0" / "images" / "images_samples").glob("*.png"))
-    assert [p.name for p in pngs] == ["step_00000004.png", "step_00000008.png"]
+    # named after the scalars' x axis, training batches (2 an epoch), not global_step (2 optimizer steps a batch)
+    assert [p.name for p in pngs] == ["step_00000002.png", "step_00000004.png"]
     assert torch.equal(model.fixed_z, z0), "the sample grid must always use the same noise"
     # a second GAN with the same sample_seed has the same fixed noise (comparable grids across runs)
     torch.testing.assert_close(tiny_gan(num_samples=16).fixed_z, z0)

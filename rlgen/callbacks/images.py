@@ -16,13 +16,23 @@ def image_grid(images: torch.Tensor, nrow: int = 8, value_range: tuple[float, fl
                      value_range=value_range, pad_value=1.0).clamp(0, 1)
 
 
+def logged_step(trainer: Trainer) -> int:
+    """The x-axis step that Lightning gives logged scalars: training batches so far.
+
+    Not ``global_step``, which counts optimizer steps (2 per GAN batch; a DQN batch is a whole collection
+    phase), so that images and videos line up with the scalars. Lightning's own LearningRateMonitor reads
+    the same counter.
+    """
+    return trainer.fit_loop.epoch_loop._batches_that_stepped
+
+
 def log_image(trainer: Trainer, key: str, grid: torch.Tensor) -> None:
-    """Log ``grid`` (``(C, H, W)`` in [0, 1]) under ``key`` at the current global step.
+    """Log ``grid`` (``(C, H, W)`` in [0, 1]) under ``key`` at the scalars' current step (:func:`logged_step`).
 
     TensorBoard gets ``add_image``, W&B gets ``log_image``; in every case the PNG is also written to
     ``<run dir>/images/<key>/step_<N>.png`` so that nothing depends on a logger being configured.
     """
-    step = trainer.global_step
+    step = logged_step(trainer)
     if trainer.is_global_zero:
         out = run_directory(trainer) / "images" / key.replace("/", "_")
         out.mkdir(parents=True, exist_ok=True)

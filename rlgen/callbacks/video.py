@@ -16,6 +16,8 @@ from PIL import Image
 from pytorch_lightning import Trainer
 from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
 
+from rlgen.callbacks.images import logged_step
+
 
 def save_video(frames: Sequence[np.ndarray], path: str | Path, fps: int = 30) -> Path:
     """Write ``frames`` (each ``(H, W, 3)`` uint8) to ``path`` (MP4 with moviepy's bundled ffmpeg)."""
@@ -38,7 +40,7 @@ def gif_bytes(frames: Sequence[np.ndarray], fps: int = 30) -> bytes:
 
 def log_video(trainer: Trainer, key: str, frames: Sequence[np.ndarray], path: str | Path | None = None,
               fps: int = 30) -> None:
-    """Send an episode's ``frames`` to every active logger at the current global step.
+    """Send an episode's ``frames`` to every active logger at the scalars' current step (``logged_step``).
 
     Args:
         trainer: the running trainer (its loggers receive the video).
@@ -51,7 +53,7 @@ def log_video(trainer: Trainer, key: str, frames: Sequence[np.ndarray], path: st
         return
     from tensorboard.compat.proto.summary_pb2 import Summary
 
-    step = trainer.global_step
+    step = logged_step(trainer)
     for logger in trainer.loggers:
         if isinstance(logger, TensorBoardLogger):
             h, w, c = np.asarray(frames[0]).shape
