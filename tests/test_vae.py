@@ -161,7 +161,8 @@ def test_callback_prior_samples_use_a_fixed_z(tmp_path):
     batch = (torch.rand(6, 1, 28, 28), torch.tensor([3, 3, 5, 1, 1, 1]))
     callback.on_validation_batch_end(None, model, None, batch, batch_idx=0)
     for step in (1, 2):
-        trainer = SimpleNamespace(global_step=step, is_global_zero=True, default_root_dir=str(tmp_path), loggers=[])
+        loop = SimpleNamespace(epoch_loop=SimpleNamespace(_batches_that_stepped=step))
+        trainer = SimpleNamespace(fit_loop=loop, is_global_zero=True, default_root_dir=str(tmp_path), loggers=[])
         torch.manual_seed(step)  # the global RNG must not matter
         callback.log_images(trainer, model, "val")
     first, second = sorted((tmp_path / "images" / "val_prior_samples").glob("*.png"))
