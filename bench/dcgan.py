@@ -2,13 +2,15 @@
 
     python bench/dcgan.py --data-dir ../shared/data --max-minutes 80       # train, then evaluate
     python bench/dcgan.py --data-dir ../shared/data --ckpt runs/dcgan_mnist/version_0/checkpoints/last.ckpt
+    python bench/dcgan.py --model gan --data-dir ../shared/data --max-minutes 40   # the paper's MLP GAN
     python bench/dcgan.py --smoke --data-dir <tiny mnist> --classifier-ckpt <ckpt> --out-dir /tmp/x
 
 Scores: IS of ``--num-samples`` generated digits (10 splits) and FID of those digits against the 10,000
 test digits; references: IS of the real test digits and FID of ``--num-samples`` real training digits
 against the test digits (the best FID a generator can expect at that sample size). The classifier is
 ``bench/results/mnist_classifier.ckpt`` (``python bench/classifier.py``). Writes ``dcgan.json`` and
-``dcgan.png`` (samples and scores) to ``--out-dir``.
+``dcgan.png`` (samples and scores) to ``--out-dir``; ``gan.json`` and ``gan.png`` with ``--model gan``
+(``configs/gan/mnist.yaml``, which has no target).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from rlgen.metrics import load_classifier, make_fid, make_inception_score  # noq
 REPO = Path(__file__).resolve().parents[1]
 TARGET_IS = 9.5
 SMOKE_NETS = ["--model.generator.init_args.channels=4", "--model.discriminator.init_args.channels=4"]
+MLP_SMOKE_NETS = ["--model.generator.init_args.hidden=[8]", "--model.discriminator.init_args.hidden=[8]"]
 
 
 def gan_bench_parser(doc: str) -> argparse.ArgumentParser:
@@ -51,7 +54,8 @@ def gan_bench_parser(doc: str) -> argparse.ArgumentParser:
 
 def train(config: str, args: argparse.Namespace, runs: str) -> tuple[str, float]:
     """Fit ``config`` within the budget (no validation: scoring happens afterwards); the last checkpoint."""
-    budget = ["--trainer.max_steps=4", *SMOKE_NETS] if args.smoke else [
+    nets = MLP_SMOKE_NETS if config.startswith("gan/") else SMOKE_NETS
+    budget = ["--trainer.max_steps=4", *nets] if args.smoke else [
         f"--trainer.max_epochs={args.epochs}", f"--trainer.max_time={max_time(args.max_minutes)}"]
     start = time.perf_counter()
     cli = run([
@@ -92,12 +96,17 @@ def batched(fn, n: int, batch_size: int = 500) -> torch.Tensor:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    args = gan_bench_parser(__doc__).parse_args(argv)
+    parser = gan_bench_parser(__doc__)
+    parser.add_argument("--model", choices=["dcgan", "gan"], default="dcgan",
+                        help="dcgan: configs/dcgan/mnist.yaml (target IS >= 9.5); gan: the paper's MLP GAN, "
+                             "configs/gan/mnist.yaml (no target)")
+    args = parser.parse_args(argv)
+    name, target = args.model, TARGET_IS if args.model == "dcgan" else None
     out = setup(args)
     n = 200 if args.smoke else args.num_samples
     classifier = load_classifier(args.classifier_ckpt)
 
-    model, ckpt, epochs, train_s = trained_model(GAN, "dcgan/mnist.yaml", args)
+    model, ckpt, epochs, train_s = trained_model(GAN, f"{name}/mnist.yaml", args)
 
     start = time.perf_counter()
     fake = batched(lambda b: model(model.noise(b)), n)  # (n, 1, 28, 28) in [0, 1]
@@ -108,17 +117,20 @@ def main(argv: list[str] | None = None) -> dict:
     eval_s = time.perf_counter() - start
 
     result = {
-        "benchmark": "dcgan", "smoke": args.smoke, "date": time.strftime("%Y-%m-%d"), "checkpoint": str(ckpt),
-        "epochs_trained": round(epochs, 2), "train_wall_s": None if train_s is None else round(train_s, 1),
-        "eval_wall_s": round(eval_s, 1), "num_samples": n, **scores,
-        "target_is": TARGET_IS, "passed": scores["is"] >= TARGET_IS, "threads": args.threads,
+        "benchmark": name, "config": f"configs/{name}/mnist.yaml", "smoke": args.smoke,
+        "date": time.strftime("%Y-%m-%d"), "checkpoint": str(ckpt), "epochs_trained": round(epochs, 2),
+        "train_wall_s": None if train_s is None else round(train_s, 1), "eval_wall_s": round(eval_s, 1),
+        "num_samples": n, **scores, "target_is": target, "passed": None if target is None else scores["is"] >= target,
+        "threads": args.threads,
     }
-    (out / "dcgan.json").write_text(json.dumps(result, indent=2))
-    plot(out / "dcgan.png", fake[:64], f"DCGAN, {epochs:.2f} epochs", {
-        "IS (generated)": scores["is"], "IS (real test)": scores["real_is"], f"target {TARGET_IS}": TARGET_IS,
+    (out / f"{name}.json").write_text(json.dumps(result, indent=2))
+    title = {"dcgan": "DCGAN", "gan": "GAN (MLP)"}[name]
+    plot(out / f"{name}.png", fake[:64], f"{title}, {epochs:.2f} epochs", {
+        "IS (generated)": scores["is"], "IS (real test)": scores["real_is"],
+        **({f"target {target}": target} if target else {}),
     }, {"FID (generated)": scores["fid"], "FID (real train vs test)": scores["real_fid"]})
-    print(f"DCGAN after {epochs:.2f} epochs: IS {scores['is']:.2f} ± {scores['is_std']:.2f} (real test "
-          f"{scores['real_is']:.2f}, target {TARGET_IS}), FID {scores['fid']:.2f} "
+    print(f"{title} after {epochs:.2f} epochs: IS {scores['is']:.2f} ± {scores['is_std']:.2f} (real test "
+          f"{scores['real_is']:.2f}, target {target}), FID {scores['fid']:.2f} "
           f"(real-vs-real {scores['real_fid']:.2f}); mean H(y|x) {scores['entropy']:.3f} (real "
           f"{scores['real_entropy']:.3f}), top class < 0.9: {scores['unsure']:.1%} (real {scores['real_unsure']:.1%})")
     return result
