@@ -38,8 +38,10 @@ from rlgen.metrics import load_classifier, make_fid, make_inception_score  # noq
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET_IS = 9.5
+MODELS = {"dcgan": ("DCGAN", TARGET_IS), "gan": ("GAN (MLP)", None)}  # --model: plot title, IS target; configs/<model>/
+# --smoke shrinks the nets: convolutional ones by width, the MLP GAN's (configs/gan/) by its hidden layers
 SMOKE_NETS = ["--model.generator.init_args.channels=4", "--model.discriminator.init_args.channels=4"]
-MLP_SMOKE_NETS = ["--model.generator.init_args.hidden=[8]", "--model.discriminator.init_args.hidden=[8]"]
+MLP_SMOKE_NETS = {"gan": ["--model.generator.init_args.hidden=[8]", "--model.discriminator.init_args.hidden=[8]"]}
 
 
 def gan_bench_parser(doc: str) -> argparse.ArgumentParser:
@@ -54,7 +56,7 @@ def gan_bench_parser(doc: str) -> argparse.ArgumentParser:
 
 def train(config: str, args: argparse.Namespace, runs: str) -> tuple[str, float]:
     """Fit ``config`` within the budget (no validation: scoring happens afterwards); the last checkpoint."""
-    nets = MLP_SMOKE_NETS if config.startswith("gan/") else SMOKE_NETS
+    nets = MLP_SMOKE_NETS.get(config.split("/")[0], SMOKE_NETS)
     budget = ["--trainer.max_steps=4", *nets] if args.smoke else [
         f"--trainer.max_epochs={args.epochs}", f"--trainer.max_time={max_time(args.max_minutes)}"]
     start = time.perf_counter()
@@ -97,11 +99,12 @@ def batched(fn, n: int, batch_size: int = 500) -> torch.Tensor:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = gan_bench_parser(__doc__)
-    parser.add_argument("--model", choices=["dcgan", "gan"], default="dcgan",
+    parser.add_argument("--model", choices=list(MODELS), default="dcgan",
                         help="dcgan: configs/dcgan/mnist.yaml (target IS >= 9.5); gan: the paper's MLP GAN, "
                              "configs/gan/mnist.yaml (no target)")
     args = parser.parse_args(argv)
-    name, target = args.model, TARGET_IS if args.model == "dcgan" else None
+    name = args.model
+    title, target = MODELS[name]
     out = setup(args)
     n = 200 if args.smoke else args.num_samples
     classifier = load_classifier(args.classifier_ckpt)
@@ -124,7 +127,6 @@ def main(argv: list[str] | None = None) -> dict:
         "threads": args.threads,
     }
     (out / f"{name}.json").write_text(json.dumps(result, indent=2))
-    title = {"dcgan": "DCGAN", "gan": "GAN (MLP)"}[name]
     plot(out / f"{name}.png", fake[:64], f"{title}, {epochs:.2f} epochs", {
         "IS (generated)": scores["is"], "IS (real test)": scores["real_is"],
         **({f"target {target}": target} if target else {}),

@@ -63,7 +63,9 @@ def test_top_k_generator_loss_uses_the_fakes_d_rates_most_real():
     assert generator_loss(logits, "non_saturating", top_k=0.5).item() == pytest.approx(
         -(math.log(0.9) + math.log(0.8)) / 2, rel=1e-5)
     assert generator_loss(logits, "hinge", top_k=0.25).item() == pytest.approx(-logit(0.9), rel=1e-5)
-    assert generator_loss(logits, "minimax", top_k=1.0) == generator_loss(logits, "minimax")
+    # top_k = 1: every fake counts, log(1 - D) averaged over all four
+    assert generator_loss(logits, "minimax", top_k=1.0).item() == pytest.approx(
+        sum(math.log(1 - p) for p in (0.1, 0.9, 0.5, 0.8)) / 4, rel=1e-5)
     for bad in (0.0, 1.5):
         with pytest.raises(RlgenError, match="top_k"):
             tiny_gan(top_k=bad)
