@@ -2,6 +2,7 @@
 
     python bench/dcgan.py --data-dir ../shared/data --max-minutes 80       # train, then evaluate
     python bench/dcgan.py --data-dir ../shared/data --ckpt runs/dcgan_mnist/version_0/checkpoints/last.ckpt
+    python bench/dcgan.py --model dcgan_clusters --data-dir ../shared/data --ckpt <its last.ckpt>
     python bench/dcgan.py --model gan --data-dir ../shared/data --max-minutes 40   # the paper's MLP GAN
     python bench/dcgan.py --smoke --data-dir <tiny mnist> --classifier-ckpt <ckpt> --out-dir /tmp/x
 
@@ -9,8 +10,9 @@ Scores: IS of ``--num-samples`` generated digits (10 splits) and FID of those di
 test digits; references: IS of the real test digits and FID of ``--num-samples`` real training digits
 against the test digits (the best FID a generator can expect at that sample size). The classifier is
 ``bench/results/mnist_classifier.ckpt`` (``python bench/classifier.py``). Writes ``dcgan.json`` and
-``dcgan.png`` (samples and scores) to ``--out-dir``; ``gan.json`` and ``gan.png`` with ``--model gan``
-(``configs/gan/mnist.yaml``, which has no target).
+``dcgan.png`` (samples and scores) to ``--out-dir``; ``<model>.json`` and ``<model>.png`` with another
+``--model``: ``dcgan_clusters`` (``configs/dcgan/mnist_clusters.yaml``, the DCGAN conditioned on k-means
+clusters of the training images) or ``gan`` (``configs/gan/mnist.yaml``, which has no target).
 """
 
 from __future__ import annotations
@@ -38,7 +40,11 @@ from rlgen.metrics import load_classifier, make_fid, make_inception_score  # noq
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET_IS = 9.5
-MODELS = {"dcgan": ("DCGAN", TARGET_IS), "gan": ("GAN (MLP)", None)}  # --model: plot title, IS target; configs/<model>/
+MODELS = {  # --model: config under configs/, plot title, IS target
+    "dcgan": ("dcgan/mnist.yaml", "DCGAN", TARGET_IS),
+    "dcgan_clusters": ("dcgan/mnist_clusters.yaml", "DCGAN on 100 k-means clusters", TARGET_IS),
+    "gan": ("gan/mnist.yaml", "GAN (MLP)", None),
+}
 # --smoke shrinks the nets: convolutional ones by width, the MLP GAN's (configs/gan/) by its hidden layers
 SMOKE_NETS = ["--model.generator.init_args.channels=4", "--model.discriminator.init_args.channels=4"]
 MLP_SMOKE_NETS = {"gan": ["--model.generator.init_args.hidden=[8]", "--model.discriminator.init_args.hidden=[8]"]}
@@ -100,16 +106,17 @@ def batched(fn, n: int, batch_size: int = 500) -> torch.Tensor:
 def main(argv: list[str] | None = None) -> dict:
     parser = gan_bench_parser(__doc__)
     parser.add_argument("--model", choices=list(MODELS), default="dcgan",
-                        help="dcgan: configs/dcgan/mnist.yaml (target IS >= 9.5); gan: the paper's MLP GAN, "
-                             "configs/gan/mnist.yaml (no target)")
+                        help="dcgan: configs/dcgan/mnist.yaml (target IS >= 9.5); dcgan_clusters: "
+                             "configs/dcgan/mnist_clusters.yaml (the same on 100 k-means clusters, target IS >= 9.5); "
+                             "gan: the paper's MLP GAN, configs/gan/mnist.yaml (no target)")
     args = parser.parse_args(argv)
     name = args.model
-    title, target = MODELS[name]
+    config, title, target = MODELS[name]
     out = setup(args)
     n = 200 if args.smoke else args.num_samples
     classifier = load_classifier(args.classifier_ckpt)
 
-    model, ckpt, epochs, train_s = trained_model(GAN, f"{name}/mnist.yaml", args)
+    model, ckpt, epochs, train_s = trained_model(GAN, config, args)
 
     start = time.perf_counter()
     fake = batched(lambda b: model(model.noise(b)), n)  # (n, 1, 28, 28) in [0, 1]
@@ -120,7 +127,7 @@ def main(argv: list[str] | None = None) -> dict:
     eval_s = time.perf_counter() - start
 
     result = {
-        "benchmark": name, "config": f"configs/{name}/mnist.yaml", "smoke": args.smoke,
+        "benchmark": name, "config": f"configs/{config}", "smoke": args.smoke,
         "date": time.strftime("%Y-%m-%d"), "checkpoint": str(ckpt), "epochs_trained": round(epochs, 2),
         "train_wall_s": None if train_s is None else round(train_s, 1), "eval_wall_s": round(eval_s, 1),
         "num_samples": n, **scores, "target_is": target, "passed": None if target is None else scores["is"] >= target,

@@ -38,6 +38,11 @@ def test_dcgan_and_textgan_bench_smoke(mnist_dir, tmp_path):
     assert 0 <= result["entropy"] <= math.log(10) and 0 <= result["unsure"] <= 1
     assert (tmp_path / "dcgan.png").stat().st_size > 0
 
+    dcgan.main([*common, "--model", "dcgan_clusters"])  # the same target for the DCGAN on k-means clusters
+    result = json.loads((tmp_path / "dcgan_clusters.json").read_text())
+    assert result["config"] == "configs/dcgan/mnist_clusters.yaml" and result["target_is"] == 9.5
+    assert 1.0 <= result["is"] <= 10.0 and (tmp_path / "dcgan_clusters.png").stat().st_size > 0
+
     dcgan.main([*common, "--model", "gan"])  # the paper's MLP GAN: scored the same way, no target
     result = json.loads((tmp_path / "gan.json").read_text())
     assert result["config"] == "configs/gan/mnist.yaml" and result["target_is"] is None and result["passed"] is None

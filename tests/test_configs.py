@@ -19,6 +19,7 @@ SMOKE: dict[str, list[str]] = {
     "classifier/mnist.yaml": [],
     "gan/mnist.yaml": ["--model.classifier_ckpt=null"],
     "dcgan/mnist.yaml": ["--model.classifier_ckpt=null"],
+    "dcgan/mnist_clusters.yaml": ["--model.classifier_ckpt=null"],
     "textgan/mnist.yaml": ["--model.classifier_ckpt=null"],
     "cyclegan/mnist.yaml": [],
     "cyclegan/folder.yaml": ["--data.name=mnist", "--data.batch_size=2", "--model.generator_ab.init_args.in_channels=1", "--model.generator_ab.init_args.out_channels=1", "--model.generator_ab.init_args.ngf=4", "--model.generator_ab.init_args.n_blocks=1", "--model.discriminator_b.init_args.in_channels=1", "--model.discriminator_b.init_args.n_layers=2", "--model.discriminator_b.init_args.ndf=4"],  # noqa: E501

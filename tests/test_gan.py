@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from rlgen.errors import RlgenError
 from rlgen.lightning_modules.classifier import Classifier
-from rlgen.lightning_modules.gan import GAN, discriminator_loss, generator_loss
+from rlgen.lightning_modules.gan import GAN, discriminator_loss, generator_loss, kmeans
 from rlgen.nets.gan import DCGANDiscriminator, DCGANGenerator, Maxout, MLPDiscriminator, MLPGenerator
 from tests.test_classifier import save_classifier
 
@@ -209,7 +209,7 @@ def test_missing_classifier_checkpoint_is_a_clear_error(tmp_path):
 
 
 @pytest.mark.parametrize("kwargs", [
-    {"k": 0}, {"loss": "wasserstein"}, {"num_samples": 0}, {"sample_every_n_epochs": 0},
+    {"k": 0}, {"loss": "wasserstein"}, {"num_samples": 0}, {"sample_every_n_epochs": 0}, {"clusters": -1},
     {"optimizer_d": functools.partial(torch.optim.Adam, lr=-1e-3)},
     {"optimizer_g": functools.partial(torch.optim.Adam, lr=2e-4, betas=(1.5, 0.9))},
 ])
@@ -233,6 +233,62 @@ def test_network_shapes():
     m = Maxout(4, 2, 3)
     h = torch.randn(5, 4)
     torch.testing.assert_close(m(h), m.linear(h).view(5, 2, 3).max(2).values)
+
+
+def test_kmeans_finds_separated_groups():
+    centres = torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    sizes = torch.tensor([5, 3, 2])
+    g = torch.Generator().manual_seed(0)
+    x = torch.cat([c + 0.1 * torch.randn(n, 2, generator=g) for c, n in zip(centres, sizes.tolist(), strict=True)])
+    centroids, counts = kmeans(x, 3)
+    nearest = torch.cdist(centres, centroids).argmin(dim=1)  # the centroid that found each group
+    assert sorted(nearest.tolist()) == [0, 1, 2]
+    torch.testing.assert_close(centroids[nearest], torch.stack([x[:5].mean(0), x[5:8].mean(0), x[8:].mean(0)]))
+    assert counts[nearest].tolist() == [5.0, 3.0, 2.0]
+    with pytest.raises(RlgenError, match="only 2 images"):
+        kmeans(x[:2], 3)
+
+
+def clustered_gan(clusters: int = 3, **kwargs) -> GAN:
+    return GAN(generator=DCGANGenerator(latent_dim=8, channels=4, cond_dim=clusters),
+               discriminator=DCGANDiscriminator(channels=4, cond_dim=clusters), clusters=clusters, **kwargs)
+
+
+def test_clusters_condition_g_and_d_on_the_nearest_centroid_and_survive_a_checkpoint(tmp_path):
+    torch.manual_seed(0)
+    model = clustered_gan(num_samples=6)
+    checkpoint = ModelCheckpoint(dirpath=tmp_path, save_last=True)
+    trainer = quiet_trainer(limit_train_batches=2, limit_val_batches=1, enable_checkpointing=True,
+                            callbacks=[checkpoint])
+    trainer.fit(model, image_loader(n=48), image_loader(n=8))  # the sanity check already needs the clusters
+    assert model.centroids.shape == (3, 28 * 28) and model.cluster_shares.sum().item() == pytest.approx(1.0)
+    x = torch.rand(4, 1, 28, 28)
+    real, (cond,) = model._unpack((x, torch.zeros(4)))
+    expected = torch.cdist((x * 2 - 1).flatten(1), model.centroids).argmin(dim=1)
+    assert torch.equal(cond, torch.nn.functional.one_hot(expected, 3).float())
+    images, nrow = model._sample_grid_images()  # the fixed grid visits the clusters in turn
+    assert images.shape == (6, 1, 28, 28) and nrow == 8
+
+    loaded = GAN.load_from_checkpoint(tmp_path / "last.ckpt", weights_only=False).eval()  # nets in hparams
+    assert torch.equal(loaded.centroids, model.centroids) and torch.equal(loaded.cluster_shares, model.cluster_shares)
+    samples = loaded(loaded.noise(5))  # clusters drawn from their shares
+    assert samples.shape == (5, 1, 28, 28) and 0 <= samples.min() and samples.max() <= 1
+
+    unconditional = tmp_path / "plain.ckpt"
+    trainer = quiet_trainer(limit_train_batches=1, limit_val_batches=0)
+    trainer.fit(GAN(generator=DCGANGenerator(latent_dim=8, channels=4),
+                    discriminator=DCGANDiscriminator(channels=4)), image_loader(n=8))
+    trainer.save_checkpoint(unconditional)
+    with pytest.raises(RlgenError, match="no clusters"):
+        clustered_gan().on_load_checkpoint(torch.load(unconditional, weights_only=False))
+
+
+def test_clusters_need_matching_cond_dims():
+    with pytest.raises(RlgenError, match="discriminator.init_args.cond_dim to 3"):
+        GAN(generator=DCGANGenerator(latent_dim=8, channels=4, cond_dim=3),
+            discriminator=DCGANDiscriminator(channels=4), clusters=3)
+    with pytest.raises(RlgenError, match="no clusters yet"):
+        clustered_gan()._unpack(torch.rand(2, 1, 28, 28))
 
 
 @pytest.mark.slow
