@@ -293,7 +293,7 @@ def test_clusters_need_matching_cond_dims():
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-@pytest.mark.parametrize("config", ["dcgan/mnist.yaml", "textgan/mnist.yaml"])
+@pytest.mark.parametrize("config", ["dcgan/mnist.yaml", "dcgan/mnist_clusters.yaml", "textgan/mnist.yaml"])
 def test_ddp_two_ranks_stay_identical(config, tmp_path, mnist_dir):
     """Two gloo ranks: toggled optimizers leave no unused parameters, and both ranks keep the same weights."""
     from tests.conftest import CONFIGS
