@@ -15,7 +15,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from pytorch_lightning.demos.boring_classes import BoringModel
+from pytorch_lightning.demos.boring_classes import BoringModel, RandomDataset
 
 from tests.conftest import REPO, run_cli
 
@@ -46,6 +46,13 @@ class SlowBoring(BoringModel):
         return super().training_step(batch, batch_idx)
 
 
+class SlowBoringWithWorkers(SlowBoring):
+    """SlowBoring whose data comes from a DataLoader worker process, as the image configs' does."""
+
+    def train_dataloader(self):
+        return torch.utils.data.DataLoader(RandomDataset(32, 64), batch_size=2, num_workers=1)
+
+
 def test_nan_loss_stops_with_message_and_keeps_last_good_checkpoint(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         run_cli("fit", "--model=tests.test_faults.NaNAfter", f"--trainer.default_root_dir={tmp_path}",
@@ -61,17 +68,18 @@ def test_nan_loss_stops_with_message_and_keeps_last_good_checkpoint(tmp_path, ca
     assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values()), "the kept checkpoint must be good"
 
 
-def _start_slow_fit(root: Path, *extra: str) -> subprocess.Popen:
+def _start_slow_fit(root: Path, *extra: str, model: str = "SlowBoring") -> subprocess.Popen:
     # BoringModel's epoch is 32 batches (1.6 s at 50 ms a step): many epochs, so that the run is still
     # training whenever the test interrupts it, however slow a loaded machine makes the start-up
-    args = [sys.executable, "-m", "rlgen", "fit", "--model=tests.test_faults.SlowBoring",
+    args = [sys.executable, "-m", "rlgen", "fit", f"--model=tests.test_faults.{model}",
             f"--trainer.default_root_dir={root}", "--trainer.max_epochs=1000",
             "--trainer.limit_val_batches=0", "--trainer.enable_progress_bar=false", *EVERY_STEP, *extra]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     # A shell starts background jobs with SIGINT ignored, and a Python started that way keeps ignoring it:
     # give the run the default disposition, as a terminal would, so that the Ctrl-C test means something.
+    # Its own process group, so that a test can signal the run and its DataLoader workers together.
     return subprocess.Popen(args, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), start_new_session=True)
 
 
 def wait_until_training(root: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
@@ -135,6 +143,19 @@ def test_interrupt_saves_a_checkpoint_at_the_current_step(tmp_path, sig):
     assert "saved" in err and "--ckpt_path last" in err, err[-2000:]
     step = torch.load(next(tmp_path.rglob("last.ckpt")), weights_only=False)["global_step"]
     assert step > 0 and not math.isnan(step)
+
+
+def test_sigterm_to_the_process_group_saves_a_checkpoint(tmp_path):
+    """scancel and ``kill -TERM -<pgid>`` end the DataLoader workers as well as the run: still saved."""
+    proc = _start_slow_fit(tmp_path, "--trainer.callbacks.every_n_train_steps=1000", model="SlowBoringWithWorkers")
+    try:
+        wait_until_training(tmp_path, proc)
+        os.killpg(proc.pid, signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert "saved" in err and "--ckpt_path last" in err, err[-2000:]
+    assert torch.load(next(tmp_path.rglob("last.ckpt")), weights_only=False)["global_step"] > 0
 
 
 def test_checkpoint_write_failure_keeps_the_previous_file(tmp_path, monkeypatch):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import signal
 from pathlib import Path
 
 import torch
@@ -22,7 +23,8 @@ class FaultGuard(Callback):
 
     On a non-finite loss nothing is saved, so the last good checkpoint stays the newest one. A Ctrl-C
     or a SIGTERM (kill, a scheduler) writes ``last.ckpt`` into the checkpoint directory first, so
-    ``rlgen fit ... --ckpt_path last`` resumes where the run stopped.
+    ``rlgen fit ... --ckpt_path last`` resumes where the run stopped. That includes a SIGTERM to the whole
+    process group (``scancel``, ``kill -TERM -<pgid>``), which ends the DataLoader workers first.
     """
 
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs, batch, batch_idx: int) -> None:
@@ -44,13 +46,19 @@ class FaultGuard(Callback):
                 )
 
     def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
-        interrupted = isinstance(exception, (KeyboardInterrupt, SIGTERMException))
+        interrupted = isinstance(exception, (KeyboardInterrupt, SIGTERMException)) or _workers_terminated(exception)
         if not interrupted or trainer.fast_dev_run or trainer.sanity_checking:
             return
         path = self._last_path(trainer)
         if path is None or trainer.state.fn != "fit":
             return
-        trainer.save_checkpoint(path)
+        # torch's SIGCHLD handler raises again for every DataLoader worker that a group SIGTERM ended: not now
+        previous = signal.signal(signal.SIGCHLD, signal.SIG_DFL) if hasattr(signal, "SIGCHLD") else None
+        try:
+            trainer.save_checkpoint(path)
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGCHLD, previous)
         rank_zero_info(f"Interrupted ({type(exception).__name__}): saved {path}; resume with --ckpt_path last")
 
     @staticmethod
@@ -59,3 +67,10 @@ class FaultGuard(Callback):
         if callback is None or callback.dirpath is None:
             return None
         return Path(callback.dirpath) / f"{callback.CHECKPOINT_NAME_LAST}{callback.FILE_EXTENSION}"
+
+
+def _workers_terminated(exception: BaseException) -> bool:
+    """A SIGTERM to the whole process group also ends the DataLoader workers, and torch's handler in the
+    main process raises this error before Lightning's SIGTERM handler is done."""
+    return isinstance(exception, RuntimeError) and "DataLoader worker" in str(exception) and (
+        "killed by signal: Terminated" in str(exception))
