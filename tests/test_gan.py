@@ -258,10 +258,11 @@ def test_clusters_condition_g_and_d_on_the_nearest_centroid_and_survive_a_checkp
     torch.manual_seed(0)
     model = clustered_gan(num_samples=6)
     checkpoint = ModelCheckpoint(dirpath=tmp_path, save_last=True)
-    trainer = quiet_trainer(limit_train_batches=2, limit_val_batches=1, enable_checkpointing=True,
-                            callbacks=[checkpoint])
-    trainer.fit(model, image_loader(n=48), image_loader(n=8))  # the sanity check already needs the clusters
+    trainer = quiet_trainer(limit_val_batches=1, enable_checkpointing=True, callbacks=[checkpoint])
+    train = DataLoader(image_loader(n=48).dataset, batch_size=8, num_workers=1, persistent_workers=True)
+    trainer.fit(model, train, image_loader(n=8))  # the sanity check already needs the clusters
     assert model.centroids.shape == (3, 28 * 28) and model.cluster_shares.sum().item() == pytest.approx(1.0)
+    assert model.batches_seen == 6, "finding the clusters must not use up batches of the first epoch"
     x = torch.rand(4, 1, 28, 28)
     real, (cond,) = model._unpack((x, torch.zeros(4)))
     expected = torch.cdist((x * 2 - 1).flatten(1), model.centroids).argmin(dim=1)

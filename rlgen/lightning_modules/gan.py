@@ -13,6 +13,7 @@ from pytorch_lightning.strategies import DDPStrategy
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.utils.data import DataLoader, Subset
 from torchvision.utils import save_image
 
 from rlgen.callbacks.images import image_grid, log_image
@@ -86,8 +87,8 @@ class GAN(LightningModule):
     generates everything that is not training: sample grids, validation metrics, ``forward`` and
     ``predict`` (Yazici et al. 2019, "The unusual effectiveness of averaging in GAN training").
 
-    Clusters (no labels): with ``clusters`` set, k-means splits the first 10,000 training images (by their
-    pixels) into that many clusters when fit starts; G and D are conditioned on the one-hot cluster of each
+    Clusters (no labels): with ``clusters`` set, k-means splits 10,000 training images (drawn with a fixed
+    seed; by their pixels) into that many clusters when fit starts; G and D are conditioned on the one-hot cluster of each
     real image (the step's fakes share the real batch's clusters), and unconditional sampling draws clusters
     by their share of the data. G then need not spread one Gaussian over separate digits, which leaves
     blends between them (Liu et al. 2020, "Diverse Image Generation via Self-Conditioned GANs", cluster
@@ -308,19 +309,18 @@ class GAN(LightningModule):
 
     @torch.no_grad()
     def _find_clusters(self, num_images: int = 10_000) -> None:
-        """k-means on the first ``num_images`` training images (the training data in its shuffled order), before
-        the sanity check needs the clusters; under DDP rank 0's clusters are broadcast to the other ranks."""
+        """k-means on ``num_images`` training images drawn with a fixed seed, before the sanity check needs the
+        clusters; under DDP rank 0's clusters are broadcast to the other ranks."""
         self.trainer.fit_loop.setup_data()  # what fit does next anyway; makes trainer.train_dataloader
-        if self.trainer.train_dataloader is None:
-            raise RlgenError("model.clusters needs training data to find the clusters in (limit_train_batches is 0)")
-        images, n = [], 0
-        for batch in self.trainer.train_dataloader:
-            x = self._unpack_images(batch).flatten(1)  # (B, C*H*W) in [-1, 1]
-            images.append(x[: num_images - n])
-            n += len(images[-1])
-            if n >= num_images:
-                break
-        centroids, counts = kmeans(torch.cat(images), self.clusters)
+        dataset = getattr(self.trainer.train_dataloader, "dataset", None)
+        if dataset is None:
+            raise RlgenError("model.clusters needs one training DataLoader to find the clusters in")
+        # A loader of its own: a pass over the training loader would shorten its first epoch (persistent workers)
+        chosen = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(0))[:num_images].tolist()
+        loader = DataLoader(Subset(dataset, chosen), batch_size=500)
+        images = torch.cat([self._unpack_images(batch).flatten(1) for batch in loader])  # (N, C*H*W) in [-1, 1]
+        n = len(images)
+        centroids, counts = kmeans(images, self.clusters)
         centroids, counts = self.trainer.strategy.broadcast((centroids, counts), src=0)
         self.centroids, self.cluster_shares = centroids.to(self.device), counts / counts.sum()
         rank_zero_info(f"rlgen: {self.clusters} k-means clusters of {n} training images; the largest holds "
