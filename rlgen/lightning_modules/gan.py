@@ -88,11 +88,12 @@ class GAN(LightningModule):
     ``predict`` (Yazici et al. 2019, "The unusual effectiveness of averaging in GAN training").
 
     Clusters (no labels): with ``clusters`` set, k-means splits 10,000 training images (drawn with a fixed
-    seed; by their pixels) into that many clusters when fit starts; G and D are conditioned on the one-hot cluster of each
-    real image (the step's fakes share the real batch's clusters), and unconditional sampling draws clusters
-    by their share of the data. G then need not spread one Gaussian over separate digits, which leaves
-    blends between them (Liu et al. 2020, "Diverse Image Generation via Self-Conditioned GANs", cluster
-    D's features again and again; pixels once is enough for MNIST). The centroids live in the checkpoint.
+    seed) by their pixels into that many clusters when fit starts; G and D are conditioned on the one-hot
+    cluster of each real image (the step's fakes share the real batch's clusters), and unconditional
+    sampling draws clusters by their share of those images. G then need not spread one Gaussian over
+    separate digits, which leaves blends between them (Liu et al. 2020, "Diverse Image Generation via
+    Self-Conditioned GANs", cluster D's features again and again; pixels once is enough for MNIST). The
+    centroids live in the checkpoint.
 
     Images: data in [0, 1] is mapped to [-1, 1] for D; generators end in tanh. A grid from a fixed
     noise batch is logged every ``sample_every_n_epochs`` epochs (``images/samples``). With
