@@ -187,7 +187,8 @@ def plot(path: Path, samples: torch.Tensor, title: str, is_bars: dict[str, float
     """Samples on the left, IS and FID bars on the right."""
     fig, axes = plt.subplots(1, 3, figsize=(12, 4))
     axes[0].imshow(image_grid(samples, nrow=8).permute(1, 2, 0).numpy())
-    axes[0].set(title=title, xticks=[], yticks=[])
+    axes[0].set_title(title, fontsize=10)
+    axes[0].set(xticks=[], yticks=[])
     axes[1].bar(list(is_bars), list(is_bars.values()), color=["C0", "C2", "C3"][: len(is_bars)])
     axes[1].set(title="Inception Score (MNIST classifier)", ylim=(0, 10.5))
     axes[2].bar(list(fid_bars), list(fid_bars.values()), color=["C0", "C2"])
