@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from rlgen.errors import RlgenError
 from rlgen.lightning_modules.classifier import Classifier
-from rlgen.lightning_modules.gan import GAN, discriminator_loss, generator_loss, kmeans
+from rlgen.lightning_modules.gan import GAN, discriminator_loss, generator_loss, kmeans, mode_seeking_loss
 from rlgen.nets.gan import DCGANDiscriminator, DCGANGenerator, Maxout, MLPDiscriminator, MLPGenerator
 from tests.test_classifier import save_classifier
 
@@ -210,6 +210,7 @@ def test_missing_classifier_checkpoint_is_a_clear_error(tmp_path):
 
 @pytest.mark.parametrize("kwargs", [
     {"k": 0}, {"loss": "wasserstein"}, {"num_samples": 0}, {"sample_every_n_epochs": 0}, {"clusters": -1},
+    {"mode_seeking": -0.5},
     {"optimizer_d": functools.partial(torch.optim.Adam, lr=-1e-3)},
     {"optimizer_g": functools.partial(torch.optim.Adam, lr=2e-4, betas=(1.5, 0.9))},
 ])
@@ -290,6 +291,32 @@ def test_clusters_need_matching_cond_dims():
             discriminator=DCGANDiscriminator(channels=4), clusters=3)
     with pytest.raises(RlgenError, match="no clusters yet"):
         clustered_gan()._unpack(torch.rand(2, 1, 28, 28))
+
+
+def test_mode_seeking_loss_on_hand_computed_images():
+    # halves 0.5 apart in every pixel, their noises 2 apart: ratio 0.25, loss 1 / 0.25
+    fake = torch.cat([torch.zeros(2, 1, 2, 2), torch.full((2, 1, 2, 2), 0.5), torch.full((1, 1, 2, 2), 9.0)])
+    z = torch.cat([torch.zeros(2, 3), torch.full((2, 3), -2.0), torch.full((1, 3), 7.0)])
+    assert mode_seeking_loss(fake, z).item() == pytest.approx(4.0, rel=1e-4)  # the odd fifth row is left out
+    assert mode_seeking_loss(fake[:4], z[:4]).item() == pytest.approx(4.0, rel=1e-4)
+    # identical images for different noises (collapse): the loss is huge, and it falls as the images part
+    same = mode_seeking_loss(torch.zeros(4, 1, 2, 2), z[:4]).item()
+    assert same == pytest.approx(1e5) and mode_seeking_loss(fake[:4] * 2, z[:4]).item() == pytest.approx(2.0, rel=1e-4)
+
+
+def test_mode_seeking_gives_both_halves_of_the_generator_batch_one_set_of_conditions():
+    torch.manual_seed(0)
+    model = clustered_gan(mode_seeking=1.0)
+    conds: dict[bool, list[torch.Tensor]] = {True: [], False: []}  # G step (grad) / D step (no grad)
+    model.generator.register_forward_pre_hook(
+        lambda module, args: conds[torch.is_grad_enabled()].append(args[1].clone()) if module.training else None)
+    quiet_trainer(limit_val_batches=0).fit(model, image_loader(n=45))  # 5 batches of 8 and one of 5
+    d_conds, g_conds = conds[False], conds[True]
+    assert len(g_conds) == len(d_conds) == 6
+    for d, g in zip(d_conds, g_conds, strict=True):  # the same batch's clusters, the first half twice
+        h = len(d) // 2
+        assert torch.equal(g, torch.cat([d[:h], d[:h], d[2 * h:]]))
+    assert any(not torch.equal(d[:4], d[4:]) for d in d_conds[:5]), "the real batches' halves differ"
 
 
 @pytest.mark.slow

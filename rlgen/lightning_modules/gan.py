@@ -57,6 +57,15 @@ def generator_loss(fake_logits: torch.Tensor, kind: GANLoss, top_k: float = 1.0)
     return F.softplus(-fake_logits).mean()  # -log sigmoid(l) = softplus(-l)
 
 
+def mode_seeking_loss(fake: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """Mao et al. 2019 (MSGAN): ``1 / (mean|G(z1) - G(z2)| / mean|z1 - z2| + 1e-5)`` between the batch's first
+    and second halves, which share their conditions; G minimizes it, so two noises must give two different
+    images. ``fake``: ``(B, ...)``, ``z``: ``(B, latent_dim)``; with an odd B the last row is left out."""
+    h = len(z) // 2
+    ratio = (fake[:h] - fake[h:2 * h]).abs().mean() / (z[:h] - z[h:2 * h]).abs().mean()
+    return 1 / (ratio + 1e-5)
+
+
 def default_adam(params) -> torch.optim.Optimizer:
     """Adam(lr=2e-4, betas=(0.5, 0.999)), the DCGAN setting, used when no optimizer is configured."""
     return torch.optim.Adam(params, lr=2e-4, betas=(0.5, 0.999))
@@ -124,6 +133,7 @@ class GAN(LightningModule):
         ema_decay: float | None = None,
         top_k: float = 1.0,
         clusters: int = 0,
+        mode_seeking: float = 0.0,
     ) -> None:
         """
         Args:
@@ -144,6 +154,8 @@ class GAN(LightningModule):
                 2020, "Top-k training of GANs"); 1 uses them all.
             clusters: condition G and D on this many k-means clusters of the training images (no labels;
                 G and D need ``cond_dim`` equal to it); 0: unconditional.
+            mode_seeking: weight of the mode-seeking term in G's loss (:func:`mode_seeking_loss`; Mao et al.
+                2019); 0: off. With it, the two halves of each generator batch share their conditions.
         """
         super().__init__()
         if k < 1:
@@ -159,6 +171,8 @@ class GAN(LightningModule):
             raise RlgenError(f"model.top_k (share of fakes in G's loss) must be in (0, 1], got {top_k}")
         if clusters < 0:
             raise RlgenError(f"model.clusters must be >= 0 (0: unconditional), got {clusters}")
+        if mode_seeking < 0:
+            raise RlgenError(f"model.mode_seeking must be >= 0 (0: off), got {mode_seeking}")
         self.save_hyperparameters(ignore=list(self.RUN_TIME_ARGS))
         self.top_k, self.clusters = top_k, clusters  # attributes: TextGAN takes neither
         self.classifier_ckpt, self.predict_dir = classifier_ckpt, predict_dir
@@ -223,8 +237,13 @@ class GAN(LightningModule):
         # Generator step after every k-th discriminator step, on fresh noise; D is frozen.
         if self.batches_seen % self.hparams.k == 0:
             self.toggle_optimizer(opt_g)
-            fake = self.generator(self.noise(b), *cond)
+            z = self.noise(b)
+            if self.hparams.mode_seeking:  # both halves get the first half's conditions
+                cond = tuple(torch.cat([c[: b // 2], c[: b // 2], c[b // 2 * 2:]]) for c in cond)
+            fake = self.generator(z, *cond)
             g_loss = generator_loss(self.discriminator(fake, *cond), self.hparams.loss, self.top_k)
+            if self.hparams.mode_seeking:
+                g_loss = g_loss + self.hparams.mode_seeking * mode_seeking_loss(fake, z)
             opt_g.zero_grad(set_to_none=True)
             self.manual_backward(g_loss)
             opt_g.step()

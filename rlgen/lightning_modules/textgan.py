@@ -72,6 +72,7 @@ class TextGAN(GAN):
         k: int = 1,
         loss: Literal["non_saturating", "minimax"] = "non_saturating",
         matching_aware: bool = True,
+        mode_seeking: float = 0.0,
         sample_every_n_epochs: int = 1,
         classifier_ckpt: str | None = None,
         sample_seed: int = 1234,
@@ -88,6 +89,8 @@ class TextGAN(GAN):
             k: discriminator steps per generator step (>= 1).
             loss: generator loss, ``non_saturating`` or ``minimax``.
             matching_aware: also teach D that a real image with a wrong caption is fake (GAN-CLS).
+            mode_seeking: weight of the mode-seeking term in G's loss (as in GAN; Mao et al. 2019): two
+                noises with one caption must give two different images; 0: off.
             sample_every_n_epochs: log the grid (one row per digit, fixed noise) every this many epochs.
             classifier_ckpt: MNIST Classifier checkpoint for val/prompt_acc, val/fid, val/is (null: skip).
             sample_seed: seed of the fixed noise of the sample grid.
@@ -104,7 +107,7 @@ class TextGAN(GAN):
             discriminator=discriminator if discriminator is not None else TextConditionalDiscriminator(),
             optimizer_g=optimizer_g, optimizer_d=optimizer_d, k=k, loss=loss,
             sample_every_n_epochs=sample_every_n_epochs, num_samples=80, classifier_ckpt=classifier_ckpt,
-            sample_seed=sample_seed, predict_dir=predict_dir,
+            sample_seed=sample_seed, predict_dir=predict_dir, mode_seeking=mode_seeking,
         )
         self.tokenizer = CharTokenizer()
         self.prompts, self.samples_per_prompt = prompts, samples_per_prompt
