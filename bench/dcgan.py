@@ -57,6 +57,9 @@ def gan_bench_parser(doc: str) -> argparse.ArgumentParser:
     parser.add_argument("--ckpt", default=None, help="evaluate this checkpoint instead of training")
     parser.add_argument("--max-minutes", type=float, default=80.0, help="training wall-clock budget (caps --epochs)")
     parser.add_argument("--num-samples", type=int, default=5000, help="generated images to score")
+    parser.add_argument("--fit-arg", action="append", default=[], metavar="--KEY=VALUE",
+                        help="extra rlgen fit argument for the training run (repeatable), e.g. "
+                             "--fit-arg=--model.mode_seeking=0")
     return parser
 
 
@@ -70,7 +73,7 @@ def train(config: str, args: argparse.Namespace, runs: str) -> tuple[str, float]
         "fit", "-c", str(REPO / "configs" / config), f"--data.data_dir={args.data_dir}",
         "--model.classifier_ckpt=null", "--trainer.limit_val_batches=0", "--trainer.enable_progress_bar=false",
         f"--trainer.default_root_dir={runs}", f"--trainer.logger.init_args.save_dir={runs}",
-        *(["--data.num_workers=0"] if args.smoke else []), *budget,
+        *(["--data.num_workers=0"] if args.smoke else []), *budget, *args.fit_arg,
     ])
     last = next(c.last_model_path for c in cli.trainer.checkpoint_callbacks if c.last_model_path)
     return last, time.perf_counter() - start
@@ -131,7 +134,7 @@ def main(argv: list[str] | None = None) -> dict:
         "date": time.strftime("%Y-%m-%d"), "checkpoint": str(ckpt), "epochs_trained": round(epochs, 2),
         "train_wall_s": None if train_s is None else round(train_s, 1), "eval_wall_s": round(eval_s, 1),
         "num_samples": n, **scores, "target_is": target, "passed": None if target is None else scores["is"] >= target,
-        "threads": args.threads,
+        "threads": args.threads, "fit_args": args.fit_arg,
     }
     (out / f"{name}.json").write_text(json.dumps(result, indent=2))
     plot(out / f"{name}.png", fake[:64], f"{title}, {epochs:.2f} epochs", {

@@ -39,7 +39,6 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--per-prompt", type=int, default=100, help="images generated per (digit, template)")
     args = parser.parse_args(argv)
     out = setup(args)
-    torch.manual_seed(0)
     per_prompt = 4 if args.smoke else args.per_prompt
     classifier = load_classifier(args.classifier_ckpt)
 
@@ -58,7 +57,7 @@ def main(argv: list[str] | None = None) -> dict:
         "per_digit_acc": seen["per_digit"], "per_template_acc": seen["per_template"],
         "unseen_phrasings_acc": unseen["overall"], "unseen_per_template_acc": unseen["per_template"],
         "within_prompt_diversity": diversity,
-        "threads": args.threads,
+        "threads": args.threads, "fit_args": args.fit_arg,
     }
     (out / "textgan.json").write_text(json.dumps(result, indent=2))
     plot(out / "textgan.png", model, seen, epochs)

@@ -23,7 +23,7 @@ def test_classifier_bench_smoke(mnist_dir, tmp_path):
     assert (tmp_path / "classifier.png").stat().st_size > 0
 
 
-def test_dcgan_and_textgan_bench_smoke(mnist_dir, tmp_path):
+def test_dcgan_and_textgan_bench_smoke(mnist_dir, tmp_path, capsys):
     torch.manual_seed(0)
     ckpt = tmp_path / "clf.ckpt"
     save_classifier(Classifier(width=8), ckpt)
@@ -57,6 +57,11 @@ def test_dcgan_and_textgan_bench_smoke(mnist_dir, tmp_path):
     diversity = result["within_prompt_diversity"]
     assert diversity["ratio"] >= 0 and len(diversity["real_pixel_std"]) == 10
     assert (tmp_path / "textgan.png").stat().st_size > 0
+
+    # --fit-arg reaches the training run: a bad value fails there, with the CLI's exit status
+    with pytest.raises(SystemExit) as exit_info:
+        textgan.main([*common, "--fit-arg=--model.mode_seeking=-1"])
+    assert exit_info.value.code != 0 and "model.mode_seeking must be >= 0" in capsys.readouterr().err
 
 
 def test_class_confidence_on_hand_made_probabilities():
