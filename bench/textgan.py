@@ -1,6 +1,6 @@
 """Text-conditional GAN on MNIST: prompt accuracy, the share of generated digits the classifier reads as prompted.
 
-    python bench/textgan.py --data-dir ../shared/data --max-minutes 60      # train, then evaluate
+    python bench/textgan.py --data-dir ../shared/data --epochs 5 --threads 2   # train, then evaluate
     python bench/textgan.py --ckpt runs/textgan_mnist/version_0/checkpoints/last.ckpt
     python bench/textgan.py --smoke --data-dir <tiny mnist> --classifier-ckpt <ckpt> --out-dir /tmp/x
 
