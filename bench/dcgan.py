@@ -81,6 +81,9 @@ def train(config: str, args: argparse.Namespace, runs: str) -> tuple[str, float]
 
 def trained_model(model_class, config: str, args: argparse.Namespace):
     """``(model in eval mode, checkpoint path, epochs trained, fit seconds or None)``: ``--ckpt`` or a fresh fit."""
+    if args.ckpt and args.fit_arg:
+        raise SystemExit(f"bench: --fit-arg {' '.join(args.fit_arg)} changes a training run, but --ckpt skips "
+                         "training; drop one of them")
     with tempfile.TemporaryDirectory() as runs:
         ckpt, train_s = (args.ckpt, None) if args.ckpt else train(config, args, runs)
         model = model_class.load_from_checkpoint(ckpt, map_location="cpu").eval()

@@ -62,6 +62,8 @@ def test_dcgan_and_textgan_bench_smoke(mnist_dir, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         textgan.main([*common, "--fit-arg=--model.mode_seeking=-1"])
     assert exit_info.value.code != 0 and "model.mode_seeking must be >= 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="--ckpt skips training"):
+        textgan.main([*common, f"--ckpt={ckpt}", "--fit-arg=--model.mode_seeking=0"])
 
 
 def test_class_confidence_on_hand_made_probabilities():
