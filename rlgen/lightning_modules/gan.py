@@ -237,13 +237,14 @@ class GAN(LightningModule):
         # Generator step after every k-th discriminator step, on fresh noise; D is frozen.
         if self.batches_seen % self.hparams.k == 0:
             self.toggle_optimizer(opt_g)
-            z = self.noise(b)
-            if self.hparams.mode_seeking:  # both halves get the first half's conditions
-                cond = tuple(torch.cat([c[: b // 2], c[: b // 2], c[b // 2 * 2:]]) for c in cond)
+            z, weight = self.noise(b), self.hparams.mode_seeking
+            if weight:  # the second half of the batch gets the first half's conditions (an odd last row: its own)
+                h = b // 2
+                cond = tuple(torch.cat([c[:h], c[:h], c[2 * h:]]) for c in cond)
             fake = self.generator(z, *cond)
             g_loss = generator_loss(self.discriminator(fake, *cond), self.hparams.loss, self.top_k)
-            if self.hparams.mode_seeking:
-                g_loss = g_loss + self.hparams.mode_seeking * mode_seeking_loss(fake, z)
+            if weight:
+                g_loss = g_loss + weight * mode_seeking_loss(fake, z)
             opt_g.zero_grad(set_to_none=True)
             self.manual_backward(g_loss)
             opt_g.step()
