@@ -20,8 +20,13 @@ def preprocess_pong_frame(frame: np.ndarray) -> np.ndarray:
     erases the background and binarizes.
     """
     assert frame.shape == (210, 160, 3), f"expected a (210, 160, 3) Pong frame, got {frame.shape}"
-    x = frame[35:195:2, ::2, 0]  # (80, 80)
-    x = np.isin(x, PONG_BACKGROUND, invert=True) & (x != 0)
+    return preprocess_pong_frames(frame[None])[0]
+
+
+def preprocess_pong_frames(frames: np.ndarray) -> np.ndarray:
+    """:func:`preprocess_pong_frame` for a batch: (N, 210, 160, 3) uint8 -> (N, 80, 80) float32."""
+    x = frames[:, 35:195:2, ::2, 0]  # (N, 80, 80)
+    x = (x != PONG_BACKGROUND[0]) & (x != PONG_BACKGROUND[1]) & (x != 0)
     return x.astype(np.float32)
 
 

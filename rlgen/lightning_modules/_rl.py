@@ -103,7 +103,8 @@ class RLSystem(LightningModule):
     def _make_train_envs(self) -> Any:
         from rlgen.envs import make_vector_env
 
-        return make_vector_env(self.env_id, self.num_envs, seed=self.env_seed, **self.env_options)
+        return make_vector_env(self.env_id, self.num_envs, seed=self.env_seed, num_threads=torch.get_num_threads(),
+                               **self.env_options)
 
     def _make_eval_env(self) -> Any:
         """One env for evaluation: whole games (no life-loss terminals) and unclipped rewards."""

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rlgen.datamodules.experience import ReplayExperience
-from rlgen.envs.replay import ReplayBatch
+from rlgen.envs.replay import PrioritizedBatch, ReplayBatch
 from rlgen.errors import RlgenError
 from rlgen.lightning_modules._rl import RUN_TIME_ARGS, RLSystem
 from rlgen.nets.rl import QNetwork
@@ -111,6 +111,8 @@ class DQN(RLSystem):
         loss: Literal["huber", "mse"] = "huber",
         max_grad_norm: float | None = 10.0,
         n_step: int = 1,
+        per_alpha: float = 0.0,
+        per_beta: float = 0.4,
         eval_epsilon: float = 0.0,
         eval_episodes: int = 10,
         test_episodes: int = 20,
@@ -142,6 +144,9 @@ class DQN(RLSystem):
             max_grad_norm: clip the gradient's global L2 norm to this (null: no clipping). DQN clips
                 itself (manual optimization), so ``trainer.gradient_clip_val`` is not available.
             n_step: n-step returns, computed by the replay buffer.
+            per_alpha: prioritized replay (Schaul et al., 2016): draw transitions in proportion to
+                ``|TD error|^per_alpha``; 0 is uniform replay.
+            per_beta: importance-sampling exponent at the start, annealed linearly to 1 over ``max_steps``.
             eval_epsilon: epsilon of the evaluation policy (0 is greedy; 0.05 is usual on Atari).
             eval_episodes: evaluation episodes per validation (``val/episodic_return`` is their mean).
             test_episodes: evaluation episodes of ``rlgen test`` (``test/episodic_return``).
@@ -155,7 +160,7 @@ class DQN(RLSystem):
             if value <= 0:
                 raise RlgenError(f"DQN {name}={value}: must be positive")
         for name, value in (("eps_start", eps_start), ("eps_end", eps_end), ("eval_epsilon", eval_epsilon),
-                            ("gamma", gamma)):
+                            ("gamma", gamma), ("per_alpha", per_alpha), ("per_beta", per_beta)):
             if not 0.0 <= value <= 1.0:
                 raise RlgenError(f"DQN {name}={value}: must lie in [0, 1]")
         if max_grad_norm is not None and max_grad_norm <= 0:
@@ -191,7 +196,7 @@ class DQN(RLSystem):
         for i in range(phase.actions.shape[0]):
             if 0 < self.trainer.max_steps <= self.global_step:
                 break  # the budget ends inside this phase
-            loss, q = self._td_loss(ReplayBatch(*(field[i] for field in phase)))
+            loss, q = self._td_loss(type(phase)(*(field[i] for field in phase)))
             opt.zero_grad(set_to_none=True)
             self.manual_backward(loss)
             if self.hparams.max_grad_norm is not None:
@@ -204,15 +209,22 @@ class DQN(RLSystem):
             self._log_rollout(**{"train/loss": torch.stack(losses).mean().item(),
                                  "train/q_mean": torch.stack(q_means).mean().item(), "rollout/epsilon": self.epsilon})
 
-    def _td_loss(self, batch: ReplayBatch) -> tuple[torch.Tensor, torch.Tensor]:
-        """The TD loss of one minibatch and the online Q(s, a) values ``(B,)``."""
+    def _td_loss(self, batch: ReplayBatch | PrioritizedBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        """The TD loss of one minibatch and the online Q(s, a) values ``(B,)``.
+
+        A prioritized batch weights each transition's loss by its importance weight, and the new
+        ``|TD error|`` become the transitions' priorities."""
         q = self.q_net(batch.obs).gather(1, batch.actions.long().view(-1, 1)).squeeze(1)  # (B,)
         with torch.no_grad():
             next_q_online = self.q_net(batch.next_obs) if self.hparams.double_dqn else None
             target = td_target(batch.rewards.float(), batch.discounts.float(), self.target_net(batch.next_obs),
                                next_q_online)  # (B,)
-        loss = F.smooth_l1_loss(q, target) if self.hparams.loss == "huber" else F.mse_loss(q, target)
-        return loss, q
+        loss_fn = F.smooth_l1_loss if self.hparams.loss == "huber" else F.mse_loss
+        if not isinstance(batch, PrioritizedBatch):
+            return loss_fn(q, target), q
+        self.buffer.update_priorities(batch.indices, q.detach() - target)
+        self.buffer.beta = linear_schedule(self.hparams.per_beta, 1.0, self.trainer.max_steps, self.global_step)
+        return (batch.weights * loss_fn(q, target, reduction="none")).mean(), q
 
     def _update_target(self) -> None:
         """Polyak step (tau < 1) after every gradient step, or a copy every ``target_update_interval`` of them."""
@@ -239,15 +251,19 @@ class DQN(RLSystem):
         self.target_net = copy.deepcopy(self.q_net).requires_grad_(False)
 
     def on_fit_start(self) -> None:
-        from rlgen.envs import ReplayBuffer
+        from rlgen.envs import PrioritizedReplayBuffer, ReplayBuffer
 
         hp = self.hparams
         self._rng = np.random.default_rng(self.env_seed)
         self.envs = self._make_train_envs()
         shape = self.obs_space.shape
-        self.buffer = ReplayBuffer(hp.buffer_size, shape, obs_dtype=self.obs_space.dtype, num_envs=self.num_envs,
-                                   frame_stack=shape[0] if len(shape) == 3 else 1,  # pixels: store frames once
-                                   n_step=hp.n_step, gamma=hp.gamma, seed=self.env_seed)
+        kwargs = dict(obs_dtype=self.obs_space.dtype, num_envs=self.num_envs, n_step=hp.n_step, gamma=hp.gamma,
+                      frame_stack=shape[0] if len(shape) == 3 else 1,  # pixels: store each frame once
+                      seed=self.env_seed)
+        if hp.per_alpha > 0:
+            self.buffer = PrioritizedReplayBuffer(hp.buffer_size, shape, alpha=hp.per_alpha, beta=hp.per_beta, **kwargs)
+        else:
+            self.buffer = ReplayBuffer(hp.buffer_size, shape, **kwargs)
         self.source = ReplayExperience(self.envs, self.buffer, self._act, hp.batch_size, hp.train_frequency,
                                        hp.gradient_steps, seed=self.env_seed, stats=self.rollout, per_phase=True)
         restored = self._restored_rl_state or {}

@@ -1,0 +1,149 @@
+"""Atari training environments on ale-py's C++ vector env (``ale_py.vector_env.AtariVectorEnv``).
+
+The emulators of all sub-environments step in C++ threads and the preprocessing is done there too,
+about twice as fast as a ``SyncVectorEnv`` of the Python wrapper stack in ``make_env.py``, which
+stays the readable reference (and is what evaluation and videos use). Every setting is passed
+explicitly, because the vector env's defaults differ from a single ``gym.make("ALE/...-v5")``:
+
+============================  ================================  =======================================
+Python stack (``make_env``)   C++ vector env (here)             note
+============================  ================================  =======================================
+the id's sticky actions       ``repeat_action_probability``     0.25 for ``-v5``, 0 for ``NoFrameskip-v4``
+AtariPreprocessing            ``frameskip=4, maxpool=True``,    noop reset <= 30, 84x84 grey
+                              ``img 84x84, grayscale``
+FireReset                     ``use_fire_reset``                games whose action 1 is FIRE
+RecordEpisodeStatistics       vector ``RecordEpisodeStatistics``  whole-game, unclipped scores
+ClipReward                    vector ``ClipReward``             after the statistics, as in the stack
+FrameStackObservation         ``stack_num``                     the vector env pads a new game with zeros
+TimeLimit (agent steps)       ``max_num_frames_per_episode``    agent steps x frame skip
+============================  ================================  =======================================
+
+``pong_from_pixels`` gets raw RGB frames (the id's own frame skip, no max-pool, no noop, no FIRE, as
+``gym.make``) and :class:`PongPixelsVector` does Karpathy's crop/downsample/difference for all
+environments at once in numpy. Options the vector env cannot express (``terminal_on_life_loss``,
+``video_dir``, ``env_kwargs``) keep the Python stack: :func:`ale_vector_supported` says which.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.wrappers.vector import ClipReward, RecordEpisodeStatistics
+
+from rlgen.envs.pong import preprocess_pong_frames
+
+
+def ale_vector_supported(env_id: str, *, terminal_on_life_loss: bool = False, video_dir: str | None = None,
+                         env_kwargs: dict | None = None, pong_from_pixels: bool = False, **_: Any) -> bool:
+    """True when ``env_id`` is an ALE id and the options can all be expressed by the C++ vector env."""
+    spec = gym.registry.get(env_id)
+    entry = getattr(spec, "entry_point", None)
+    if not (isinstance(entry, str) and entry.startswith("ale_py")):
+        return False
+    try:
+        from ale_py.vector_env import AtariVectorEnv  # noqa: F401  (ale-py >= 0.11)
+    except ImportError:
+        return False
+    if pong_from_pixels and not isinstance(spec.kwargs.get("frameskip", 1), int):
+        return False  # a random frame skip (the -v0 ids) has no vector form
+    # Life loss as terminal: the vector env would then report one episode per life, not whole games.
+    return not terminal_on_life_loss and video_dir is None and not env_kwargs
+
+
+def make_ale_vector_env(env_id: str, num_envs: int, seed: int, *, num_threads: int = 1, frame_stack: int = 4,
+                        clip_rewards: bool = True, pong_from_pixels: bool = False,
+                        max_episode_steps: int | None = None, **_: Any) -> gym.vector.VectorEnv:
+    """``num_envs`` copies of the ALE game ``env_id`` in one C++ vector env; env ``i`` is seeded ``seed + i``.
+
+    Args:
+        env_id: a registered ALE id (``ALE/Pong-v5``, ``BreakoutNoFrameskip-v4``, ...).
+        num_envs: number of environments.
+        seed: base seed, used by the first ``reset()`` that gives none.
+        num_threads: C++ threads stepping the emulators.
+        frame_stack: stacked 84x84 frames (DQN stack).
+        clip_rewards: clip the learner's rewards to [-1, 1] (the episode statistics stay unclipped).
+        pong_from_pixels: Karpathy's frame differences, float32 (6400,), instead of the DQN stack.
+        max_episode_steps: truncate episodes after this many agent steps (``None``: the id's default).
+    """
+    from ale_py.vector_env import AtariVectorEnv
+
+    spec = gym.registry[env_id]
+    kw = spec.kwargs
+    frameskip = int(kw.get("frameskip", 1)) if pong_from_pixels else 4
+    max_frames = int(kw.get("max_num_frames_per_episode", 108_000))
+    if max_episode_steps is not None:
+        max_frames = min(max_frames, max_episode_steps * max(frameskip, 1))
+    common = dict(num_threads=num_threads, repeat_action_probability=float(kw.get("repeat_action_probability", 0.0)),
+                  full_action_space=bool(kw.get("full_action_space", False)), max_num_frames_per_episode=max_frames,
+                  reward_clipping=False, episodic_life=False, autoreset_mode="NextStep")
+    if pong_from_pixels:
+        envs = AtariVectorEnv(kw["game"], num_envs, img_height=210, img_width=160, grayscale=False, stack_num=1,
+                              frameskip=max(frameskip, 1), maxpool=False, noop_max=0, use_fire_reset=False, **common)
+        envs = RecordEpisodeStatistics(envs)
+        envs = PongPixelsVector(envs)
+    else:
+        meanings = _action_meanings(env_id)
+        fire = len(meanings) >= 3 and meanings[1] == "FIRE"
+        envs = AtariVectorEnv(kw["game"], num_envs, img_height=84, img_width=84, grayscale=True, stack_num=frame_stack,
+                              frameskip=4, maxpool=True, noop_max=30, use_fire_reset=fire, **common)
+        envs = RecordEpisodeStatistics(envs)
+        if clip_rewards:
+            envs = ClipReward(envs, -1.0, 1.0)
+    return _SeedFirstResetVector(envs, seed)
+
+
+class PongPixelsVector(gym.vector.VectorWrapper):
+    """The vector form of :class:`rlgen.envs.pong.PongPixels`: each env's observation is the flattened
+    difference of its last two preprocessed frames, float32 (6400,) in {-1, 0, 1}, zeros after a reset.
+
+    Next-step autoreset: the step after an env's episode ended returns its new first frame, so that
+    env's difference starts again from zeros.
+    """
+
+    def __init__(self, env: gym.vector.VectorEnv):
+        super().__init__(env)
+        self.single_observation_space = gym.spaces.Box(-1.0, 1.0, shape=(80 * 80,), dtype=np.float32)
+        self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, self.num_envs)
+        self._prev = np.zeros((self.num_envs, 80, 80), dtype=np.float32)
+        self._new_episode = np.ones(self.num_envs, dtype=bool)
+
+    def reset(self, *, seed=None, options=None):
+        frames, info = self.env.reset(seed=seed, options=options)
+        self._new_episode[:] = True
+        return self._diff(frames), info
+
+    def step(self, actions):
+        frames, rewards, terminated, truncated, info = self.env.step(actions)
+        obs = self._diff(frames)
+        self._new_episode = terminated | truncated  # their next step is the autoreset
+        return obs, rewards, terminated, truncated, info
+
+    def _diff(self, frames: np.ndarray) -> np.ndarray:
+        cur = preprocess_pong_frames(frames.reshape(self.num_envs, 210, 160, 3))  # (N, 80, 80)
+        diff = cur - self._prev
+        diff[self._new_episode] = 0.0
+        self._prev = cur
+        return diff.reshape(self.num_envs, -1)  # (N, 6400)
+
+
+class _SeedFirstResetVector(gym.vector.VectorWrapper):
+    """Use ``seed`` for the first ``reset()`` that gives none (as ``SeedFirstReset`` for one env)."""
+
+    def __init__(self, env: gym.vector.VectorEnv, seed: int):
+        super().__init__(env)
+        self._seed: int | None = seed
+        self.action_space.seed(seed)
+
+    def reset(self, *, seed=None, options=None):
+        seed, self._seed = (self._seed if seed is None else seed), None
+        return self.env.reset(seed=seed, options=options)
+
+
+def _action_meanings(env_id: str) -> list[str]:
+    env = gym.make(env_id)
+    try:
+        return env.unwrapped.get_action_meanings()
+    finally:
+        env.close()
