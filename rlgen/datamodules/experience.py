@@ -15,6 +15,7 @@ by the rank) and its own buffer; the stream is infinite, so every rank runs ``ma
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -35,6 +36,7 @@ class RolloutStats:
     returns: list[float] = field(default_factory=list)  # episodes finished since the last ``pop``
     lengths: list[int] = field(default_factory=list)
     history: list[tuple[int, float]] = field(default_factory=list)  # (env_steps, return) of every episode
+    recent: deque = field(default_factory=lambda: deque(maxlen=100))  # the last 100 returns (checkpointed)
     _clock: tuple[float, int] | None = None  # (time, env_steps) of the first ``pop`` of this process
 
     def add_episode(self, episodic_return: float, length: int) -> None:
@@ -42,28 +44,32 @@ class RolloutStats:
         self.returns.append(float(episodic_return))
         self.lengths.append(int(length))
         self.history.append((self.env_steps, float(episodic_return)))
+        self.recent.append(float(episodic_return))
 
     def start_clock(self) -> None:
         """Start measuring ``rollout/sps`` (call when training starts, after any warm-up)."""
         self._clock = (time.perf_counter(), self.env_steps)
 
     def pop(self) -> dict[str, float]:
-        """Mean return/length of the episodes finished since the last call (if any), the counters, and
-        ``rollout/sps``: env steps per second since ``start_clock``, gradient steps included."""
+        """Mean return/length of the episodes finished since the last call (if any), the running mean
+        return of the last 100 episodes, the counters, and ``rollout/sps``: env steps per second since
+        ``start_clock``, gradient steps included."""
         out = {"rollout/env_steps": float(self.env_steps), "rollout/episodes": float(self.episodes)}
         if self.returns:
             out["rollout/episodic_return"] = float(np.mean(self.returns))
             out["rollout/episode_length"] = float(np.mean(self.lengths))
+            out["rollout/return_last100"] = float(np.mean(self.recent))
         if self._clock is not None and time.perf_counter() > self._clock[0]:
             out["rollout/sps"] = (self.env_steps - self._clock[1]) / (time.perf_counter() - self._clock[0])
         self.returns, self.lengths = [], []
         return out
 
-    def state_dict(self) -> dict[str, int]:
-        return {"env_steps": self.env_steps, "episodes": self.episodes}
+    def state_dict(self) -> dict[str, Any]:
+        return {"env_steps": self.env_steps, "episodes": self.episodes, "recent": list(self.recent)}
 
-    def load_state_dict(self, state: dict[str, int]) -> None:
+    def load_state_dict(self, state: dict[str, Any]) -> None:
         self.env_steps, self.episodes = int(state["env_steps"]), int(state["episodes"])
+        self.recent = deque(state.get("recent", []), maxlen=100)
 
 
 class _VectorStepper:
