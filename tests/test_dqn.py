@@ -162,3 +162,70 @@ def test_vector_envs_with_every_flag_train(tmp_path, monkeypatch):
     # Polyak averaging with tau = 0.01 keeps the target close to, but not equal to, the online net.
     online, target = model.q_net.head.value[0].weight, model.target_net.head.value[0].weight
     assert not torch.equal(online, target) and (online - target).abs().max() < 0.5
+
+
+class _StubTrainer:
+    max_steps, global_step = 100, 50
+
+
+def test_prioritized_loss_weights_transitions_and_sets_their_priorities(monkeypatch):
+    """With per_alpha > 0 the loss is mean(w_i * huber(Q_i - Y_i)) and each sampled transition's
+    priority becomes |Q_i - Y_i| (+ eps); beta anneals from per_beta to 1 over max_steps."""
+    from rlgen.envs import PrioritizedReplayBuffer
+    from rlgen.envs.replay import PrioritizedBatch
+
+    model = DQN(env_id="CartPole-v1", per_alpha=1.0, per_beta=0.2, gamma=0.5)
+    model.q_net = QNetwork([]).build((2,), 2)
+    with torch.no_grad():  # Q(s, .) = [s0, s1]: a linear head with identity weights, no bias
+        model.q_net.head.weight.copy_(torch.eye(2)), model.q_net.head.bias.zero_()
+    model.target_net = QNetwork([]).build((2,), 2)
+    model.target_net.load_state_dict(model.q_net.state_dict())
+    model.buffer = PrioritizedReplayBuffer(8, (2,), alpha=1.0, beta=0.2, eps=1e-6)
+    monkeypatch.setattr(DQN, "trainer", _StubTrainer())
+    monkeypatch.setattr(DQN, "global_step", property(lambda self: 50))
+    obs = torch.tensor([[2.0, 0.0], [0.0, 3.0]])
+    next_obs = torch.tensor([[1.0, 0.0], [0.0, 0.0]])
+    batch = PrioritizedBatch(obs=obs, actions=torch.tensor([0, 1]), rewards=torch.tensor([1.0, 0.5]),
+                             next_obs=next_obs, discounts=torch.tensor([0.5, 0.5]),
+                             weights=torch.tensor([1.0, 0.25]), indices=torch.tensor([3, 5]))
+    loss, q = model._td_loss(batch)
+    # Q = [2, 3]; Y = [1 + 0.5 * max(1, 0), 0.5 + 0.5 * 0] = [1.5, 0.5]; errors [0.5, 2.5]
+    # huber: [0.5 * 0.5^2, 2.5 - 0.5] = [0.125, 2.0]; weighted mean (1 * 0.125 + 0.25 * 2.0) / 2
+    torch.testing.assert_close(q, torch.tensor([2.0, 3.0]))
+    assert loss.item() == pytest.approx((0.125 + 0.5) / 2)
+    leaves = model.buffer.tree[model.buffer.leaves + np.array([3, 5])]
+    # transitions 3 and 5 were never stored: update_priorities leaves retired slots at 0
+    assert leaves.tolist() == [0.0, 0.0]
+    assert model.buffer.max_priority == pytest.approx(2.5 + 1e-6)
+    assert model.buffer.beta == pytest.approx(0.2 + (1.0 - 0.2) * 50 / 100)
+
+
+@pytest.mark.atari
+def test_pong_config_trains_with_prioritized_replay_on_the_vector_env(tmp_path, monkeypatch):
+    """configs/dqn/pong.yaml end to end with a tiny budget: 8 C++ envs, PER, n-step, dueling; the
+    exported weights-only agent (online net alone) plays with `rlgen test`."""
+    from bench._pong import export_weights
+
+    monkeypatch.chdir(tmp_path)
+    cli = run(["fit", "-c", str(CONFIGS / "dqn" / "pong.yaml"), "--trainer.max_steps=8",
+                  "--model.warm_start_steps=300", "--model.buffer_size=1000", "--trainer.val_check_interval=2",
+                  "--model.eval_episodes=1", "--model.env_options.max_episode_steps=40",
+               "--trainer.enable_progress_bar=false"])
+    from rlgen.envs import PrioritizedReplayBuffer
+
+    assert isinstance(cli.model.buffer, PrioritizedReplayBuffer) and cli.trainer.global_step == 8
+    # the warm-up ends on a whole vector step of 8 envs, then 2 phases of 32 env steps (4 gradient steps each)
+    assert 300 <= cli.model.rollout.env_steps - 2 * 32 < 300 + 8
+    tree = cli.model.buffer.tree
+    assert tree[1] == pytest.approx(tree[cli.model.buffer.leaves:].sum())  # the sum tree stays consistent
+    last = next((tmp_path / "runs").rglob("last.ckpt"))
+    small = tmp_path / "agent.ckpt"
+    assert export_weights(str(last), small, drop=("target_net.",)) < 10_000_000
+    state = torch.load(small, weights_only=False)["state_dict"]
+    assert not any(k.startswith("target_net.") for k in state)
+    test = run(["test", "-c", str(CONFIGS / "dqn" / "pong.yaml"), f"--ckpt_path={small}", "--model.test_episodes=1",
+                "--model.env_options.max_episode_steps=20", "--trainer.enable_progress_bar=false"])
+    for k, v in test.model.q_net.state_dict().items():
+        torch.testing.assert_close(v, state[f"q_net.{k}"])
+        torch.testing.assert_close(test.model.target_net.state_dict()[k], v)  # rebuilt from the online net
+    assert len(test.model.eval_returns) == 1

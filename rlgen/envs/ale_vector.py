@@ -112,7 +112,9 @@ class PongPixelsVector(gym.vector.VectorWrapper):
     def reset(self, *, seed=None, options=None):
         frames, info = self.env.reset(seed=seed, options=options)
         self._new_episode[:] = True
-        return self._diff(frames), info
+        obs = self._diff(frames)
+        self._new_episode[:] = False
+        return obs, info
 
     def step(self, actions):
         frames, rewards, terminated, truncated, info = self.env.step(actions)

@@ -46,6 +46,7 @@ class RLSystem(LightningModule):
         self._seed = seed
         self.rollout = RolloutStats()
         self._eval_env: Any = None
+        self.eval_returns: list[float] = []  # the episode returns of the latest validation or test
         self._restored_rl_state: dict[str, Any] | None = None
 
     # ----------------------------------------------------------------------------- evaluation
@@ -54,6 +55,12 @@ class RLSystem(LightningModule):
 
     def test_step(self, batch: Any, batch_idx: int) -> None:
         self._evaluate_step("test", batch_idx)
+
+    def on_validation_epoch_start(self) -> None:
+        self.eval_returns = []
+
+    def on_test_epoch_start(self) -> None:
+        self.eval_returns = []
 
     def train_dataloader(self) -> DataLoader:
         assert self.source is not None, "the experience source is built in on_fit_start"
@@ -121,6 +128,7 @@ class RLSystem(LightningModule):
             self._eval_env.reset(seed=self.env_seed + _EVAL_SEED_OFFSET)
         record = self.video_dir is not None and episode == 0
         episodic_return, length, frames = self._play_episode(self._eval_env, record)
+        self.eval_returns.append(episodic_return)
         self.log(f"{stage}/episodic_return", episodic_return, on_epoch=True, batch_size=1, sync_dist=True,
                  prog_bar=True)
         self.log(f"{stage}/episode_length", float(length), on_epoch=True, batch_size=1, sync_dist=True)

@@ -274,6 +274,12 @@ class DQN(RLSystem):
         # Warm-up: random actions until the buffer holds warm_start_steps transitions.
         self.source.collect(self._random_act, max(0, hp.warm_start_steps - len(self.buffer)))
 
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
+        state = checkpoint["state_dict"]
+        if not any(key.startswith("target_net.") for key in state):  # an exported agent: the online net alone
+            state.update({"target_net." + k[len("q_net."):]: v for k, v in list(state.items()) if k.startswith("q_net.")})
+
     # ------------------------------------------------------------------------------- helpers
     @property
     def epsilon(self) -> float:

@@ -1,0 +1,108 @@
+"""Shared pieces of the Pong benchmarks (``bench/dqn_pong.py``, ``bench/reinforce_pong.py``): train a
+config, read its learning curves back from TensorBoard, score a checkpoint on whole games, export the
+agent as a small weights-only checkpoint, and plot return against agent steps and wall minutes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from bench._rl import REPO, plt, save_figure
+from rlgen.checkpoints import read_checkpoint
+from rlgen.cli import run
+
+
+def parser(doc: str, name: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
+    p.add_argument("--run-dir", help="score and plot this finished run (runs/<name>/version_N) instead of training")
+    p.add_argument("--ckpt", help="checkpoint to score (default: the run's last.ckpt)")
+    p.add_argument("--save-dir", default="runs", help="logger save_dir of the training run")
+    p.add_argument("--games", type=int, default=10, help="whole games the final agent plays")
+    p.add_argument("--export", default=str(REPO / "bench" / "results" / f"{name}.ckpt"),
+                   help="write the scored agent here as a weights-only checkpoint ('' skips)")
+    p.add_argument("--out-dir", default=str(REPO / "bench" / "results"), help="where JSON and PNG go")
+    p.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    p.add_argument("--smoke", action="store_true", help="a few hundred steps and short games (seconds)")
+    return p
+
+
+def train(config: str, save_dir: str, overrides: list[str]) -> Path:
+    """``rlgen fit -c <config>``; returns the run's directory (``<save_dir>/<name>/version_N``)."""
+    cli = run(["fit", "-c", str(REPO / config), f"--trainer.logger.init_args.save_dir={save_dir}",
+               "--trainer.enable_progress_bar=false", *overrides])
+    return Path(cli.trainer.logger.log_dir)
+
+
+def read_curves(run_dir: Path) -> dict[str, list[tuple[int, float, float]]]:
+    """Every scalar of the run's TensorBoard events as ``(step, wall minutes since the first event, value)``."""
+    acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    acc.Reload()
+    events = {tag: acc.Scalars(tag) for tag in acc.Tags()["scalars"]}
+    if not events:
+        raise SystemExit(f"no TensorBoard scalars under {run_dir}")
+    start = min(e[0].wall_time for e in events.values() if e)
+    return {tag: [(e.step, round((e.wall_time - start) / 60, 3), e.value) for e in evs] for tag, evs in events.items()}
+
+
+def with_env_steps(curves: dict, tag: str) -> list[tuple[int, float, float]]:
+    """``tag``'s points as ``(env steps, wall minutes, value)``: rollout metrics share their logging step
+    with ``rollout/env_steps``; a validation point gets the env steps of the last rollout log before it."""
+    steps = curves["rollout/env_steps"]
+    out = []
+    for step, minutes, value in curves.get(tag, []):
+        env = [v for s, _, v in steps if s <= step]
+        out.append((int(env[-1]) if env else 0, minutes, value))
+    return out
+
+
+def score(config: str, ckpt: str, games: int, overrides: list[str]) -> dict[str, Any]:
+    """``rlgen test`` of ``ckpt`` for ``games`` whole games (the config's evaluation: unclipped scores)."""
+    start = time.perf_counter()
+    cli = run(["test", "-c", str(REPO / config), f"--ckpt_path={ckpt}", f"--model.test_episodes={games}",
+               "--trainer.logger=false", "--trainer.enable_progress_bar=false", *overrides])
+    returns = [float(r) for r in cli.model.eval_returns]
+    return {"ckpt": str(ckpt), "games": len(returns), "returns": returns,
+            "mean": sum(returns) / len(returns), "min": min(returns), "max": max(returns),
+            "wall_s": round(time.perf_counter() - start, 1)}
+
+
+def export_weights(ckpt: str, path: Path, drop: tuple[str, ...] = ()) -> int:
+    """Write ``ckpt`` without optimizer, loop and callback states (and without the ``drop``-prefixed
+    weights, e.g. a target network that loading rebuilds); returns the file's size in bytes."""
+    full = read_checkpoint(ckpt)
+    keep = ("epoch", "global_step", "pytorch-lightning_version", "hyper_parameters", "hparams_name", "rl_state")
+    small = {k: full[k] for k in keep if k in full}
+    small["state_dict"] = {k: v for k, v in full["state_dict"].items() if not k.startswith(drop)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(small, path)
+    return path.stat().st_size
+
+
+def plot(path: Path, title: str, series: list[tuple[str, list[tuple[int, float, float]], dict]],
+         target: float | None, target_label: str) -> None:
+    """Two panels, return against agent steps and against wall minutes, for each ``(label, points, style)``."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    for ax, x_index, xlabel in ((axes[0], 0, "agent steps"), (axes[1], 1, "wall minutes")):
+        for label, points, style in series:
+            if points:
+                ax.plot([p[x_index] for p in points], [p[2] for p in points], label=label, **style)
+        if target is not None:
+            ax.axhline(target, color="gray", linestyle="--", linewidth=1, label=target_label)
+        ax.set(xlabel=xlabel)
+        ax.grid(alpha=0.3)
+    axes[0].set(ylabel="return (whole games, unclipped)")
+    axes[0].legend(loc="upper left", fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    save_figure(fig, path)
+
+
+def write(out_dir: Path, name: str, summary: dict) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / f"{name}.json").write_text(json.dumps(summary, indent=1))
+    print(json.dumps({k: v for k, v in summary.items() if k not in ("curves",)}, indent=1))

@@ -1,0 +1,107 @@
+"""ale-py's C++ vector env against the Python wrapper stack: same observations, bookkeeping and seeding."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from rlgen.envs import make_env, make_vector_env
+
+pytestmark = pytest.mark.atari
+
+
+def python_stack(env_id: str, num_envs: int, seed: int, **options) -> gym.vector.VectorEnv:
+    """The reference: a SyncVectorEnv of ``make_env`` thunks (what make_vector_env did before)."""
+    return gym.vector.SyncVectorEnv([make_env(env_id, seed, i, **options) for i in range(num_envs)])
+
+
+def play(envs: gym.vector.VectorEnv, actions: np.ndarray) -> dict[str, list]:
+    """Step ``envs`` with the rows of ``actions``; collect everything a learner and its logger read."""
+    out: dict[str, list] = {"obs": [envs.reset()[0]], "rewards": [], "terminated": [], "truncated": [],
+                            "episodes": []}
+    for t, a in enumerate(actions):
+        obs, rewards, terminated, truncated, info = envs.step(a)
+        out["obs"].append(obs)
+        out["rewards"].append(rewards)
+        out["terminated"].append(terminated)
+        out["truncated"].append(truncated)
+        if "_episode" in info:
+            for i in np.flatnonzero(info["_episode"]):
+                out["episodes"].append((t, int(i), float(info["episode"]["r"][i]), int(info["episode"]["l"][i])))
+    return out
+
+
+def test_make_vector_env_uses_the_cpp_env_for_ale_ids_only():
+    assert not isinstance(make_vector_env("ALE/Pong-v5", 2, seed=0), gym.vector.SyncVectorEnv)
+    assert not isinstance(make_vector_env("ALE/Pong-v5", 2, seed=0, pong_from_pixels=True), gym.vector.SyncVectorEnv)
+    # What the vector env cannot express keeps the Python stack.
+    assert isinstance(make_vector_env("ALE/Breakout-v5", 2, seed=0, terminal_on_life_loss=True),
+                      gym.vector.SyncVectorEnv)
+    assert isinstance(make_vector_env("CartPole-v1", 2, seed=0), gym.vector.SyncVectorEnv)
+
+
+def test_pong_from_pixels_is_identical_on_both_paths():
+    """No sticky actions (NoFrameskip-v4): the same actions give the very same frame differences,
+    rewards, episode ends (truncation after 150 agent steps) and episode statistics.
+
+    One known difference: at the step that truncates an episode, the C++ env returns the previous
+    frame again (its frame difference is zero). That observation is the bootstrap state of a
+    time-limit end only; it is compared apart."""
+    rng = np.random.default_rng(0)
+    actions = rng.integers(0, 6, size=(400, 2))
+    options = dict(pong_from_pixels=True, max_episode_steps=150)
+    cpp = play(make_vector_env("PongNoFrameskip-v4", 2, seed=3, **options), actions)
+    ref = play(python_stack("PongNoFrameskip-v4", 2, seed=3, **options), actions)
+    assert cpp["obs"][0].shape == (2, 6400) and cpp["obs"][0].dtype == np.float32
+    for key in ("rewards", "terminated", "truncated"):
+        np.testing.assert_array_equal(np.stack(cpp[key]), np.stack(ref[key]), err_msg=key)
+    truncated = np.concatenate([[[False, False]], np.stack(cpp["truncated"])])  # (401, 2), aligned with obs
+    a, b = np.stack(cpp["obs"]), np.stack(ref["obs"])  # (401, 2, 6400)
+    np.testing.assert_array_equal(a[~truncated], b[~truncated])
+    assert not a[truncated].any()  # the repeated frame
+    assert cpp["episodes"] == ref["episodes"]
+    assert [length for *_, length in cpp["episodes"]] == [150, 150, 150, 150]  # truncated, then autoreset
+    assert not cpp["obs"][151].any(), "the autoreset step starts a new difference from zeros"
+    assert set(np.unique(np.stack(cpp["obs"]))) == {-1.0, 0.0, 1.0}
+
+
+def test_dqn_stack_shapes_and_preprocessing_match():
+    cpp_env = make_vector_env("ALE/Pong-v5", 3, seed=0)
+    ref_env = python_stack("ALE/Pong-v5", 3, seed=0)
+    assert cpp_env.single_observation_space == ref_env.single_observation_space  # Box(0, 255, (4, 84, 84), uint8)
+    assert cpp_env.single_action_space == ref_env.single_action_space == gym.spaces.Discrete(6)
+    actions = np.random.default_rng(1).integers(0, 6, size=(60, 3))
+    cpp, ref = play(cpp_env, actions), play(ref_env, actions)
+    a, b = np.stack(cpp["obs"][10:]), np.stack(ref["obs"][10:])  # (51, 3, 4, 84, 84) uint8
+    assert a.shape == b.shape and a.dtype == b.dtype == np.uint8
+    # Same crop, resize and grey levels: the frames differ only where the ball and the paddles are
+    # (sticky actions and noop resets draw from different generators), not in the background.
+    assert np.mean(a == b) > 0.97
+    np.testing.assert_array_equal(np.unique(a[:, :, :, :10]), np.unique(b[:, :, :, :10]))  # score rows
+
+
+def test_episode_scores_are_unclipped_and_rewards_clipped():
+    """SpaceInvaders scores 5-30 points an alien: the learner sees rewards in [-1, 1], the episode
+    statistics (``rollout/episodic_return``) the real score, on both paths."""
+    actions = np.random.default_rng(2).integers(0, 6, size=(200, 2))
+    for envs in (make_vector_env("ALE/SpaceInvaders-v5", 2, seed=0, max_episode_steps=120),
+                 python_stack("ALE/SpaceInvaders-v5", 2, seed=0, max_episode_steps=120)):
+        out = play(envs, actions)
+        rewards = np.stack(out["rewards"])
+        assert rewards.max() == 1.0 and rewards.min() >= -1.0
+        assert out["episodes"], "truncation after 120 agent steps ends an episode"
+        t, i, score, length = out["episodes"][0]
+        assert score > rewards[: t + 1, i].sum() > 0  # unclipped > clipped
+        assert score % 5 == 0 and length <= 120
+
+
+def test_seeded_vector_envs_repeat_and_differ():
+    actions = np.random.default_rng(3).integers(0, 6, size=(100, 2))
+
+    def frames(seed: int) -> np.ndarray:
+        return np.stack(play(make_vector_env("ALE/Pong-v5", 2, seed=seed), actions)["obs"])
+
+    first = frames(5)
+    np.testing.assert_array_equal(first, frames(5))
+    assert not np.array_equal(first, frames(6))

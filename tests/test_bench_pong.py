@@ -1,0 +1,53 @@
+"""The Pong benchmarks in smoke mode: they train through rlgen, read the curves back from TensorBoard,
+score the final agent on whole games and export it as a small checkpoint that `rlgen test` plays."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from bench import dqn_pong, reinforce_pong
+
+pytestmark = pytest.mark.atari
+
+
+def _args(tmp_path, name: str) -> list[str]:
+    return ["--smoke", "--games", "2", "--out-dir", str(tmp_path), "--save-dir", str(tmp_path / "runs"),
+            "--export", str(tmp_path / f"{name}.ckpt")]
+
+
+def test_dqn_pong_bench_smoke(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    dqn_pong.main(_args(tmp_path, "dqn_pong"))
+    result = json.loads((tmp_path / "dqn_pong.json").read_text())
+    final = result["final"]
+    assert final["games"] == len(final["returns"]) == 2 and final["mean"] == sum(final["returns"]) / 2
+    train = result["curves"]["train_episodic_return"]
+    steps = [s for s, _, _ in train]
+    assert train and steps == sorted(steps) and steps[-1] <= result["agent_steps"]
+    assert result["gradient_steps"] == 40  # the smoke budget, read from the scored checkpoint
+    assert not result["met"], "a smoke run cannot meet the target"
+    state = torch.load(tmp_path / "dqn_pong.ckpt", weights_only=False)
+    assert "optimizer_states" not in state and not any(k.startswith("target_net.") for k in state["state_dict"])
+    assert result["exported"]["bytes"] == (tmp_path / "dqn_pong.ckpt").stat().st_size < 10_000_000
+    assert (tmp_path / "dqn_pong.png").stat().st_size > 0
+
+
+def test_reinforce_pong_bench_joins_a_resumed_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    first = reinforce_pong.main(_args(tmp_path, "reinforce_pong"))
+    runs = tmp_path / "runs" / "reinforce_pong"
+    last = runs / "version_0" / "checkpoints" / "last.ckpt"
+    # resume for 2 more gradient steps: a new version directory whose env steps continue
+    second = reinforce_pong.main([*_args(tmp_path, "reinforce_pong"), f"--ckpt_path={last}", "--trainer.max_steps=4"])
+    joined = reinforce_pong.main([*_args(tmp_path, "reinforce_pong"),
+                                  f"--run-dir={runs / 'version_0'},{runs / 'version_1'}"])
+    curve = joined["curves"]["return_last100"]
+    assert len(curve) == len(first["curves"]["return_last100"]) + len(second["curves"]["return_last100"])
+    assert [s for s, _, _ in curve] == sorted(s for s, _, _ in curve), "env steps continue across the resume"
+    assert [m for _, m, _ in curve] == sorted(m for _, m, _ in curve), "wall minutes add up"
+    assert joined["agent_steps"] == second["agent_steps"] > first["agent_steps"]
+    assert joined["final_greedy"]["games"] == 2
+    assert json.loads((tmp_path / "reinforce_pong.json").read_text())["run_dirs"] == joined["run_dirs"]
