@@ -4,16 +4,20 @@ single-file PyTorch DQN loop with the same hyperparameters, on CartPole-v1 and o
     python -m bench.rl_throughput                            # CartPole and Pong, 3 repeats each
     python -m bench.rl_throughput --smoke --out-dir /tmp/x   # seconds
 
-Both sides use the same environments (``rlgen.envs.make_vector_env``, one env), network
-(``rlgen.nets.rl.QNetwork``), batch size, train frequency, gradient steps per phase, Adam, Huber loss,
-gradient clipping and target-network period; the plain loop has its own minimal replay buffer
-(whole observations in numpy rings, as in CleanRL's loops) and no framework. rlgen's DQN uses
+Both sides use the same network (``rlgen.nets.rl.QNetwork``, linear head), DQN loss (1-step targets,
+no Double DQN, uniform replay), batch size, replay ratio, Adam, Huber loss, gradient clipping and
+target-network period; the plain loop steps one env of the Python wrapper stack (``make_env``), has
+its own minimal replay buffer (whole observations in numpy rings, as in CleanRL's loops) and no
+framework. rlgen runs its configs (``num_envs`` envs through ``make_vector_env``: ale-py's C++
+vector env for Pong); task ``pong_8envs`` gives rlgen 8 envs, acting for all of them with one forward
+pass, at the plain loop's replay ratio (8 gradient steps per 32 env steps). rlgen's DQN uses
 PyTorch's fused Adam kernel; the plain loop uses the default Adam, as CleanRL does, and is also run
 with the fused kernel ("plain + fused Adam") to show what remains of Lightning's cost. Reported:
 environment steps per second after the warm-up, training included (median over repeats, the three
 run alternately), and the ratios rlgen / plain and rlgen / (plain + fused Adam). Writes
 ``<out-dir>/rl_throughput.json`` and ``<out-dir>/rl_throughput.png``.
-Target (issue 6): rlgen >= plain on CartPole; Pong reported.
+Targets: rlgen >= plain on CartPole (issue 6); rlgen's best settings >= 1.5x the plain single-env
+loop on Pong at equal replay ratio (issue 14, task ``pong_8envs``).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import sys
 import time
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -32,7 +37,7 @@ from pytorch_lightning import Callback
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python bench/rl_throughput.py` works too
 from bench._rl import REPO, plt, save_figure  # noqa: E402
 from rlgen.cli import run  # noqa: E402
-from rlgen.envs import make_vector_env  # noqa: E402
+from rlgen.envs import make_env  # noqa: E402
 from rlgen.nets.rl import QNetwork  # noqa: E402
 
 # Epsilon is held at its final value after the warm-up (the regime of most of training: the network
@@ -45,6 +50,9 @@ TASKS = {
                  hidden=[], batch_size=32, train_frequency=4, gradient_steps=1, lr=1e-4, target_every=1_000,
                  buffer_size=20_000, eps_end=0.01, warm=1_000, steps=2_000),
 }
+# rlgen's best settings at the same replay ratio (1 gradient step per 4 env steps): 8 envs on ale-py's C++
+# vector env, acting for all of them with one forward pass; the plain loop keeps its single env.
+TASKS["pong_8envs"] = dict(TASKS["pong"], num_envs=8, train_frequency=32, gradient_steps=8, steps=4_000)
 
 
 class ThroughputTimer(Callback):
@@ -67,7 +75,10 @@ def rlgen_sps(task: dict, seed: int = 0) -> float:
         f"--trainer.max_steps={phases * task['gradient_steps']}", f"--model.warm_start_steps={task['warm']}",
         f"--model.buffer_size={task['buffer_size']}", f"--model.batch_size={task['batch_size']}",
         f"--model.train_frequency={task['train_frequency']}", f"--model.gradient_steps={task['gradient_steps']}",
-        f"--model.eps_end={task['eps_end']}", "--model.eps_decay_steps=1",
+        f"--model.eps_end={task['eps_end']}", "--model.eps_decay_steps=1", f"--model.num_envs={task.get('num_envs', 1)}",
+        # the plain loop's DQN: uniform replay, 1-step targets, no Double DQN, a linear head
+        "--model.per_alpha=0", "--model.n_step=1", "--model.double_dqn=false", "--model.q_net.init_args.dueling=false",
+        f"--model.lr={task['lr']}", f"--model.target_update_interval={task['target_every']}",
         "--trainer.callbacks+=bench.rl_throughput.ThroughputTimer",
     ])
     # by name: run as a script, this module is __main__ and the CLI imported bench.rl_throughput
@@ -76,10 +87,11 @@ def rlgen_sps(task: dict, seed: int = 0) -> float:
 
 def plain_sps(task: dict, seed: int = 0, fused: bool = False) -> float:
     """Env steps/s of a plain PyTorch DQN loop (CleanRL style) with the same hyperparameters
-    (``fused``: PyTorch's fused Adam kernel instead of the default one)."""
+    (``fused``: PyTorch's fused Adam kernel instead of the default one), on one env of the Python
+    wrapper stack (``make_env``), as a single-file loop would build it."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    envs = make_vector_env(task["env_id"], 1, seed=seed, **task["env_options"])
+    envs = gym.vector.SyncVectorEnv([make_env(task["env_id"], seed, **task["env_options"])])
     obs_shape, n_actions = envs.single_observation_space.shape, int(envs.single_action_space.n)
     q_net = QNetwork(task["hidden"]).build(obs_shape, n_actions)
     target = QNetwork(task["hidden"]).build(obs_shape, n_actions)
@@ -164,7 +176,7 @@ def main(argv: list[str] | None = None) -> dict:
             "train_frequency": task["train_frequency"], "gradient_steps": task["gradient_steps"],
         }
     summary = {"threads": args.threads, "repeats": args.repeats, "smoke": args.smoke,
-               "target": "rlgen / plain >= 1.0 on CartPole", "tasks": results}
+               "target": "rlgen / plain >= 1.0 on CartPole; >= 1.5 on pong_8envs", "tasks": results}
     (out / "rl_throughput.json").write_text(json.dumps(summary, indent=1))
 
     fig, axes = plt.subplots(1, len(results), figsize=(4 * len(results), 3.5), squeeze=False)

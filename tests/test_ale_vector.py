@@ -35,9 +35,10 @@ def play(envs: gym.vector.VectorEnv, actions: np.ndarray) -> dict[str, list]:
 def test_make_vector_env_uses_the_cpp_env_for_ale_ids_only():
     assert not isinstance(make_vector_env("ALE/Pong-v5", 2, seed=0), gym.vector.SyncVectorEnv)
     assert not isinstance(make_vector_env("ALE/Pong-v5", 2, seed=0, pong_from_pixels=True), gym.vector.SyncVectorEnv)
+    assert not isinstance(make_vector_env("ALE/Breakout-v5", 2, seed=0, terminal_on_life_loss=True),
+                          gym.vector.SyncVectorEnv)
     # What the vector env cannot express keeps the Python stack.
-    assert isinstance(make_vector_env("ALE/Breakout-v5", 2, seed=0, terminal_on_life_loss=True),
-                      gym.vector.SyncVectorEnv)
+    assert isinstance(make_vector_env("ALE/Pong-v5", 1, seed=0, env_kwargs={"mode": 1}), gym.vector.SyncVectorEnv)
     assert isinstance(make_vector_env("CartPole-v1", 2, seed=0), gym.vector.SyncVectorEnv)
 
 
@@ -73,6 +74,10 @@ def test_dqn_stack_shapes_and_preprocessing_match():
     assert cpp_env.single_action_space == ref_env.single_action_space == gym.spaces.Discrete(6)
     actions = np.random.default_rng(1).integers(0, 6, size=(60, 3))
     cpp, ref = play(cpp_env, actions), play(ref_env, actions)
+    for out in (cpp, ref):  # a new game's stack repeats its first frame, then fills up frame by frame
+        np.testing.assert_array_equal(out["obs"][0][:, :3], np.repeat(out["obs"][0][:, 3:], 3, axis=1))
+        np.testing.assert_array_equal(out["obs"][2][:, :2], np.repeat(out["obs"][0][:, 3:], 2, axis=1))
+        np.testing.assert_array_equal(out["obs"][2][:, 2:], out["obs"][3][:, 1:3])
     a, b = np.stack(cpp["obs"][10:]), np.stack(ref["obs"][10:])  # (51, 3, 4, 84, 84) uint8
     assert a.shape == b.shape and a.dtype == b.dtype == np.uint8
     # Same crop, resize and grey levels: the frames differ only where the ball and the paddles are
@@ -105,3 +110,18 @@ def test_seeded_vector_envs_repeat_and_differ():
     first = frames(5)
     np.testing.assert_array_equal(first, frames(5))
     assert not np.array_equal(first, frames(6))
+
+
+@pytest.mark.parametrize("cpp", [True, False], ids=["cpp", "python"])
+def test_life_loss_ends_the_learners_episode_but_not_the_game(cpp):
+    """Breakout with terminal_on_life_loss: 5 learner episodes (one per life) per game, and the
+    statistics report the whole game once, on both paths."""
+    make = make_vector_env if cpp else python_stack
+    envs = make("ALE/Breakout-v5", 1, seed=0, terminal_on_life_loss=True, clip_rewards=False)
+    assert isinstance(envs, gym.vector.SyncVectorEnv) != cpp
+    actions = np.random.default_rng(4).integers(0, 4, size=(3000, 1))
+    out = play(envs, actions)
+    (t, _, score, _), *_ = out["episodes"]
+    terminated = np.stack(out["terminated"])[: t + 1, 0]
+    assert terminated.sum() == 5 and terminated[t], "4 lost lives and the game over"
+    assert score == np.stack(out["rewards"])[: t + 1, 0].sum()  # every point of the game, all lives

@@ -14,14 +14,18 @@ AtariPreprocessing            ``frameskip=4, maxpool=True``,    noop reset <= 30
 FireReset                     ``use_fire_reset``                games whose action 1 is FIRE
 RecordEpisodeStatistics       vector ``RecordEpisodeStatistics``  whole-game, unclipped scores
 ClipReward                    vector ``ClipReward``             after the statistics, as in the stack
-FrameStackObservation         ``stack_num``                     the vector env pads a new game with zeros
+FrameStackObservation         ``stack_num`` +                   a new episode (or life) starts from its
+                              :class:`RepeatFirstFrameVector`   first frame repeated, not zeros
 TimeLimit (agent steps)       ``max_num_frames_per_episode``    agent steps x frame skip
 ============================  ================================  =======================================
 
+EpisodicLife                  :class:`EpisodicLifeVector`       outside the statistics: whole games
+
 ``pong_from_pixels`` gets raw RGB frames (the id's own frame skip, no max-pool, no noop, no FIRE, as
 ``gym.make``) and :class:`PongPixelsVector` does Karpathy's crop/downsample/difference for all
-environments at once in numpy. Options the vector env cannot express (``terminal_on_life_loss``,
-``video_dir``, ``env_kwargs``) keep the Python stack: :func:`ale_vector_supported` says which.
+environments at once in numpy. Options the vector env cannot express (``video_dir``, ``env_kwargs``)
+keep the Python stack: :func:`ale_vector_supported` says which. (The vector env's own
+``episodic_life`` restarts the whole game after a lost life, so it is not used.)
 """
 
 from __future__ import annotations
@@ -48,13 +52,13 @@ def ale_vector_supported(env_id: str, *, terminal_on_life_loss: bool = False, vi
         return False
     if pong_from_pixels and not isinstance(spec.kwargs.get("frameskip", 1), int):
         return False  # a random frame skip (the -v0 ids) has no vector form
-    # Life loss as terminal: the vector env would then report one episode per life, not whole games.
-    return not terminal_on_life_loss and video_dir is None and not env_kwargs
+    return video_dir is None and not env_kwargs
 
 
 def make_ale_vector_env(env_id: str, num_envs: int, seed: int, *, num_threads: int = 1, frame_stack: int = 4,
-                        clip_rewards: bool = True, pong_from_pixels: bool = False,
-                        max_episode_steps: int | None = None, **_: Any) -> gym.vector.VectorEnv:
+                        terminal_on_life_loss: bool = False, clip_rewards: bool = True,
+                        pong_from_pixels: bool = False, max_episode_steps: int | None = None,
+                        **_: Any) -> gym.vector.VectorEnv:
     """``num_envs`` copies of the ALE game ``env_id`` in one C++ vector env; env ``i`` is seeded ``seed + i``.
 
     Args:
@@ -63,6 +67,7 @@ def make_ale_vector_env(env_id: str, num_envs: int, seed: int, *, num_threads: i
         seed: base seed, used by the first ``reset()`` that gives none.
         num_threads: C++ threads stepping the emulators.
         frame_stack: stacked 84x84 frames (DQN stack).
+        terminal_on_life_loss: a lost life ends the learner's episode (the game goes on).
         clip_rewards: clip the learner's rewards to [-1, 1] (the episode statistics stay unclipped).
         pong_from_pixels: Karpathy's frame differences, float32 (6400,), instead of the DQN stack.
         max_episode_steps: truncate episodes after this many agent steps (``None``: the id's default).
@@ -89,8 +94,11 @@ def make_ale_vector_env(env_id: str, num_envs: int, seed: int, *, num_threads: i
         envs = AtariVectorEnv(kw["game"], num_envs, img_height=84, img_width=84, grayscale=True, stack_num=frame_stack,
                               frameskip=4, maxpool=True, noop_max=30, use_fire_reset=fire, **common)
         envs = RecordEpisodeStatistics(envs)
+        if terminal_on_life_loss:
+            envs = EpisodicLifeVector(envs)
         if clip_rewards:
             envs = ClipReward(envs, -1.0, 1.0)
+        envs = RepeatFirstFrameVector(envs)
     return _SeedFirstResetVector(envs, seed)
 
 
@@ -128,6 +136,64 @@ class PongPixelsVector(gym.vector.VectorWrapper):
         diff[self._new_episode] = 0.0
         self._prev = cur
         return diff.reshape(self.num_envs, -1)  # (N, 6400)
+
+
+class EpisodicLifeVector(gym.vector.VectorWrapper):
+    """The vector form of :class:`rlgen.envs.atari.EpisodicLife`: ``terminated`` when an env loses a
+    life, while its game goes on. The learner drops the step after an episode end (it takes it for the
+    autoreset), so each life is one episode of the learner; the game's own statistics, inside this
+    wrapper, still report whole games."""
+
+    def __init__(self, env: gym.vector.VectorEnv):
+        super().__init__(env)
+        self._lives = np.zeros(self.num_envs, dtype=np.int64)
+
+    def reset(self, *, seed=None, options=None):
+        obs, info = self.env.reset(seed=seed, options=options)
+        self._lives = np.asarray(info["lives"], dtype=np.int64).copy()
+        return obs, info
+
+    def step(self, actions):
+        obs, rewards, terminated, truncated, info = self.env.step(actions)
+        lives = np.asarray(info["lives"], dtype=np.int64)
+        lost = (lives < self._lives) & (lives > 0)
+        self._lives = lives.copy()
+        return obs, rewards, terminated | lost, truncated, info
+
+
+class RepeatFirstFrameVector(gym.vector.VectorWrapper):
+    """Pad the frame stack of a new episode with its first frame, as ``FrameStackObservation`` does
+    (and as the replay buffer rebuilds stacks), instead of the vector env's zeros.
+
+    A learner's episode starts at a reset and at the step after an episode end (an autoreset, or the
+    game going on after a lost life, whose stack would otherwise still hold the previous life's frames).
+    """
+
+    def __init__(self, env: gym.vector.VectorEnv):
+        super().__init__(env)
+        self._t = np.zeros(self.num_envs, dtype=np.int64)  # steps since each env's episode started
+        self._ended = np.zeros(self.num_envs, dtype=bool)  # the previous step ended the episode
+
+    def reset(self, *, seed=None, options=None):
+        obs, info = self.env.reset(seed=seed, options=options)
+        self._t[:], self._ended[:] = 0, False
+        return self._pad(obs), info
+
+    def step(self, actions):
+        obs, rewards, terminated, truncated, info = self.env.step(actions)
+        self._t = np.where(self._ended, 0, self._t + 1)  # the step after an end starts a new episode
+        self._ended = terminated | truncated
+        return self._pad(obs), rewards, terminated, truncated, info
+
+    def _pad(self, obs: np.ndarray) -> np.ndarray:
+        k = obs.shape[1]  # (N, k, 84, 84)
+        starting = np.flatnonzero(self._t < k - 1)
+        if len(starting):
+            obs = obs.copy()  # not the vector env's own array
+        for i in starting:
+            first = k - 1 - self._t[i]  # slot of the episode's first frame
+            obs[i, :first] = obs[i, first]
+        return obs
 
 
 class _SeedFirstResetVector(gym.vector.VectorWrapper):
