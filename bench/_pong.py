@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -70,6 +72,32 @@ def score(config: str, ckpt: str, games: int, overrides: list[str]) -> dict[str,
     return {"ckpt": str(ckpt), "games": len(returns), "returns": returns,
             "mean": sum(returns) / len(returns), "min": min(returns), "max": max(returns),
             "wall_s": round(time.perf_counter() - start, 1)}
+
+
+def frame_strip(config: str, ckpt: str, path: Path, overrides: list[str], frames: int = 8) -> dict[str, Any]:
+    """Record one game of ``ckpt`` with ``rlgen test --model.video_dir`` and save ``frames`` of it, evenly
+    spaced over the game, side by side as a PNG (the score board at the top shows the game's course)."""
+    from moviepy import VideoFileClip
+
+    with tempfile.TemporaryDirectory() as videos:
+        cli = run(["test", "-c", str(REPO / config), f"--ckpt_path={ckpt}", "--model.test_episodes=1",
+                   f"--model.video_dir={videos}", "--trainer.logger=false", "--trainer.enable_progress_bar=false",
+                   *overrides])
+        (video,) = Path(videos).glob("*.mp4")
+        with VideoFileClip(str(video)) as clip:
+            game = [np.asarray(f) for f in clip.iter_frames()]
+    picks = np.linspace(0, len(game) - 1, frames).round().astype(int)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, axes = plt.subplots(1, frames, figsize=(1.6 * frames, 2.4))
+    for ax, i in zip(axes, picks, strict=True):
+        ax.imshow(game[i])
+        ax.set_axis_off()
+        ax.set_title(f"step {i}", fontsize=7)
+    score = cli.model.eval_returns[0]
+    fig.suptitle(f"one game of the trained agent (right, green paddle): final score {score:+g}", fontsize=9)
+    save_figure(fig, path)
+    steps = int(cli.trainer.callback_metrics["test/episode_length"])
+    return {"png": str(path), "game_return": score, "game_steps": steps, "video_frames": len(game)}
 
 
 def export_weights(ckpt: str, path: Path, drop: tuple[str, ...] = ()) -> int:

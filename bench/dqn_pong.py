@@ -61,10 +61,11 @@ def main(argv: list[str] | None = None) -> dict:
         "smoke": args.smoke,
         "curves": {"train_episodic_return": train_returns, "val_episodic_return": evaluations},
     }
+    out = Path(args.out_dir)
+    summary["frames"] = _pong.frame_strip(CONFIG, ckpt, out / "dqn_pong_frames.png", test_overrides)
     if args.export:
         summary["exported"] = {"path": args.export,
                                "bytes": _pong.export_weights(ckpt, Path(args.export), drop=("target_net.",))}
-    out = Path(args.out_dir)
     _pong.write(out, "dqn_pong", summary)
     _pong.plot(out / "dqn_pong.png",
                f"DQN, ALE/Pong-v5 from 4 stacked frames: final {final['mean']:.1f} over {final['games']} games "

@@ -67,9 +67,10 @@ def main(argv: list[str] | None = None) -> dict:
         "smoke": args.smoke,
         "curves": {"return_last100": running, "val_episodic_return": evaluations},
     }
+    out = Path(args.out_dir)
+    summary["frames"] = _pong.frame_strip(CONFIG, ckpt, out / "reinforce_pong_frames.png", test_overrides)
     if args.export:
         summary["exported"] = {"path": args.export, "bytes": _pong.export_weights(ckpt, Path(args.export))}
-    out = Path(args.out_dir)
     _pong.write(out, "reinforce_pong", summary)
     _pong.plot(out / "reinforce_pong.png",
                f"REINFORCE, Pong from pixel differences: running mean {running[-1][2]:.1f} after "

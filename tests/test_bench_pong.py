@@ -33,6 +33,9 @@ def test_dqn_pong_bench_smoke(tmp_path, monkeypatch):
     assert "optimizer_states" not in state and not any(k.startswith("target_net.") for k in state["state_dict"])
     assert result["exported"]["bytes"] == (tmp_path / "dqn_pong.ckpt").stat().st_size < 10_000_000
     assert (tmp_path / "dqn_pong.png").stat().st_size > 0
+    frames = result["frames"]
+    assert frames["game_steps"] == 99  # the smoke game's time limit: 100 steps, one of them FIRE at the reset
+    assert frames["video_frames"] >= 90 and (tmp_path / "dqn_pong_frames.png").stat().st_size > 0
 
 
 def test_reinforce_pong_bench_joins_a_resumed_run(tmp_path, monkeypatch):
