@@ -75,9 +75,11 @@ def rlgen_sps(task: dict, seed: int = 0) -> float:
         f"--trainer.max_steps={phases * task['gradient_steps']}", f"--model.warm_start_steps={task['warm']}",
         f"--model.buffer_size={task['buffer_size']}", f"--model.batch_size={task['batch_size']}",
         f"--model.train_frequency={task['train_frequency']}", f"--model.gradient_steps={task['gradient_steps']}",
-        f"--model.eps_end={task['eps_end']}", "--model.eps_decay_steps=1", f"--model.num_envs={task.get('num_envs', 1)}",
+        f"--model.eps_end={task['eps_end']}", "--model.eps_decay_steps=1",
+        f"--model.num_envs={task.get('num_envs', 1)}",
         # the plain loop's DQN: uniform replay, 1-step targets, no Double DQN, a linear head
-        "--model.per_alpha=0", "--model.n_step=1", "--model.double_dqn=false", "--model.q_net.init_args.dueling=false",
+        "--model.per_alpha=0", "--model.n_step=1", "--model.double_dqn=false",
+        "--model.q_net.init_args.dueling=false",
         f"--model.lr={task['lr']}", f"--model.target_update_interval={task['target_every']}",
         "--trainer.callbacks+=bench.rl_throughput.ThroughputTimer",
     ])

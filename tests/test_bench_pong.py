@@ -54,3 +54,12 @@ def test_reinforce_pong_bench_joins_a_resumed_run(tmp_path, monkeypatch):
     assert joined["agent_steps"] == second["agent_steps"] > first["agent_steps"]
     assert joined["final_greedy"]["games"] == 2
     assert json.loads((tmp_path / "reinforce_pong.json").read_text())["run_dirs"] == joined["run_dirs"]
+
+
+def test_dqn_step_cost_bench_smoke(tmp_path):
+    from bench import dqn_step_cost
+
+    summary = dqn_step_cost.main(["--smoke", "--out-dir", str(tmp_path)])
+    saved = json.loads((tmp_path / "dqn_step_cost.json").read_text())
+    assert [(r["threads"], r["layout"]) for r in saved["results"]] == [(1, "contiguous"), (1, "channels_last")]
+    assert all(r["ms_median"] > 0 for r in summary["results"])

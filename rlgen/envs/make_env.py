@@ -123,8 +123,8 @@ def make_vector_env(env_id: str, num_envs: int, seed: int, *, num_threads: int =
                     **make_env_kwargs) -> gym.vector.VectorEnv:
     """``num_envs`` copies of ``env_id`` stepped in this process; env ``i`` is seeded ``seed + i``.
 
-    ALE ids run on ale-py's C++ vector env (:mod:`rlgen.envs.ale_vector`, the same preprocessing and
-    bookkeeping, about twice as fast) unless an option needs the Python stack; everything else is a
+    ALE ids run on ale-py's C++ vector env (:mod:`rlgen.envs.ale_vector`: the same preprocessing and
+    bookkeeping, stepped and preprocessed in C++ threads) unless an option needs the Python stack; everything else is a
     ``SyncVectorEnv`` of :func:`make_env` thunks. Both use Gymnasium's NEXT_STEP autoreset: the step
     after an episode ended returns the first observation of the next episode and its transition
     (last obs -> reset obs) must be dropped.

@@ -70,7 +70,9 @@ class DQN(RLSystem):
         Y = r + \gamma^n (1 - \text{terminated}) \max_{a'} Q_{\bar\theta}(s', a'), \qquad
         L(\theta) = \operatorname{Huber}\big(Q_\theta(s, a) - Y\big)
 
-    (Double DQN evaluates :math:`\arg\max_{a'} Q_\theta(s', a')` with :math:`Q_{\bar\theta}`.) Actions are
+    (Double DQN evaluates :math:`\arg\max_{a'} Q_\theta(s', a')` with :math:`Q_{\bar\theta}`; prioritized
+    replay, Schaul et al. 2016, draws transition :math:`i` with probability :math:`\propto |\delta_i|^\alpha`
+    and weights its loss by :math:`w_i = (N P(i))^{-\beta} / \max_j w_j`.) Actions are
     epsilon-greedy, epsilon falling linearly over environment steps. A *phase* is ``train_frequency``
     env steps, then ``gradient_steps`` gradient steps on fresh replay minibatches; the target network is
     copied every ``target_update_interval`` gradient steps (or moved by Polyak averaging with ``tau < 1``).
@@ -278,7 +280,8 @@ class DQN(RLSystem):
         super().on_load_checkpoint(checkpoint)
         state = checkpoint["state_dict"]
         if not any(key.startswith("target_net.") for key in state):  # an exported agent: the online net alone
-            state.update({"target_net." + k[len("q_net."):]: v for k, v in list(state.items()) if k.startswith("q_net.")})
+            online = {k[len("q_net."):]: v for k, v in state.items() if k.startswith("q_net.")}
+            state.update({f"target_net.{k}": v for k, v in online.items()})
 
     # ------------------------------------------------------------------------------- helpers
     @property
