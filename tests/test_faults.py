@@ -213,3 +213,12 @@ def test_env_crash_names_env_and_step_and_keeps_checkpoints(tmp_path, monkeypatc
     assert "rlgen-test/Crash-v0" in notes and "step" in notes, notes
     last = next(tmp_path.rglob("last.ckpt"))
     assert torch.load(last, weights_only=False)["global_step"] >= 5, "checkpoints written before the crash stay"
+
+
+def test_the_end_of_training_is_saved_between_periodic_checkpoints(tmp_path):
+    """max_steps (or max_time) can end a run between two periodic checkpoints: last.ckpt still holds
+    the final step, so `--ckpt_path last` tests or resumes what was trained."""
+    run_cli("fit", "--model=BoringModel", f"--trainer.default_root_dir={tmp_path}", "--trainer.max_steps=7",
+            "--trainer.enable_progress_bar=false", "--trainer.callbacks+=ModelCheckpoint",
+            "--trainer.callbacks.every_n_train_steps=5", "--trainer.callbacks.save_last=true")
+    assert torch.load(next(tmp_path.rglob("last.ckpt")), weights_only=False)["global_step"] == 7

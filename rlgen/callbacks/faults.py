@@ -19,7 +19,8 @@ class NonFiniteLossError(RlgenError):
 
 
 class FaultGuard(Callback):
-    """Stops training with a clear message when a loss turns NaN/inf; saves ``last.ckpt`` on Ctrl-C or SIGTERM.
+    """Stops training with a clear message when a loss turns NaN/inf; saves ``last.ckpt`` on Ctrl-C or SIGTERM,
+    and at the end of training.
 
     On a non-finite loss nothing is saved, so the last good checkpoint stays the newest one. A Ctrl-C
     or a SIGTERM (kill, a scheduler) writes ``last.ckpt`` into the checkpoint directory first, so
@@ -44,6 +45,14 @@ class FaultGuard(Callback):
                     f"{key} became {value} at step {trainer.global_step} (epoch {trainer.current_epoch}); "
                     f"{kept}; lower the learning rate or enable gradient clipping, then resume with --ckpt_path"
                 )
+
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        # A run that ends between periodic checkpoints (max_steps or max_time reached, stopped when solved)
+        # still leaves its final state in last.ckpt: `--ckpt_path last` then tests or resumes what it trained.
+        path = self._last_path(trainer)
+        if path is None or trainer.fast_dev_run or trainer.sanity_checking:
+            return
+        trainer.save_checkpoint(path)
 
     def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
         interrupted = isinstance(exception, (KeyboardInterrupt, SIGTERMException)) or _workers_terminated(exception)
