@@ -52,6 +52,8 @@ class FaultGuard(Callback):
         path = self._last_path(trainer)
         if path is None or trainer.fast_dev_run or trainer.sanity_checking:
             return
+        if path.is_file() and _saved_step(path) == trainer.global_step:
+            return  # a checkpoint callback saved this very state (e.g. at the end of the last epoch)
         trainer.save_checkpoint(path)
 
     def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
@@ -83,3 +85,11 @@ def _workers_terminated(exception: BaseException) -> bool:
     main process raises this error before Lightning's SIGTERM handler is done."""
     return isinstance(exception, RuntimeError) and "DataLoader worker" in str(exception) and (
         "killed by signal: Terminated" in str(exception))
+
+
+def _saved_step(path: Path) -> int | None:
+    """The ``global_step`` stored in a checkpoint (memory-mapped, so the weights are not read)."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False, mmap=True).get("global_step")
+    except Exception:  # unreadable: write a fresh one
+        return None
