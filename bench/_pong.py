@@ -5,6 +5,7 @@ agent as a small weights-only checkpoint, and plot return against agent steps an
 from __future__ import annotations
 
 import argparse
+import bisect
 import json
 import tempfile
 import time
@@ -55,11 +56,12 @@ def read_curves(run_dir: Path) -> dict[str, list[tuple[int, float, float]]]:
 def with_env_steps(curves: dict, tag: str) -> list[tuple[int, float, float]]:
     """``tag``'s points as ``(env steps, wall minutes, value)``: rollout metrics share their logging step
     with ``rollout/env_steps``; a validation point gets the env steps of the last rollout log before it."""
-    steps = curves["rollout/env_steps"]
+    logged = [s for s, _, _ in curves["rollout/env_steps"]]  # logging steps, increasing
+    env_steps = [int(v) for _, _, v in curves["rollout/env_steps"]]
     out = []
     for step, minutes, value in curves.get(tag, []):
-        env = [v for s, _, v in steps if s <= step]
-        out.append((int(env[-1]) if env else 0, minutes, value))
+        i = bisect.bisect_right(logged, step)  # rollout logs at or before this step
+        out.append((env_steps[i - 1] if i else 0, minutes, value))
     return out
 
 
