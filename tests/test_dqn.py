@@ -79,6 +79,20 @@ def test_q_network_shapes_for_vectors_and_stacked_frames():
     assert pixels(torch.zeros(2, 4, 84, 84, dtype=torch.uint8)).shape == (2, 6)
 
 
+def test_channels_last_layout_changes_strides_not_values_and_survives_checkpoints():
+    torch.manual_seed(0)
+    fast = QNetwork(dueling=True).build((4, 84, 84), 6)
+    plain = QNetwork(dueling=True, channels_last=False).build((4, 84, 84), 6)
+    plain.load_state_dict(fast.state_dict())  # the same weights, saved from one layout, loaded into the other
+    conv = fast.torso.net[0].weight
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    assert plain.torso.net[0].weight.is_contiguous()
+    frames = torch.randint(0, 256, (3, 4, 84, 84), dtype=torch.uint8)
+    torch.testing.assert_close(fast(frames), plain(frames), rtol=1e-4, atol=1e-5)
+    fast.load_state_dict(plain.state_dict())  # loading keeps the module's own layout
+    assert fast.torso.net[0].weight.is_contiguous(memory_format=torch.channels_last)
+
+
 @pytest.mark.parametrize("bad", [{"lr": -1.0}, {"batch_size": 0}, {"eps_end": 1.5}, {"tau": 0.0},
                                  {"warm_start_steps": 8, "batch_size": 32}])
 def test_bad_hyperparameters_raise_one_line_errors(bad):

@@ -36,22 +36,26 @@ class NatureCNN(nn.Module):
     Args:
         in_channels: number of stacked frames.
         features: width of the last hidden layer.
+        channels_last: keep the convolutions' weights and inputs in ``torch.channels_last`` memory
+            layout (same values, other strides). One gradient step costs 15-23% less on a CPU
+            (``bench/dqn_step_cost.py``), and cuDNN prefers it under mixed precision.
     """
 
-    def __init__(self, in_channels: int = 4, features: int = 512) -> None:
+    def __init__(self, in_channels: int = 4, features: int = 512, channels_last: bool = True) -> None:
         super().__init__()
         self.out_features = features
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.net = nn.Sequential(
             nn.Conv2d(in_channels, 32, 8, stride=4), nn.ReLU(),  # (B, 32, 20, 20)
             nn.Conv2d(32, 64, 4, stride=2), nn.ReLU(),  # (B, 64, 9, 9)
             nn.Conv2d(64, 64, 3, stride=1), nn.ReLU(),  # (B, 64, 7, 7)
             nn.Flatten(),  # (B, 3136)
             nn.Linear(64 * 7 * 7, features), nn.ReLU(),  # (B, features)
-        )
+        ).to(memory_format=self.memory_format)  # .to(device) and load_state_dict keep the layout
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        if obs.dtype == torch.uint8:
-            obs = obs.float() / 255.0
+        scale = 1 / 255.0 if obs.dtype == torch.uint8 else 1.0
+        obs = obs.to(torch.float32, memory_format=self.memory_format) * scale  # (B, C, 84, 84), [0, 1] for uint8
         return self.net(obs)
 
 
@@ -86,21 +90,24 @@ class QNetwork(nn.Module):
         hidden_sizes: MLP hidden layers for vector observations (ignored for pixels).
         dueling: use a dueling value/advantage head instead of a linear one.
         cnn_features: width of the Nature CNN's last hidden layer (pixels only).
+        channels_last: run the Nature CNN in ``torch.channels_last`` memory layout (pixels only; faster
+            on CPUs, see ``NatureCNN``).
     """
 
     def __init__(self, hidden_sizes: Sequence[int] = (256, 256), dueling: bool = False,
-                 cnn_features: int = 512) -> None:
+                 cnn_features: int = 512, channels_last: bool = True) -> None:
         super().__init__()
         self.hidden_sizes = list(hidden_sizes)
         self.dueling = dueling
         self.cnn_features = cnn_features
+        self.channels_last = channels_last
         self.torso: nn.Module | None = None
         self.head: nn.Module | None = None
 
     def build(self, obs_shape: Sequence[int], n_actions: int) -> QNetwork:
         """Create the layers for observations of ``obs_shape`` and ``n_actions`` actions; returns self."""
         if len(obs_shape) == 3:
-            self.torso = NatureCNN(obs_shape[0], self.cnn_features)
+            self.torso = NatureCNN(obs_shape[0], self.cnn_features, self.channels_last)
             features = self.cnn_features
         elif len(obs_shape) == 1:
             self.torso = mlp(obs_shape[0], self.hidden_sizes)
