@@ -13,6 +13,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from pytorch_lightning.callbacks import EarlyStopping  # noqa: E402
 
 from rlgen.callbacks.rl import ReturnCurve  # noqa: E402
 from rlgen.cli import run  # noqa: E402
@@ -21,23 +22,32 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def train_seed(config: str, seed: int, overrides: list[str]) -> dict[str, Any]:
-    """``rlgen fit -c <config>`` for one seed (logs in a temp dir); returns its curves and wall time."""
+    """``rlgen fit -c <config>`` for one seed (logs in a temp dir), then ``rlgen test`` of its ``last.ckpt``:
+    what a user who runs the config and then tests ``--ckpt_path last`` gets. Returns the curves, the
+    final evaluation, the test return of ``last.ckpt`` and the wall time of the training."""
     with tempfile.TemporaryDirectory() as runs:
+        common = [f"--seed_everything={seed}", f"--trainer.default_root_dir={runs}",
+                  f"--trainer.logger.init_args.save_dir={runs}", "--trainer.enable_progress_bar=false",
+                  "--trainer.enable_model_summary=false"]
         start = time.perf_counter()
-        cli = run([
-            "fit", "-c", str(REPO / config), f"--seed_everything={seed}", f"--trainer.default_root_dir={runs}",
-            f"--trainer.logger.init_args.save_dir={runs}", "--trainer.enable_progress_bar=false",
-            "--trainer.enable_model_summary=false", "--trainer.callbacks+=rlgen.callbacks.rl.ReturnCurve",
-            *overrides,
-        ])
+        cli = run(["fit", "-c", str(REPO / config), *common, "--trainer.callbacks+=rlgen.callbacks.rl.ReturnCurve",
+                   *overrides])
         wall = time.perf_counter() - start
+        last = next(c.last_model_path for c in cli.trainer.checkpoint_callbacks if c.last_model_path)
+        tested = run(["test", "-c", str(REPO / config), *common, f"--ckpt_path={last}", *overrides])
     curve = next(c for c in cli.trainer.callbacks if isinstance(c, ReturnCurve))
+    stops = [c.stopping_reason_message for c in cli.trainer.callbacks
+             if isinstance(c, EarlyStopping) and c.stopping_reason_message]
     return {
         "seed": seed,
         "wall_s": round(wall, 1),
         "env_steps": cli.model.rollout.env_steps,
         "episodes": cli.model.rollout.episodes,
         "gradient_steps": cli.trainer.global_step,
+        "stopped": stops[0] if stops else "budget used up",
+        "final_eval": curve.evaluations[-1][2] if curve.evaluations else None,
+        "last_ckpt_test_return": float(tested.trainer.callback_metrics["test/episodic_return"]),
+        "last_ckpt_test_episodes": len(tested.model.eval_returns),
         "evaluations": [list(p) for p in curve.evaluations],  # (env_steps, episodes, val/episodic_return)
         "episode_returns": [list(p) for p in cli.model.rollout.history],  # (env_steps at the end, return)
     }

@@ -1,13 +1,15 @@
-"""DQN on CartPole-v1, several seeds: environment steps until the greedy evaluation mean reaches 475.
+"""DQN on CartPole-v1, several seeds: environment steps until solved, and the agent a run ends with.
 
-    python -m bench.dqn_cartpole                              # 5 seeds x 50,000 env steps
+    python -m bench.dqn_cartpole                              # 5 seeds of the default job
     python -m bench.dqn_cartpole --smoke --out-dir /tmp/x     # seconds
 
-Runs ``configs/dqn/cartpole.yaml`` through rlgen for each seed. Every ``--eval-every`` env steps the
-greedy policy plays 20 evaluation episodes; "solved" is the first evaluation whose mean return is
->= 475. Writes ``<out-dir>/dqn_cartpole.json`` (steps to solve, wall times, curves) and
-``<out-dir>/dqn_cartpole.png`` (greedy evaluation return against env steps: every seed, the median
-and the min-max band). Target (issue 3): solved within 50,000 env steps for 5/5 seeds.
+Runs ``configs/dqn/cartpole.yaml`` as it is for each seed: the greedy policy plays 20 evaluation
+episodes every 2,560 env steps, and the config's ``EarlyStopping`` ends the run at the first
+evaluation whose mean exceeds 475 ("solved"). Then ``rlgen test`` plays 20 fresh episodes with the
+run's ``last.ckpt``, as a user does next. Writes ``<out-dir>/dqn_cartpole.json`` (steps to solve,
+final evaluation, test return of last.ckpt, wall times, curves) and ``<out-dir>/dqn_cartpole.png``
+(greedy evaluation return against env steps: every seed, the median and the min-max band).
+Targets: solved within 50,000 env steps (issue 3) and a final evaluation >= 475 (issue 16), 5/5 seeds.
 Extra arguments go to rlgen, e.g. ``--model.double_dqn=true``.
 """
 
@@ -26,7 +28,6 @@ from bench._rl import REPO, plot_spread, plt, save_figure, train_seed  # noqa: E
 
 CONFIG = "configs/dqn/cartpole.yaml"
 THRESHOLD = 475.0
-WARM_START, TRAIN_FREQUENCY, GRADIENT_STEPS = 1000, 256, 128  # as in the config
 
 
 def plot(summary: dict, eval_episodes: int, path: Path) -> None:
@@ -34,9 +35,9 @@ def plot(summary: dict, eval_episodes: int, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 4))
     curves = [(np.array([p[0] for p in r["evaluations"]]), np.array([p[2] for p in r["evaluations"]]))
               for r in summary["runs"]]
-    plot_spread(ax, curves, np.linspace(0, summary["env_steps_budget"], 101), "greedy eval return")
+    plot_spread(ax, curves, np.linspace(0, 50_000, 101), "greedy eval return")
     ax.axhline(THRESHOLD, color="gray", linestyle="--", linewidth=1, label="475")
-    held = " (a run stops once solved; its last value is held)" if summary["stopped_when_solved"] else ""
+    held = " (a run stops once solved; its last value is held)"
     ax.set(xlabel="environment steps", ylabel=f"mean return ({eval_episodes} greedy episodes)",
            title=f"DQN CartPole-v1, {len(summary['runs'])} seeds, solved {summary['seeds_solved']}{held}")
     ax.title.set_fontsize(9)
@@ -47,58 +48,49 @@ def plot(summary: dict, eval_episodes: int, path: Path) -> None:
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5, help="number of seeds (0, 1, ...)")
-    parser.add_argument("--env-steps", type=int, default=50_000, help="environment steps per seed")
-    parser.add_argument("--eval-every", type=int, default=2_560,
-                        help="env steps between evaluations (rounded to whole collection phases of 256)")
-    parser.add_argument("--eval-episodes", type=int, default=20, help="greedy episodes per evaluation")
-    parser.add_argument("--full", action="store_true", help="train the whole budget even once solved")
     parser.add_argument("--out-dir", default=str(REPO / "bench" / "results"), help="where JSON and PNG go")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     parser.add_argument("--smoke", action="store_true", help="1 seed, a few hundred env steps (seconds)")
     args, overrides = parser.parse_known_args(argv)
     torch.set_num_threads(args.threads)
     if args.smoke:
-        args.seeds, args.env_steps, args.eval_every, args.eval_episodes = 1, 1_200, 256, 2
-        overrides = ["--model.warm_start_steps=200", *overrides]
-        warm = 200
-    else:
-        warm = WARM_START
-    ratio = TRAIN_FREQUENCY / GRADIENT_STEPS  # env steps per gradient step
-    budget = [f"--trainer.max_steps={int((args.env_steps - warm) / ratio)}",  # gradient steps
-              # DQN trains on one batch per collection phase: val_check_interval counts phases
-              f"--trainer.val_check_interval={max(1, round(args.eval_every / TRAIN_FREQUENCY))}",
-              f"--model.eval_episodes={args.eval_episodes}", *overrides]
+        args.seeds = 1
+        overrides = ["--model.warm_start_steps=200", "--trainer.max_steps=100", "--trainer.val_check_interval=1",
+                     "--model.eval_episodes=2", "--model.test_episodes=2", *overrides]
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
 
     runs = []
     for seed in range(args.seeds):
-        stop = [] if args.full else [f"--trainer.callbacks.stop_at={THRESHOLD}"]
-        result = train_seed(CONFIG, seed, [*budget, *stop])
-        solved = next((p for p in result["evaluations"] if p[2] >= THRESHOLD), None)
+        result = train_seed(CONFIG, seed, overrides)
+        solved = next((p for p in result["evaluations"] if p[2] > THRESHOLD), None)
         result["steps_to_solve"] = solved[0] if solved else None
         runs.append(result)
-        print(f"seed {seed}: env steps to solve {result['steps_to_solve']}, wall {result['wall_s']} s "
-              f"({result['env_steps']} env steps)", flush=True)
+        print(f"seed {seed}: env steps to solve {result['steps_to_solve']}, final evaluation "
+              f"{result['final_eval']}, last.ckpt tested {result['last_ckpt_test_return']:.1f}, "
+              f"wall {result['wall_s']} s ({result['env_steps']} env steps)", flush=True)
 
     solved = [r["steps_to_solve"] for r in runs if r["steps_to_solve"] is not None]
     summary = {
         "config": CONFIG,
         "overrides": overrides,
-        "env_steps_budget": args.env_steps,
-        "criterion": f"greedy evaluation mean over {args.eval_episodes} episodes >= {THRESHOLD}",
+        "criterion": f"greedy evaluation mean over 20 episodes > {THRESHOLD}",
         "seeds_solved": f"{len(solved)}/{args.seeds}",
         "median_steps_to_solve": float(np.median(solved)) if solved else None,
         "max_steps_to_solve": max(solved) if solved else None,
+        "final_evals": [r["final_eval"] for r in runs],
+        "seeds_ending_solved": f"{sum(r['final_eval'] is not None and r['final_eval'] >= THRESHOLD for r in runs)}"
+                               f"/{args.seeds}",
+        "last_ckpt_test_returns": [r["last_ckpt_test_return"] for r in runs],
         "median_wall_s": float(np.median([r["wall_s"] for r in runs])),
-        "stopped_when_solved": not args.full,
-        "target": "<= 50,000 env steps for 5/5 seeds",
+        "threads": args.threads,
+        "target": "solved within 50,000 env steps and a final evaluation >= 475, 5/5 seeds",
         "smoke": args.smoke,
         "runs": runs,
     }
     (out / "dqn_cartpole.json").write_text(json.dumps(summary, indent=1))
 
-    plot(summary, args.eval_episodes, out / "dqn_cartpole.png")
+    plot(summary, 20, out / "dqn_cartpole.png")
     print(json.dumps({k: v for k, v in summary.items() if k != "runs"}, indent=1))
     return summary
 

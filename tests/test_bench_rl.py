@@ -7,15 +7,19 @@ import json
 from bench import dqn_cartpole, reinforce_cartpole, rl_throughput
 
 
-def test_dqn_cartpole_bench_smoke(tmp_path, monkeypatch):
+def test_dqn_cartpole_bench_smoke_trains_stops_and_tests_last_checkpoint(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     dqn_cartpole.main(["--smoke", "--out-dir", str(tmp_path)])
     result = json.loads((tmp_path / "dqn_cartpole.json").read_text())
     (run,) = result["runs"]
     assert result["smoke"] and result["seeds_solved"] in ("0/1", "1/1")
-    assert run["env_steps"] >= 1_000 and run["evaluations"], "the smoke run trains and evaluates"
+    assert run["env_steps"] >= 200 and run["evaluations"], "the smoke run trains and evaluates"
     assert all(steps <= run["env_steps"] for steps, _, _ in run["evaluations"])
+    assert run["final_eval"] == run["evaluations"][-1][2] and result["final_evals"] == [run["final_eval"]]
+    # the test of last.ckpt plays its own episodes: each CartPole episode lasts 8 to 500 steps
+    assert run["last_ckpt_test_episodes"] == 2 and 8 <= run["last_ckpt_test_return"] <= 500
     assert (tmp_path / "dqn_cartpole.png").stat().st_size > 0
+    assert not list(tmp_path.glob("runs")), "benchmark runs log into a temporary directory"
 
 
 def test_reinforce_cartpole_bench_smoke(tmp_path, monkeypatch):
@@ -25,12 +29,9 @@ def test_reinforce_cartpole_bench_smoke(tmp_path, monkeypatch):
     (run,) = result["runs"]
     assert run["episodes"] >= 6 and len(run["episode_returns"]) == run["episodes"]
     assert all(r >= 8 for _, r in run["episode_returns"]), "a CartPole episode lasts at least 8 steps"
+    assert len(run["evaluations"]) == 2, "an evaluation every 3 of the 6 training episodes"
+    assert run["last_ckpt_test_episodes"] == 2 and run["stopped"] == "budget used up"
     assert (tmp_path / "reinforce_cartpole.png").stat().st_size > 0
-
-
-def test_episodes_to_solve_counts_the_first_full_window():
-    assert reinforce_cartpole.episodes_to_solve([100, 500, 500, 450, 500], window=2, threshold=475) == 3
-    assert reinforce_cartpole.episodes_to_solve([100, 500], window=2, threshold=475) is None
 
 
 def test_rl_throughput_bench_smoke(tmp_path, monkeypatch):
