@@ -17,20 +17,24 @@ import os
 import re
 import sys
 import tempfile
+import time
+import warnings
 from pathlib import Path
 
 import torch
 import yaml
 from jsonargparse import ArgumentError, Namespace
+from jsonargparse.typing import PositiveInt
 from lightning_fabric.plugins import CheckpointIO
 from lightning_fabric.utilities.exceptions import MisconfigurationException
 from pytorch_lightning import Trainer
-from pytorch_lightning.callbacks import ModelCheckpoint, ProgressBar, RichProgressBar
+from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint, ProgressBar
 from pytorch_lightning.cli import LightningCLI
 from pytorch_lightning.loggers import WandbLogger
 
 from rlgen._registry import import_submodules
 from rlgen.callbacks.faults import FaultGuard
+from rlgen.callbacks.progress import default_progress
 from rlgen.callbacks.run_dir import RunConfigCallback
 from rlgen.checkpoints import (
     AtomicCheckpointIO,
@@ -40,6 +44,9 @@ from rlgen.checkpoints import (
     read_checkpoint,
 )
 from rlgen.errors import RlgenError
+from rlgen.listing import list_configs
+from rlgen.quiet import quiet_third_party
+from rlgen.summary import closing_summary
 
 # Importing every module registers its classes, so configs may say `class_path: VAE`.
 import_submodules("rlgen.lightning_modules")
@@ -51,20 +58,38 @@ SUBCOMMANDS = ("fit", "validate", "test", "predict")
 class RlgenCLI(LightningCLI):
     """LightningCLI with rlgen's defaults and checks.
 
-    Unless the config says otherwise, every run gets a Rich progress bar, a ``last.ckpt`` checkpoint that
-    is always the newest state (configs add a ``ModelCheckpoint`` that keeps the best model) and a :class:`FaultGuard`
-    (stop on NaN losses, checkpoint on Ctrl-C and SIGTERM). The default TensorBoard logger gives each run its own
-    ``version_N`` directory, so two runs never collide. ``--ckpt_path last`` finds the newest
-    ``last.ckpt`` of earlier runs with the same logger name.
+    Unless the config says otherwise, every run gets a progress bar (plain lines every 30 s when the output
+    is not a terminal), a ``last.ckpt`` checkpoint that is always the newest state (configs add a
+    ``ModelCheckpoint`` that keeps the best model) and a :class:`FaultGuard` (stop on NaN losses, checkpoint
+    on Ctrl-C and SIGTERM). The default TensorBoard logger gives each run its own ``version_N`` directory,
+    so two runs never collide. ``--ckpt_path last`` finds the newest ``last.ckpt`` of earlier runs with the
+    same logger name. Evaluation runs (validate, test, predict) log inside the run of their checkpoint.
+    Each command ends with a summary of what it made and the next command to run.
     """
+
+    _started = 0.0  # time.time() when the subcommand began (before_<subcommand>)
+
+    def setup_parser(self, add_subcommands: bool, main_kwargs: dict, subparser_kwargs: dict) -> None:
+        super().setup_parser(add_subcommands, main_kwargs, subparser_kwargs)
+        self.parser.add_argument("--version", action="version", version=version_line())
 
     def add_arguments_to_parser(self, parser) -> None:
         parser.add_argument("--compile", type=bool, default=False,
-                            help="Compile the model with torch.compile (opt-in; pays a one-off compile time).")
+                            help="Compile the model with torch.compile (opt-in; pays off on GPUs, a one-off compile "
+                                 "time and often slower on CPUs).")
+        parser.add_argument("--threads", type=PositiveInt | None, default=None,
+                            help="Torch intra-op threads (default: the model's choice, 1 for the small MLPs of "
+                                 "CartPole and JumpChain, all cores otherwise; OMP_NUM_THREADS also sets it).")
 
     def instantiate_classes(self) -> None:
         super().instantiate_classes()
-        if self._get(self.config, "compile"):
+        options = self.config[self.subcommand] if self.subcommand else self.config
+        threads = options.get("threads")
+        if threads is None and "OMP_NUM_THREADS" not in os.environ:
+            threads = getattr(self.model, "default_threads", None)
+        if threads is not None:
+            torch.set_num_threads(threads)
+        if options.get("compile"):
             self.model = torch.compile(self.model)
 
     def parse_arguments(self, parser, args) -> None:
@@ -81,7 +106,10 @@ class RlgenCLI(LightningCLI):
         ckpt_path = cfg.get("ckpt_path")
         if ckpt_path == "last":
             cfg.ckpt_path = ckpt_path = str(find_last_checkpoint(roots))
-            print(f"rlgen: resuming from {ckpt_path}", file=sys.stderr)
+            verb = "resuming from" if subcommand == "fit" else "using"
+            print(f"rlgen: {verb} {ckpt_path}", file=sys.stderr)
+        if subcommand != "fit" and ckpt_path and Path(ckpt_path).is_file():
+            _log_beside_checkpoint(cfg, Path(ckpt_path), subcommand)
         if ckpt_path and ckpt_path not in ("best", "hpc", "registry") and not ckpt_path.startswith("registry:"):
             model = cfg.get("model")
             class_path = model.get("class_path") if isinstance(model, (dict, Namespace)) else None
@@ -107,13 +135,19 @@ class RlgenCLI(LightningCLI):
     def instantiate_trainer(self, **kwargs) -> Trainer:
         trainer_cfg = self._get(self.config_init, "trainer", default={})
         callbacks = list(trainer_cfg.get("callbacks") or [])
+        evaluating = self.subcommand not in (None, "fit")
+        if evaluating:  # writes no checkpoints (nor warns that their folder changed)
+            callbacks = [c for c in callbacks if not isinstance(c, (ModelCheckpoint, EarlyStopping))]
+            kwargs["enable_checkpointing"] = False
+            # ... so the checkpoint's callback states are left unused on purpose (scoped by run()'s quiet block).
+            warnings.filterwarnings("ignore", message="Be aware that when using `ckpt_path`, callbacks used")
         defaults = []
         if trainer_cfg.get("enable_progress_bar") is not False and not any(
             isinstance(c, ProgressBar) for c in callbacks
         ):
-            defaults.append(RichProgressBar())
+            defaults.append(default_progress())
         checkpoints = [c for c in callbacks if isinstance(c, ModelCheckpoint)]
-        if trainer_cfg.get("enable_checkpointing") is not False and not any(
+        if not evaluating and trainer_cfg.get("enable_checkpointing") is not False and not any(
             c.monitor is None and c.save_last for c in checkpoints
         ):
             # A monitored ModelCheckpoint refreshes last.ckpt only when its metric improves (and a second
@@ -134,11 +168,34 @@ class RlgenCLI(LightningCLI):
                 self._prepare_wandb(logger)
         return super().instantiate_trainer(**kwargs)
 
-    def _run_subcommand(self, subcommand: str) -> None:
-        super()._run_subcommand(subcommand)
-        for logger in self.trainer.loggers:  # flush and close W&B runs, so that the next run starts afresh
-            if isinstance(logger, WandbLogger) and logger._experiment is not None:
-                logger.experiment.finish()
+    # LightningCLI calls before_<subcommand> and after_<subcommand> around the trainer's method.
+    def before_fit(self) -> None:
+        self._started = time.time()
+
+    before_validate = before_test = before_predict = before_fit
+
+    def after_fit(self) -> None:
+        self._finish("fit")
+
+    def after_validate(self) -> None:
+        self._finish("validate")
+
+    def after_test(self) -> None:
+        self._finish("test")
+
+    def after_predict(self) -> None:
+        self._finish("predict")
+
+    def _finish(self, subcommand: str) -> None:
+        """Close W&B runs (so that the next run in this process starts afresh) and print the closing summary."""
+        if any(isinstance(logger, WandbLogger) for logger in self.trainer.loggers):
+            import wandb
+
+            if wandb.run is not None:
+                wandb.finish()
+        if self.trainer.is_global_zero:
+            configs = _config_files(self._cli_args)
+            print(closing_summary(subcommand, self.trainer, self.model, configs, self._started), flush=True)
 
     def _prepare_wandb(self, logger: WandbLogger) -> None:
         """Give W&B the whole resolved config at init (offline runs write it only then), and under SLURM
@@ -152,32 +209,109 @@ class RlgenCLI(LightningCLI):
             logger._id = init["id"]
 
 
+DESCRIPTION = ("rlgen: classic deep RL and generative models as readable Lightning modules. "
+               "`rlgen list` shows every algorithm's configs with their expected results; "
+               "`rlgen fit -c <config>` trains one.")
+
+
+def version_line() -> str:
+    import pytorch_lightning
+
+    from rlgen import __version__
+
+    return f"rlgen {__version__} (pytorch-lightning {pytorch_lightning.__version__}, torch {torch.__version__})"
+
+
 def cli_main(args: list[str] | None = None) -> None:
     """Entry point of the ``rlgen`` console script and ``python -m rlgen``.
 
     Args:
         args: command-line arguments; ``None`` reads ``sys.argv``.
     """
+    if (sys.argv[1:] if args is None else list(args))[:1] == ["list"]:
+        print(list_configs())
+        return
     run(args)
 
 
 def run(args: list[str] | None = None) -> RlgenCLI:
     """Run the CLI in this process and return it (``cli.trainer``, ``cli.model``) for scripts and tests."""
+    cli_args = [str(a) for a in (sys.argv[1:] if args is None else args)]
     no_exit = {"exit_on_error": False}
+    threads = torch.get_num_threads()
     try:
-        return RlgenCLI(
-            args=args,
-            seed_everything_default=0,
-            save_config_callback=RunConfigCallback,
-            trainer_defaults={"default_root_dir": "runs"},
-            parser_kwargs={**no_exit, **{sub: dict(no_exit) for sub in SUBCOMMANDS}},
-        )
+        with quiet_third_party():
+            return RlgenCLI(
+                args=args,
+                seed_everything_default=0,
+                save_config_callback=RunConfigCallback,
+                trainer_defaults={"default_root_dir": "runs"},
+                parser_kwargs={"description": DESCRIPTION, **no_exit, **{sub: dict(no_exit) for sub in SUBCOMMANDS}},
+            )
+    except SystemExit as done:
+        if done.code == 0 and ("--help" in cli_args or "-h" in cli_args):
+            print(_model_help_hint(cli_args))
+        raise
     except Exception as err:
         message, status = _user_error(err)
         if message is None or os.environ.get("RLGEN_DEBUG"):
             raise
         print(f"rlgen: error: {message}", file=sys.stderr)
         raise SystemExit(status) from None
+    finally:
+        torch.set_num_threads(threads)  # a run's thread choice does not leak into the calling process
+
+
+def _model_help_hint(args: list[str]) -> str:
+    """After ``--help``: how to see the model's own options, which LightningCLI lists only on request."""
+    subcommand = next((a for a in args if a in SUBCOMMANDS), "fit")
+    configs = _config_files(args)
+    model = None
+    for config in configs:
+        try:
+            loaded = yaml.safe_load(Path(config).read_text()) or {}
+        except (OSError, yaml.YAMLError):
+            continue
+        spec = loaded.get("model") if isinstance(loaded, dict) else None
+        if isinstance(spec, dict) and spec.get("class_path"):
+            model = str(spec["class_path"]).rsplit(".", 1)[-1]
+    if model is None:
+        return ("\nThe model's own options: rlgen fit -c <config> --model.help <class> (e.g. --model.help DQN); "
+                "`rlgen list` shows the configs.")
+    return (f"\nThe model's own options ({model}): rlgen {subcommand} {' '.join(f'-c {c}' for c in configs)} "
+            f"--model.help {model}")
+
+
+def _config_files(args: list[str]) -> list[str]:
+    """The ``-c`` / ``--config`` files of a command line, in order."""
+    files = []
+    for i, arg in enumerate(args):
+        if arg in ("-c", "--config") and i + 1 < len(args):
+            files.append(args[i + 1])
+        elif arg.startswith("--config="):
+            files.append(arg.split("=", 1)[1])
+    return files
+
+
+def _log_beside_checkpoint(cfg: Namespace, ckpt: Path, subcommand: str) -> None:
+    """An evaluation run (validate/test/predict) logs inside the run it evaluates,
+    ``<run>/<subcommand>/version_N``, not as a new run beside the training runs. A checkpoint outside a
+    run directory gets ``<save_dir>/<name>/<subcommand>/version_N``."""
+    run_dir = ckpt.resolve().parent.parent if ckpt.resolve().parent.name == "checkpoints" else None
+    trainer = cfg.get("trainer") or Namespace()
+    loggers = trainer.get("logger")
+    for logger in loggers if isinstance(loggers, list) else [loggers]:
+        if not isinstance(logger, (dict, Namespace)):
+            continue
+        class_path = str(logger.get("class_path", ""))
+        init = logger.get("init_args")
+        if init is None or not class_path.endswith(("TensorBoardLogger", "CSVLogger")):
+            continue
+        if run_dir is not None:
+            init["save_dir"], init["name"] = str(run_dir), subcommand
+        else:
+            init["name"] = f"{init.get('name') or 'lightning_logs'}/{subcommand}"
+        init["version"] = None
 
 
 def _user_error(err: Exception) -> tuple[str | None, int]:
@@ -211,6 +345,10 @@ def _one_line_parse_error(text: str) -> str:
     line = " ".join(kept)
     if any(hint in line for hint in ("does not accept option", "Parser key", "unrecognized arguments")):
         line += " (run `rlgen <subcommand> --help` for the accepted keys and types)"
+    if 'expected "subcommand"' in line:
+        line = line.rstrip(".") + "; e.g. `rlgen fit -c configs/dqn/cartpole.yaml` (`rlgen list` shows every config)"
+    if re.search(r"required: \w+\.model\b", line):
+        line += "; pass a config, e.g. `rlgen fit -c configs/dqn/cartpole.yaml` (`rlgen list` shows them all)"
     return line
 
 

@@ -26,6 +26,13 @@ def run_directory(trainer: Trainer) -> Path:
     return Path(logger.save_dir or trainer.default_root_dir) / str(logger.name) / version
 
 
+def output_folder(trainer: Trainer, chosen: str | None, default: str) -> Path:
+    """Where a run writes its files: the folder the user ``chosen``, else ``<run directory>/<default>``, created."""
+    folder = Path(chosen) if chosen is not None else run_directory(trainer) / default
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 class RunConfigCallback(SaveConfigCallback):
     """Writes the fully resolved config into the run's own directory, never over an existing file.
 

@@ -168,7 +168,7 @@ def check_env_id(env_id: str) -> None:
 
         gym.register_envs(ale_py)
     except ImportError:
-        if _looks_atari(env_id):
+        if looks_atari(env_id):
             raise RlgenError(
                 f"'{env_id}' is an Atari game and needs ale-py: pip install ale-py (the ROMs ship with it)"
             ) from None
@@ -226,7 +226,8 @@ def _add_note(err: Exception, note: str) -> None:
         err.add_note(note)
 
 
-def _looks_atari(env_id: str) -> bool:
+def looks_atari(env_id: str) -> bool:
+    """True for ids of Atari games (``ALE/Pong-v5``, ``BreakoutNoFrameskip-v4``, ``Pong-v4``), registered or not."""
     return env_id.startswith("ALE/") or "NoFrameskip" in env_id or env_id.split("-")[0] in _ATARI_HINTS
 
 

@@ -93,6 +93,15 @@ class RLSystem(LightningModule):
 
     # ------------------------------------------------------------------------------- helpers
     @property
+    def default_threads(self) -> int | None:
+        """Torch intra-op threads that fit the network (``rlgen --threads N`` overrides): one for the small
+        MLPs of vector observations, whose matrices are too small to split (more threads only fight over
+        shared cores: ``bench/contention.py``); None (all cores) for the conv nets on Atari pixels."""
+        from rlgen.envs.make_env import looks_atari
+
+        return None if looks_atari(self.env_id) else 1
+
+    @property
     def env_seed(self) -> int:
         """Seed of this rank's environments: ``seed`` (or the run's ``seed_everything``) + rank offset."""
         base = self._seed if self._seed is not None else int(os.environ.get("PL_GLOBAL_SEED", 0))

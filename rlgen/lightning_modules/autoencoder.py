@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from pytorch_lightning import LightningModule
 from torchvision.utils import save_image
 
+from rlgen.callbacks.run_dir import output_folder
 from rlgen.errors import RlgenError
 from rlgen.nets.autoencoders import build_encoder_decoder
 
@@ -53,7 +54,7 @@ class AutoEncoder(LightningModule):
             reconstruction: reconstruction loss, ``mse`` or ``bce`` (binary cross-entropy on the logits).
             l1_weight: weight of the L1 sparsity penalty ``mean |z|`` on the code (0 turns it off).
             lr: Adam learning rate.
-            predict_dir: folder where ``rlgen predict`` writes one PNG grid per batch (None: write nothing).
+            predict_dir: folder where ``rlgen predict`` writes one PNG grid per batch (None: ``<run dir>/predictions``).
         """
         super().__init__()
         check_positive(latent_dim=latent_dim, hidden_dim=hidden_dim, lr=lr)
@@ -97,12 +98,13 @@ class AutoEncoder(LightningModule):
         self._eval_step(batch, "test")
 
     def predict_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        """Reconstruct a batch; with ``predict_dir`` also write rows input / corrupted input / output as a PNG."""
+        """Reconstruct a batch, and write rows input / corrupted input / output as a PNG into ``predict_dir``."""
         x, _ = batch
         x_in = self.corrupt(x)
         x_hat = self(x_in)
         rows = [x, x_in, x_hat] if x_in is not x else [x, x_hat]
-        write_predict_grid(self.predict_dir, f"reconstructions_{batch_idx:04d}.png", rows)
+        write_predict_grid(output_folder(self.trainer, self.predict_dir, "predictions"),
+                           f"reconstructions_{batch_idx:04d}.png", rows)
         return x_hat
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
@@ -208,12 +210,8 @@ def check_unit_range(x: torch.Tensor) -> None:
         )
 
 
-def write_predict_grid(predict_dir: str | None, name: str, rows: list[torch.Tensor], max_cols: int = 16) -> None:
-    """Write ``rows`` (each ``(B, 1, H, W)`` in [0, 1], first ``max_cols`` images) as one PNG grid."""
-    if predict_dir is None:
-        return
-    out = Path(predict_dir)
-    out.mkdir(parents=True, exist_ok=True)
+def write_predict_grid(out: Path, name: str, rows: list[torch.Tensor], max_cols: int = 16) -> None:
+    """Write ``rows`` (each ``(B, 1, H, W)`` in [0, 1], first ``max_cols`` images) as one PNG grid ``out/name``."""
     cols = min(max_cols, rows[0].shape[0])
     images = torch.cat([r[:cols].detach().float().cpu() for r in rows])  # (len(rows) * cols, 1, H, W)
     save_image(images, out / name, nrow=cols, pad_value=1.0)

@@ -14,6 +14,7 @@ from torch import nn
 from torchvision.utils import save_image
 
 from rlgen.callbacks.images import image_grid, log_image
+from rlgen.callbacks.run_dir import output_folder
 from rlgen.errors import RlgenError
 from rlgen.lightning_modules.gan import _let_ddp_skip_the_idle_network
 from rlgen.nets.cyclegan import PatchDiscriminator, ResnetGenerator, init_weights
@@ -306,9 +307,7 @@ class CycleGAN(LightningModule):
                 "b2a": [_to_unit(_rgb(t)) for t in (real_b, fake_a, rec_b)]}
 
     def _output_dir(self, default: str) -> Path:
-        if self.output_dir is not None:
-            return Path(self.output_dir)
-        return Path(self.trainer.log_dir or self.trainer.default_root_dir) / default
+        return output_folder(self.trainer, self.output_dir, default)
 
 
 def _fresh_copy(net: nn.Module) -> nn.Module:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import warnings
 from collections.abc import Iterator
 from typing import Any, Literal
 
@@ -17,11 +16,6 @@ from rlgen.envs.replay import PrioritizedBatch, ReplayBatch
 from rlgen.errors import RlgenError
 from rlgen.lightning_modules._rl import RUN_TIME_ARGS, RLSystem
 from rlgen.nets.rl import QNetwork
-
-# DQN's training_step takes Lightning's `dataloader_iter` so that a phase's env steps are collected right
-# before its gradient steps (a plain `batch` argument makes Lightning prefetch the next phase, collected
-# with the previous weights). Lightning calls that signature experimental and says so on every fit.
-warnings.filterwarnings("ignore", message=".*`dataloader_iter`.*(experimental|step flavor)", category=UserWarning)
 
 
 def linear_schedule(start: float, end: float, duration: int, t: int) -> float:
@@ -189,7 +183,10 @@ class DQN(RLSystem):
 
     def training_step(self, dataloader_iter: Iterator) -> None:
         """One collection phase: fetch its batch (the env steps happen now, with the current network), then
-        one gradient step on each of its ``gradient_steps`` minibatches."""
+        one gradient step on each of its ``gradient_steps`` minibatches.
+
+        Lightning's ``dataloader_iter`` signature lets the phase be collected here: with a plain ``batch``
+        argument Lightning would prefetch the next phase, collected with the previous weights."""
         # phase: ReplayBatch(obs (G, B, *obs), actions (G, B), rewards (G, B), next_obs (G, B, *obs), discounts (G, B))
         phase, batch_idx, _ = next(dataloader_iter)
         phase = self.trainer.strategy.batch_to_device(phase)

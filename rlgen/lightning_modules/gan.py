@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -17,6 +16,7 @@ from torch.utils.data import DataLoader, Subset
 from torchvision.utils import save_image
 
 from rlgen.callbacks.images import image_grid, log_image
+from rlgen.callbacks.run_dir import output_folder
 from rlgen.errors import RlgenError
 from rlgen.metrics import load_classifier, make_fid, make_inception_score
 from rlgen.nets.gan import DCGANDiscriminator, DCGANGenerator
@@ -129,7 +129,7 @@ class GAN(LightningModule):
         num_samples: int = 64,
         classifier_ckpt: str | None = None,
         sample_seed: int = 1234,
-        predict_dir: str = "samples",
+        predict_dir: str | None = None,
         ema_decay: float | None = None,
         top_k: float = 1.0,
         clusters: int = 0,
@@ -147,7 +147,7 @@ class GAN(LightningModule):
             num_samples: images in the fixed-noise grid.
             classifier_ckpt: MNIST Classifier checkpoint for val/fid and val/is (null: skip the metrics).
             sample_seed: seed of the fixed noise of the sample grid.
-            predict_dir: folder that receives the PNG sample grids of ``rlgen predict``.
+            predict_dir: folder for the PNG sample grids of ``rlgen predict`` (None: ``<run dir>/predictions``).
             ema_decay: decay of the moving average of G's weights that generates samples (e.g. 0.999;
                 null: sample from G itself).
             top_k: share of each batch's fakes that make G's loss: those D rates most real (Sinha et al.
@@ -263,8 +263,7 @@ class GAN(LightningModule):
         """Draw as many samples from p(z) as the batch holds and write them as one PNG grid into ``predict_dir``."""
         real, cond = self._unpack(batch)
         images = self(self.noise(real.shape[0]), *cond)  # (B, C, H, W) in [0, 1]
-        out_dir = Path(self.predict_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
+        out_dir = output_folder(self.trainer, self.predict_dir, "predictions")
         save_image(image_grid(images, nrow=8), out_dir / f"samples_{batch_idx:04d}.png")
         return images
 

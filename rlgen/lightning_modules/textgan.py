@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -15,6 +14,7 @@ from torchmetrics.classification import MulticlassAccuracy
 from torchvision.utils import save_image
 
 from rlgen.callbacks.images import image_grid
+from rlgen.callbacks.run_dir import output_folder
 from rlgen.errors import RlgenError
 from rlgen.lightning_modules.gan import GAN
 from rlgen.nets.gan import CharTokenizer, TextConditionalDiscriminator, TextConditionalGenerator
@@ -78,7 +78,7 @@ class TextGAN(GAN):
         sample_seed: int = 1234,
         prompts: list[str] | None = None,
         samples_per_prompt: int = 64,
-        predict_dir: str = "prompts",
+        predict_dir: str | None = None,
     ) -> None:
         """
         Args:
@@ -96,7 +96,7 @@ class TextGAN(GAN):
             sample_seed: seed of the fixed noise of the sample grid.
             prompts: texts to draw for ``rlgen predict``, e.g. ``["seven", "the digit 3"]``.
             samples_per_prompt: images generated per prompt by ``predict``.
-            predict_dir: folder that receives one PNG grid per prompt from ``predict``.
+            predict_dir: folder for the PNG grid of each prompt from ``predict`` (None: ``<run dir>/predictions``).
         """
         if samples_per_prompt < 1:
             raise RlgenError(f"model.samples_per_prompt must be >= 1, got {samples_per_prompt}")
@@ -122,8 +122,7 @@ class TextGAN(GAN):
         if not (isinstance(batch, (list, tuple)) and all(isinstance(p, str) for p in batch)):
             raise RlgenError("TextGAN predict draws the --model.prompts; run it without a DataModule "
                              "(add --data null)")
-        out_dir = Path(self.predict_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
+        out_dir = output_folder(self.trainer, self.predict_dir, "predictions")
         n = self.samples_per_prompt
         grids = []
         for i, prompt in enumerate(batch):

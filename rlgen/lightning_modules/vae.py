@@ -9,6 +9,7 @@ import torch
 from pytorch_lightning import LightningModule
 from torch import nn
 
+from rlgen.callbacks.run_dir import output_folder
 from rlgen.errors import RlgenError
 from rlgen.lightning_modules.autoencoder import check_positive, write_predict_grid
 from rlgen.nets.autoencoders import build_encoder_decoder
@@ -64,7 +65,8 @@ class VAE(LightningModule):
             lr: Adam learning rate.
             iwae_samples: importance samples k of the test IWAE bound ``test/nll_iwae`` (0 skips it).
             iwae_chunk: importance samples decoded at once (bounds memory: chunk * batch images).
-            predict_dir: folder where ``rlgen predict`` writes one PNG grid of prior samples per batch.
+            predict_dir: folder where ``rlgen predict`` writes one PNG grid of prior samples per batch
+                (None: ``<run dir>/predictions``).
         """
         super().__init__()
         check_positive(latent_dim=latent_dim, hidden_dim=hidden_dim, lr=lr, iwae_chunk=iwae_chunk)
@@ -123,10 +125,11 @@ class VAE(LightningModule):
             self.log("test/nll_iwae", nll, prog_bar=True)
 
     def predict_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        """As many samples from the prior as the batch holds; with ``predict_dir`` also a PNG grid of them."""
+        """As many samples from the prior as the batch holds, and a PNG grid of them in ``predict_dir``."""
         samples = self.sample(batch[0].shape[0])  # (B, 1, 28, 28)
         grid_rows = list(samples.clamp(0, 1).split(16))
-        write_predict_grid(self.predict_dir, f"samples_{batch_idx:04d}.png", grid_rows)
+        write_predict_grid(output_folder(self.trainer, self.predict_dir, "predictions"), f"samples_{batch_idx:04d}.png",
+                           grid_rows)
         return samples
 
     def configure_optimizers(self) -> torch.optim.Optimizer:

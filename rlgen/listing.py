@@ -1,0 +1,69 @@
+"""``rlgen list``: every algorithm's configs, with the expected result and wall time their headers state.
+
+Each config's header comment is the one source of truth: the ``# Expected`` and ``# Wall time``
+paragraphs (a line and its indented continuation lines) are printed as they are written there.
+"""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from pathlib import Path
+
+import yaml
+
+OVERLAY_DIRS = ("trainer", "logger")  # composed with a second -c, not run on their own
+
+
+def configs_dir() -> Path:
+    """The repository's ``configs/`` folder (next to the ``rlgen`` package)."""
+    return Path(__file__).resolve().parents[1] / "configs"
+
+
+def header_paragraph(lines: list[str], label: str) -> str:
+    """The header paragraph that starts with ``# <label>``, joined into one line ('' if there is none)."""
+    for i, line in enumerate(lines):
+        if line.startswith(f"# {label}"):
+            text = [line[2 + len(label):].lstrip(" :")]
+            for more in lines[i + 1:]:
+                if not more.startswith("#   ") or more[4:].lstrip().startswith(("rlgen ", "python ")):
+                    break
+                text.append(more[1:].strip())
+            return " ".join(text)
+    return ""
+
+
+def list_configs(root: Path | None = None) -> str:
+    """The text ``rlgen list`` prints."""
+    root = root or configs_dir()
+    if not root.is_dir():
+        return f"rlgen: no configs folder at {root}; the configs ship with the repository (git clone it)"
+    shown = _shown_path(root)
+    out = [f"Configs in {shown}: train one with `rlgen fit -c <config>`; add --help for its options.", ""]
+    overlays = []
+    for path in sorted(root.glob("*/*.yaml")):
+        name = f"{shown}/{path.parent.name}/{path.name}"
+        if path.parent.name in OVERLAY_DIRS:
+            overlays.append(name)
+            continue
+        text = path.read_text()
+        lines = text.splitlines()
+        model = (yaml.safe_load(text) or {}).get("model") or {}
+        algo = str(model.get("class_path", "?")).rsplit(".", 1)[-1] if isinstance(model, dict) else "?"
+        out.append(f"{name}  ({algo})")
+        for label, key in (("expected", "Expected"), ("wall time", "Wall time")):
+            text = header_paragraph(lines, key) or "not stated"
+            out.append(textwrap.fill(text, 110, initial_indent=f"    {label + ':':<11}",
+                                     subsequent_indent=" " * 15))
+    if overlays:
+        out += ["", "Overlays, composed with a second -c (`... -c configs/logger/wandb.yaml`):",
+                *(f"    {o}" for o in overlays)]
+    return "\n".join(out)
+
+
+def _shown_path(root: Path) -> str:
+    """``root`` relative to the working directory when it is below it, else absolute."""
+    try:
+        return os.path.relpath(root) if root.resolve().is_relative_to(Path.cwd().resolve()) else str(root)
+    except ValueError:
+        return str(root)

@@ -1,0 +1,92 @@
+"""What a run made, said at its end: the closing summary that ``rlgen fit|validate|test|predict`` prints.
+
+    rlgen: fit finished after 12,800 steps in 1 min 35 s: val/episodic_return = 500.0 > 475.0 (EarlyStopping)
+      run directory    runs/dqn_cartpole/version_3
+      last checkpoint  runs/dqn_cartpole/version_3/checkpoints/last.ckpt
+      best checkpoint  runs/dqn_cartpole/version_3/checkpoints/best-step=12800.ckpt (val/episodic_return 500.0)
+      final            val/episodic_return 500.0
+      next             rlgen test -c configs/dqn/cartpole.yaml --ckpt_path last
+                       tensorboard --logdir runs/dqn_cartpole
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from pytorch_lightning import LightningModule, Trainer
+from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
+
+from rlgen.callbacks.progress import format_duration
+from rlgen.callbacks.run_dir import run_directory
+
+_MAX_FILES = 4  # files listed by name; the rest are counted
+_MEDIA = {".png", ".jpg", ".jpeg", ".gif", ".mp4"}
+
+
+def closing_summary(subcommand: str, trainer: Trainer, model: LightningModule, configs: list[str],
+                    started: float) -> str:
+    """The lines printed when ``subcommand`` has finished (``started`` is its ``time.time()`` at the start)."""
+    run_dir = run_directory(trainer)
+    head = f"rlgen: {subcommand} finished"
+    if subcommand == "fit":
+        head += f" after {trainer.global_step:,} steps"
+    head += f" in {format_duration(time.time() - started)}"
+    reasons = [c.stopping_reason_message for c in trainer.callbacks
+               if isinstance(c, EarlyStopping) and getattr(c, "stopping_reason_message", None)]
+    if trainer.interrupted:
+        head += " (interrupted; last.ckpt holds the state at the interruption)"
+    elif reasons:
+        head += ": " + reasons[0].replace(" Signaling Trainer to stop.", "").rstrip(".") + " (EarlyStopping)"
+    rows: list[tuple[str, str]] = [("run directory", str(run_dir))]
+    checkpoints = trainer.checkpoint_callbacks if subcommand == "fit" else []
+    last = next((c.last_model_path for c in checkpoints if getattr(c, "last_model_path", "")), "")
+    if last:
+        rows.append(("last checkpoint", last))
+    for c in checkpoints:
+        if isinstance(c, ModelCheckpoint) and c.monitor and c.best_model_path:
+            score = f" ({c.monitor} {float(c.best_model_score):.4g})" if c.best_model_score is not None else ""
+            rows.append(("best checkpoint", c.best_model_path + score))
+    stage = {"fit": "val/", "validate": "val/", "test": "test/"}.get(subcommand)
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()
+               if stage and k.startswith(stage) and v.numel() == 1}
+    if metrics:
+        rows.append(("final", ", ".join(f"{k} {v:.4g}" for k, v in sorted(metrics.items()))))
+    files = _files_since(started, [run_dir, *_output_folders(model)])
+    if files:
+        shown = ", ".join(str(f) for f in files[:_MAX_FILES])
+        more = f" and {len(files) - _MAX_FILES} more" if len(files) > _MAX_FILES else ""
+        rows.append(("files written", shown + more))
+    for i, command in enumerate(_next_commands(subcommand, model, configs, run_dir, bool(last))):
+        rows.append(("next" if i == 0 else "", command))
+    return "\n".join([head, *(f"  {label:<16} {value}" for label, value in rows)])
+
+
+def _next_commands(subcommand: str, model: LightningModule, configs: list[str], run_dir: Path,
+                   trained: bool) -> list[str]:
+    config = " ".join(f"-c {c}" for c in configs) or "-c <config>"
+    can_predict = type(model).predict_step is not LightningModule.predict_step
+    commands = []
+    if subcommand == "fit" and trained:
+        commands.append(f"rlgen test {config} --ckpt_path last")
+        if can_predict:
+            commands.append(f"rlgen predict {config} --ckpt_path last")
+        elif hasattr(model, "video_dir"):
+            commands.append(f"rlgen test {config} --ckpt_path last --model.video_dir videos/   # watch the agent")
+    if subcommand != "predict":
+        commands.append(f"tensorboard --logdir {run_dir.parent}")
+    return commands
+
+
+def _output_folders(model: LightningModule) -> list[Path]:
+    """The folders the model writes into (videos, prediction grids), where it names them."""
+    names = ("video_dir", "predict_dir", "output_dir")
+    return [Path(getattr(model, n)) for n in names if isinstance(getattr(model, n, None), str)]
+
+
+def _files_since(started: float, folders: Iterable[Path]) -> list[Path]:
+    """Images and videos below ``folders`` modified since ``started``, oldest first."""
+    found = {p for folder in folders if folder.is_dir() for p in folder.rglob("*")
+             if p.suffix.lower() in _MEDIA and p.is_file() and p.stat().st_mtime >= started - 1}
+    return sorted(found, key=lambda p: (p.stat().st_mtime, str(p)))
