@@ -23,6 +23,24 @@ REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs"
 
 
+def _checkout_entries() -> set[str]:
+    """Top-level entries of the checkout and of its ``runs/`` folder (where a stray run would land)."""
+    entries = set(os.listdir(REPO))
+    runs = REPO / "runs"
+    if runs.is_dir():
+        entries |= {f"runs/{name}" for name in os.listdir(runs)}
+    return entries
+
+
+@pytest.fixture(autouse=True)
+def leaves_the_checkout_clean():
+    """Every test writes into temporary folders only: a test that leaves files in the checkout fails."""
+    before = _checkout_entries()
+    yield
+    new = _checkout_entries() - before - {".pytest_cache"}
+    assert not new, f"the test left {sorted(new)} in the checkout; write into tmp_path (monkeypatch.chdir)"
+
+
 def write_idx(path: Path, array: np.ndarray) -> None:
     """Write a uint8 array in the IDX format that torchvision's MNIST reader parses."""
     magic = {1: 0x0801, 3: 0x0803}[array.ndim]

@@ -4,6 +4,7 @@ head, bad input, and resuming a run from its checkpoint."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -221,14 +222,14 @@ def test_pong_config_trains_with_prioritized_replay_on_the_vector_env(tmp_path, 
     from bench._pong import export_weights
 
     monkeypatch.chdir(tmp_path)
-    cli = run(["fit", "-c", str(CONFIGS / "dqn" / "pong.yaml"), "--trainer.max_steps=8",
+    cli = run(["fit", "-c", str(CONFIGS / "dqn" / "pong.yaml"), "--trainer.max_steps=16",
                   "--model.warm_start_steps=300", "--model.buffer_size=1000", "--trainer.val_check_interval=2",
                   "--model.eval_episodes=1", "--model.env_options.max_episode_steps=40",
                "--trainer.enable_progress_bar=false"])
     from rlgen.envs import PrioritizedReplayBuffer
 
-    assert isinstance(cli.model.buffer, PrioritizedReplayBuffer) and cli.trainer.global_step == 8
-    # the warm-up ends on a whole vector step of 8 envs, then 2 phases of 32 env steps (4 gradient steps each)
+    assert isinstance(cli.model.buffer, PrioritizedReplayBuffer) and cli.trainer.global_step == 16
+    # the warm-up ends on a whole vector step of 8 envs, then 2 phases of 32 env steps (8 gradient steps each)
     assert 300 <= cli.model.rollout.env_steps - 2 * 32 < 300 + 8
     tree = cli.model.buffer.tree
     assert tree[1] == pytest.approx(tree[cli.model.buffer.leaves:].sum())  # the sum tree stays consistent
@@ -238,7 +239,10 @@ def test_pong_config_trains_with_prioritized_replay_on_the_vector_env(tmp_path, 
     state = torch.load(small, weights_only=False)["state_dict"]
     assert not any(k.startswith("target_net.") for k in state)
     test = run(["test", "-c", str(CONFIGS / "dqn" / "pong.yaml"), f"--ckpt_path={small}", "--model.test_episodes=1",
-                "--model.env_options.max_episode_steps=20", "--trainer.enable_progress_bar=false"])
+                "--model.env_options.max_episode_steps=20", "--trainer.enable_progress_bar=false",
+                "--model.video_dir=videos"])
+    # the video is named by the agent's training step, so testing another checkpoint never overwrites it
+    assert [p.name for p in Path("videos").iterdir()] == ["test_step00000016.mp4"]
     for k, v in test.model.q_net.state_dict().items():
         torch.testing.assert_close(v, state[f"q_net.{k}"])
         torch.testing.assert_close(test.model.target_net.state_dict()[k], v)  # rebuilt from the online net

@@ -48,6 +48,7 @@ class RLSystem(LightningModule):
         self._eval_env: Any = None
         self.eval_returns: list[float] = []  # the episode returns of the latest validation or test
         self._restored_rl_state: dict[str, Any] | None = None
+        self._checkpoint_step = 0  # global_step of the loaded checkpoint: names the videos of `rlgen test`
 
     # ----------------------------------------------------------------------------- evaluation
     def validation_step(self, batch: Any, batch_idx: int) -> None:
@@ -81,6 +82,7 @@ class RLSystem(LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Applied in on_fit_start, once the environments and the buffer exist.
+        self._checkpoint_step = int(checkpoint.get("global_step", 0))
         self._restored_rl_state = checkpoint.get("rl_state")
         if self._restored_rl_state is not None:
             self.rollout.load_state_dict(self._restored_rl_state["rollout"])
@@ -142,7 +144,8 @@ class RLSystem(LightningModule):
                  prog_bar=True)
         self.log(f"{stage}/episode_length", float(length), on_epoch=True, batch_size=1, sync_dist=True)
         if record and frames and self.trainer.is_global_zero:
-            path = Path(self.video_dir) / f"{stage}_step{self.global_step:08d}.mp4"
+            step = max(self.global_step, self._checkpoint_step)  # test/validate runs start at global_step 0
+            path = Path(self.video_dir) / f"{stage}_step{step:08d}.mp4"
             log_video(self.trainer, f"{stage}/video", frames, save_video(frames, path))
 
     @torch.no_grad()
