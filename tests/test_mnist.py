@@ -56,3 +56,34 @@ def test_missing_data_names_directory_and_files(tmp_path):
 def test_bad_arguments(kwargs):
     with pytest.raises(RlgenError):
         MNISTDataModule(**kwargs)
+
+
+def test_missing_mnist_downloads_by_default_and_explains_an_offline_failure(tmp_path, monkeypatch):
+    import urllib.error
+
+    from torchvision.datasets import MNIST
+
+
+    attempts = []
+
+    def offline(self):
+        attempts.append(self.root)
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(MNIST, "download", offline)
+    dm = MNISTDataModule(data_dir=str(tmp_path / "data"), num_workers=0)
+    assert dm.download is True
+    with pytest.raises(RlgenError) as err:
+        dm.prepare_data()
+    message = str(err.value)
+    assert attempts and "\n" not in message
+    assert message.startswith(f"MNIST is not in {tmp_path / 'data' / 'MNIST' / 'raw'} and downloading it failed (URLError")
+    assert "without internet, copy train-images-idx3-ubyte" in message and "--data.data_dir" in message
+
+
+def test_mnist_already_there_is_not_downloaded_again(mnist_dir, monkeypatch):
+    from torchvision.datasets import MNIST
+
+
+    monkeypatch.setattr(MNIST, "download", lambda self: pytest.fail("MNIST was downloaded although present"))
+    MNISTDataModule(data_dir=str(mnist_dir), num_workers=0).prepare_data()

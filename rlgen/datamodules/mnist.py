@@ -50,9 +50,25 @@ def check_mnist_files(data_dir: str | Path) -> None:
     if missing:
         raise RlgenError(
             f"MNIST not found: expected {', '.join(MNIST_FILES)} in {raw} (missing: {', '.join(missing)}); "
-            "set --data.download true on a machine with internet, or point --data.data_dir at a folder "
-            "that holds MNIST/raw (on the shared machines: --data.data_dir ../shared/data)"
+            "set --data.download true to download it, or point --data.data_dir at a folder that holds MNIST/raw"
         )
+
+
+def ensure_mnist(data_dir: str | Path, download: bool) -> None:
+    """Download MNIST into ``data_dir`` if it is not there and ``download`` is set; raise a one-line
+    :class:`RlgenError` if it is still missing."""
+    raw = Path(data_dir) / "MNIST" / "raw"
+    if download and not all((raw / name).is_file() for name in MNIST_FILES):
+        try:
+            MNIST(str(data_dir), train=True, download=True)
+            MNIST(str(data_dir), train=False, download=True)
+        except Exception as err:  # no internet, proxy, disk full, ...
+            raise RlgenError(
+                f"MNIST is not in {raw} and downloading it failed ({type(err).__name__}: {_first_line(err)}); "
+                f"without internet, copy {', '.join(MNIST_FILES)} from a machine that has it into {raw}, "
+                "or point --data.data_dir at a folder that holds MNIST/raw"
+            ) from err
+    check_mnist_files(data_dir)
 
 
 class MNISTDataModule(LightningDataModule):
@@ -64,7 +80,7 @@ class MNISTDataModule(LightningDataModule):
     def __init__(
         self,
         data_dir: str = "data",
-        download: bool = False,
+        download: bool = True,
         batch_size: int = 128,
         num_workers: int = 2,
         val_size: int = 5000,
@@ -74,7 +90,7 @@ class MNISTDataModule(LightningDataModule):
         """
         Args:
             data_dir: folder that holds (or receives) ``MNIST/raw``.
-            download: download MNIST with torchvision when the files are missing.
+            download: download MNIST with torchvision when its files are not in ``data_dir`` (11 MB).
             batch_size: images per batch (per process under DDP).
             num_workers: DataLoader worker processes.
             val_size: images held out of the 60,000 training images for validation.
@@ -100,13 +116,7 @@ class MNISTDataModule(LightningDataModule):
         self.test_set: Dataset | None = None
 
     def prepare_data(self) -> None:
-        if self.download:
-            try:
-                MNIST(self.data_dir, train=True, download=True)
-                MNIST(self.data_dir, train=False, download=True)
-            except Exception as err:  # no internet, proxy, disk full, ...
-                raise RlgenError(f"downloading MNIST to {self.data_dir} failed ({err}); {_fix_hint()}") from err
-        check_mnist_files(self.data_dir)
+        ensure_mnist(self.data_dir, self.download)
 
     def setup(self, stage: str) -> None:
         check_mnist_files(self.data_dir)
@@ -145,5 +155,5 @@ class MNISTDataModule(LightningDataModule):
         )
 
 
-def _fix_hint() -> str:
-    return "copy MNIST/raw from a machine with internet and point --data.data_dir at its parent folder"
+def _first_line(err: Exception) -> str:
+    return (str(err).strip().splitlines() or [""])[0]

@@ -25,7 +25,7 @@ from torchvision import transforms
 from torchvision.datasets import MNIST
 from torchvision.datasets.utils import download_and_extract_archive
 
-from rlgen.datamodules.mnist import check_mnist_files
+from rlgen.datamodules.mnist import check_mnist_files, ensure_mnist
 from rlgen.errors import RlgenError
 
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
@@ -186,7 +186,8 @@ class UnpairedImageDataModule(LightningDataModule):
         Args:
             data_dir: folder holding ``<name>/trainA ...`` (or ``MNIST/raw`` for ``name: mnist``).
             name: ``mnist`` for the built-in pair, else a dataset folder under data_dir (e.g. horse2zebra).
-            download: download a standard CycleGAN dataset by name when its folder is missing.
+            download: download a standard CycleGAN dataset by name when its folder is missing (``name: mnist``:
+                MNIST itself, 11 MB).
             load_size: folder images are first resized to load_size x load_size (training).
             crop_size: then randomly cropped to crop_size x crop_size (the network's input size).
             flip: random horizontal flips of training images.
@@ -218,7 +219,7 @@ class UnpairedImageDataModule(LightningDataModule):
     def prepare_data(self) -> None:
         name = self.hparams.name
         if name == MNIST_PAIR:
-            check_mnist_files(self.hparams.data_dir)
+            ensure_mnist(self.hparams.data_dir, self.hparams.download)
             return
         if self.hparams.download and not (self.root / "trainA").is_dir():
             if name not in CYCLEGAN_DATASETS:

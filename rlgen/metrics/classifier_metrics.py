@@ -27,9 +27,8 @@ def load_classifier(ckpt_path: str | Path, map_location: str | torch.device = "c
     path = Path(ckpt_path)
     if not path.is_file():
         raise RlgenError(
-            f"classifier checkpoint {path} not found; train one with `python bench/classifier.py "
-            "--data-dir ../shared/data` (or `rlgen fit -c configs/classifier/mnist.yaml`), or set "
-            "--model.classifier_ckpt null to skip FID / IS"
+            f"classifier checkpoint {path} not found; train one with `python bench/classifier.py` "
+            "(or `rlgen fit -c configs/classifier/mnist.yaml`), or set --model.classifier_ckpt null to skip FID / IS"
         )
     try:
         model = Classifier.load_from_checkpoint(path, map_location=map_location)
