@@ -45,7 +45,7 @@ CASES = {
     "unknown-class-path": (["--model=rlgen.lightning_modules.vae.NoSuchVAE"], None, ["NoSuchVAE"], 2),
     "mnist-missing-no-download": (["-c", str(CONFIGS / "vae" / "mnist.yaml"), "--data.data_dir={tmp}/empty",
                                    "--data.download=false"], None,
-                                  ["MNIST not found", "train-images-idx3-ubyte", "--data.data_dir", "--data.download"], 1),
+                                  ["MNIST not found", "train-images-idx3-ubyte", "--data.data_dir", "download"], 1),
     "trainA-missing": ([*FOLDER, "--data.data_dir={tmp}"], lambda t: (t / "pair").mkdir(), ["trainA"], 1),
     "folder-empty": ([*FOLDER, "--data.data_dir={tmp}"], lambda t: folders(t, []), ["trainA"], 1),
     "mixed-channels": ([*FOLDER, "--data.data_dir={tmp}"], lambda t: folders(t, [GREY, RGB]),

@@ -77,7 +77,8 @@ def test_missing_mnist_downloads_by_default_and_explains_an_offline_failure(tmp_
         dm.prepare_data()
     message = str(err.value)
     assert attempts and "\n" not in message
-    assert message.startswith(f"MNIST is not in {tmp_path / 'data' / 'MNIST' / 'raw'} and downloading it failed (URLError")
+    raw = tmp_path / "data" / "MNIST" / "raw"
+    assert message.startswith(f"MNIST is not in {raw} and downloading it failed (URLError")
     assert "without internet, copy train-images-idx3-ubyte" in message and "--data.data_dir" in message
 
 
