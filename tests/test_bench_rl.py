@@ -42,3 +42,17 @@ def test_rl_throughput_bench_smoke(tmp_path, monkeypatch):
     assert cartpole["plain_median"] > 0 and cartpole["rlgen_median"] > 0
     assert cartpole["ratio_rlgen_over_plain"] == cartpole["rlgen_median"] / cartpole["plain_median"]
     assert cartpole["ratio_rlgen_over_plain_fused"] == cartpole["rlgen_median"] / cartpole["plain_fused_median"]
+
+
+def test_contention_bench_smoke_times_each_setting_and_kills_its_competitor(tmp_path):
+    import subprocess
+
+    from bench import contention
+
+    result = contention.main(["--smoke", "--out-dir", str(tmp_path)])
+    assert json.loads((tmp_path / "contention.json").read_text()) == result
+    for setting in result["settings"].values():
+        assert len(setting["quiet_s"]) == len(setting["busy_s"]) == 1 and min(setting["quiet_s"]) > 0
+        assert setting["ratio_busy_over_quiet"] == setting["median_busy_s"] / setting["median_quiet_s"]
+    spinning = subprocess.run(["pgrep", "-f", "while True: pass"], capture_output=True, text=True).stdout
+    assert not spinning.strip(), "the competing process is killed after each run"

@@ -1,0 +1,92 @@
+"""The default job on a busy machine: ``rlgen fit -c configs/dqn/cartpole.yaml`` alone and beside one
+competing busy process, with rlgen's thread default and with torch's (all cores).
+
+    python bench/contention.py                    # 2 repeats of 4 runs (about 15 min on 2 cores)
+    python bench/contention.py --smoke --out-dir /tmp/x
+
+Each run is the README's first command as a subprocess (its own logs in a temporary folder), timed
+from start to exit. The competitor is a Python process spinning on one core (``while True: pass``),
+started before the run and killed after it. Settings alternate (quiet, busy, quiet, busy, ...) so a
+drift of the machine hits all of them alike. Reports the median wall time of each (threads, load)
+and the ratio busy / quiet, and writes ``<out-dir>/contention.json``. Target (issue 16): the default
+run under one busy process takes at most 1.5x its quiet time. Run it on an otherwise idle machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG = "configs/dqn/cartpole.yaml"
+TARGET = 1.5
+SETTINGS = {"rlgen default": [], "torch default (all cores)": ["--threads={cores}"]}
+
+
+def timed_run(extra: list[str], busy: bool, smoke: bool) -> float:
+    """Seconds of one ``rlgen fit`` subprocess, with a spinning competitor if ``busy``."""
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}  # the model's default decides
+    competitor = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
+    try:
+        with tempfile.TemporaryDirectory() as runs:
+            tiny = ["--trainer.max_steps=256", "--model.warm_start_steps=300", "--trainer.val_check_interval=1",
+                    "--model.eval_episodes=1"] if smoke else []
+            command = [sys.executable, "-m", "rlgen", "fit", "-c", str(REPO / CONFIG),
+                       f"--trainer.logger.init_args.save_dir={runs}", *tiny, *extra]
+            start = time.perf_counter()
+            subprocess.run(command, cwd=runs, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            return time.perf_counter() - start
+    finally:
+        if competitor is not None:
+            competitor.kill()
+            competitor.wait()
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=2, help="rounds of all four runs (median reported)")
+    parser.add_argument("--out-dir", default=str(REPO / "bench" / "results"), help="where the JSON goes")
+    parser.add_argument("--smoke", action="store_true", help="one round of tiny runs (seconds)")
+    args = parser.parse_args(argv)
+    repeats = 1 if args.smoke else args.repeats
+    cores = os.cpu_count() or 1
+    times: dict[str, dict[str, list[float]]] = {name: {"quiet": [], "busy": []} for name in SETTINGS}
+    for round_ in range(repeats):
+        for name, extra in SETTINGS.items():
+            for load in ("quiet", "busy"):
+                seconds = timed_run([e.format(cores=cores) for e in extra], load == "busy", args.smoke)
+                times[name][load].append(round(seconds, 1))
+                print(f"round {round_}: {name}, {load}: {seconds:.1f} s", flush=True)
+    settings = {}
+    for name, by_load in times.items():
+        quiet, busy = float(np.median(by_load["quiet"])), float(np.median(by_load["busy"]))
+        settings[name] = {"quiet_s": by_load["quiet"], "busy_s": by_load["busy"], "median_quiet_s": quiet,
+                          "median_busy_s": busy, "ratio_busy_over_quiet": busy / quiet}
+    default_ratio = settings["rlgen default"]["ratio_busy_over_quiet"]
+    summary = {
+        "command": f"rlgen fit -c {CONFIG}",
+        "competitor": "one Python process spinning on one core",
+        "cores": cores,
+        "repeats": repeats,
+        "settings": settings,
+        "target": f"rlgen default: busy / quiet <= {TARGET}",
+        "met": default_ratio <= TARGET,
+        "smoke": args.smoke,
+    }
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "contention.json").write_text(json.dumps(summary, indent=1))
+    print(json.dumps(summary, indent=1))
+    return summary
+
+
+if __name__ == "__main__":
+    main()
