@@ -125,7 +125,7 @@ class AutoEncoder(LightningModule):
         x, _ = batch
         loss, _, _ = self._loss(self.corrupt(x), x)
         metrics = {f"{stage}/loss": loss, **self._recon_metrics(x, stage)}
-        self.log_dict(metrics, prog_bar=stage == "val")
+        self.log_dict(metrics, prog_bar=stage == "val", sync_dist=True)
 
     def _recon_metrics(self, x: torch.Tensor, stage: str) -> dict[str, torch.Tensor]:
         """Mean squared error per pixel between the input and its reconstruction."""

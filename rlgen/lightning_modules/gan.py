@@ -306,7 +306,7 @@ class GAN(LightningModule):
             return
         is_mean, _ = self._metrics["is"].compute()
         self.log_dict({f"{stage}/fid": self._metrics["fid"].compute(), f"{stage}/is": is_mean,
-                       **self._compute_extra_metrics(stage)})
+                       **self._compute_extra_metrics(stage)}, sync_dist=True)  # equal on every rank: a no-op mean
         for name in ("fid", "is"):
             self._metrics[name].reset()
 

@@ -122,7 +122,7 @@ class VAE(LightningModule):
         self._eval_step(batch, "test")
         if self.iwae_samples > 0:
             nll = -self.iwae_log_likelihood(batch[0], self.iwae_samples).mean()
-            self.log("test/nll_iwae", nll, prog_bar=True)
+            self.log("test/nll_iwae", nll, prog_bar=True, sync_dist=True)
 
     def predict_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         """As many samples from the prior as the batch holds, and a PNG grid of them in ``predict_dir``."""
@@ -164,8 +164,8 @@ class VAE(LightningModule):
 
     def _eval_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> None:
         rec, kl = self._elbo_terms(batch[0])
-        self.log_dict({f"{stage}/recon": rec, f"{stage}/kl": kl})
-        self.log(f"{stage}/neg_elbo", rec + kl, prog_bar=True)
+        self.log_dict({f"{stage}/recon": rec, f"{stage}/kl": kl}, sync_dist=True)
+        self.log(f"{stage}/neg_elbo", rec + kl, prog_bar=True, sync_dist=True)
 
     def _log_likelihood(self, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """``log p(x|z)`` summed over pixels: ``out`` is the decoder output ``(..., 1, 28, 28)``."""
