@@ -49,8 +49,8 @@ def td_target(rewards: torch.Tensor, discounts: torch.Tensor, next_q_target: tor
 @torch.no_grad()
 def polyak_update(target: nn.Module, online: nn.Module, tau: float) -> None:
     """target <- (1 - tau) * target + tau * online, parameter by parameter (tau = 1 copies)."""
-    target_params, online_params = list(target.parameters()), list(online.parameters())
-    torch._foreach_lerp_(target_params, online_params, tau)
+    for target_param, online_param in zip(target.parameters(), online.parameters(), strict=True):
+        target_param.lerp_(online_param, tau)
 
 
 class DQN(RLSystem):
