@@ -111,7 +111,8 @@ def test_checkpoint_of_another_model_class(tmp_path, capsys):
                  "holds a WiderBoring", "builds a BoringModel")
 
 
-def test_checkpoint_with_other_layer_sizes_names_the_keys(tmp_path, capsys):
+def test_checkpoint_with_other_layer_sizes_names_the_keys(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the evaluation's logger writes below the working directory
     run_cli("fit", "--model=tests.test_cli.WiderBoring", "--model.width=3",
             f"--trainer.default_root_dir={tmp_path}", *FAST)
     ckpt = next(tmp_path.rglob("last.ckpt"))
@@ -155,7 +156,8 @@ def test_console_script_exit_status_and_single_line(tmp_path):
     ]
 
 
-def test_contradictory_trainer_settings(capsys):
+def test_contradictory_trainer_settings(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # `fit` checks that its log directory is writable by creating it
     expect_error(capsys, ["fit", f"--model={BORING}", "--trainer.enable_checkpointing=false",
                           "--trainer.callbacks+=ModelCheckpoint"],
                  "enable_checkpointing=False", status=2)
@@ -183,7 +185,8 @@ def test_errors_raised_in_a_model_init_are_one_line(capsys):
     expect_error(capsys, ["fit", "--model=tests.test_cli.WiderBoring", "--model.width=-1"], "width")
 
 
-def test_command_line_model_arguments_win_over_the_checkpoints_hyperparameters(tmp_path, capsys):
+def test_command_line_model_arguments_win_over_the_checkpoints_hyperparameters(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the evaluation's logger writes below the working directory
     model = "--model=tests.test_cli.WiderBoring"
     run_cli("fit", model, "--model.width=4", f"--trainer.default_root_dir={tmp_path}", *FAST)
     ckpt = str(next(tmp_path.rglob("last.ckpt")))
