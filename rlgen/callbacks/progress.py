@@ -18,7 +18,7 @@ from pytorch_lightning.callbacks import ProgressBar, TQDMProgressBar
 # Readable names of the metrics worth watching; others keep their logged name.
 READABLE = {
     "val/episodic_return": "eval return",
-    "rollout/return_last100": "return (last 100 episodes)",
+    "rollout/return_last100": "train return (last 100)",
     "rollout/epsilon": "epsilon",
     "train/loss": "loss",
 }
