@@ -27,7 +27,7 @@ from jsonargparse import ArgumentError, Namespace
 from jsonargparse.typing import PositiveInt
 from lightning_fabric.plugins import CheckpointIO
 from lightning_fabric.utilities.exceptions import MisconfigurationException
-from pytorch_lightning import Trainer
+from pytorch_lightning import LightningModule, Trainer
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint, ProgressBar
 from pytorch_lightning.cli import LightningCLI
 from pytorch_lightning.loggers import WandbLogger
@@ -172,7 +172,14 @@ class RlgenCLI(LightningCLI):
     def before_fit(self) -> None:
         self._started = time.time()
 
-    before_validate = before_test = before_predict = before_fit
+    before_validate = before_test = before_fit
+
+    def before_predict(self) -> None:
+        self._started = time.time()
+        if getattr(self.model.predict_step, "__func__", None) is LightningModule.predict_step:  # not overridden
+            name = type(self.model.predict_step.__self__).__name__
+            raise RlgenError(f"{name} has no predict step; `rlgen test -c <config> --ckpt_path ...` "
+                             "evaluates it (and records videos with --model.video_dir)")
 
     def after_fit(self) -> None:
         self._finish("fit")

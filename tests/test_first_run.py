@@ -90,6 +90,16 @@ def test_predict_writes_into_its_run_by_default_and_says_where(tmp_path, monkeyp
     assert rows["files written"] == ", ".join(str(Path(rows["run directory"]) / "predictions" / g.name) for g in grids)
 
 
+def test_predict_on_a_family_without_predictions_says_what_to_run_instead(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as done:
+        cli_main(["predict", "-c", CARTPOLE, "--trainer.enable_progress_bar=false"])
+    assert done.value.code == 1
+    err = capsys.readouterr().err.strip()
+    assert err == ("rlgen: error: DQN has no predict step; `rlgen test -c <config> --ckpt_path ...` evaluates it "
+                   "(and records videos with --model.video_dir)")
+
+
 def test_version_names_rlgen_and_its_main_dependencies(capsys):
     with pytest.raises(SystemExit) as done:
         cli_main(["--version"])
