@@ -53,6 +53,36 @@ def train_seed(config: str, seed: int, overrides: list[str]) -> dict[str, Any]:
     }
 
 
+def solve_seeds(config: str, seeds: int, overrides: list[str], threshold: float, unit: str) -> dict[str, Any]:
+    """``train_seed`` for seeds 0..N-1 of a config that stops once solved; the summary of when each
+    solved (``unit``: ``env_steps`` or ``episodes`` at the first evaluation above ``threshold``) and of
+    the agent each ended with (its final evaluation and ``rlgen test`` of its ``last.ckpt``)."""
+    index = {"env_steps": 0, "episodes": 1}[unit]
+    runs = []
+    for seed in range(seeds):
+        result = train_seed(config, seed, overrides)
+        solved = next((p for p in result["evaluations"] if p[2] > threshold), None)
+        result[f"{unit}_to_solve"] = solved[index] if solved else None
+        runs.append(result)
+        print(f"seed {seed}: {unit} to solve {result[f'{unit}_to_solve']}, final evaluation {result['final_eval']}, "
+              f"last.ckpt tested {result['last_ckpt_test_return']:.1f}, wall {result['wall_s']} s", flush=True)
+    solved = [r[f"{unit}_to_solve"] for r in runs if r[f"{unit}_to_solve"] is not None]
+    ending_solved = sum(r["final_eval"] is not None and r["final_eval"] >= threshold for r in runs)
+    return {
+        "config": config,
+        "overrides": overrides,
+        "criterion": f"greedy evaluation mean over 20 episodes > {threshold}",
+        "seeds_solved": f"{len(solved)}/{seeds}",
+        f"median_{unit}_to_solve": float(np.median(solved)) if solved else None,
+        f"max_{unit}_to_solve": max(solved) if solved else None,
+        "final_evals": [r["final_eval"] for r in runs],
+        "seeds_ending_solved": f"{ending_solved}/{seeds}",
+        "last_ckpt_test_returns": [r["last_ckpt_test_return"] for r in runs],
+        "median_wall_s": float(np.median([r["wall_s"] for r in runs])),
+        "runs": runs,
+    }
+
+
 def plot_spread(ax: Any, curves: list[tuple[np.ndarray, np.ndarray]], grid: np.ndarray, label: str) -> None:
     """Median and min-max band over seeds of step curves ``(x, y)`` resampled on ``grid``."""
     ys = []

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python bench/dqn_cartpole.py` works too
-from bench._rl import REPO, plot_spread, plt, save_figure, train_seed  # noqa: E402
+from bench._rl import REPO, plot_spread, plt, save_figure, solve_seeds  # noqa: E402
 
 CONFIG = "configs/dqn/cartpole.yaml"
 THRESHOLD = 475.0
@@ -60,34 +60,9 @@ def main(argv: list[str] | None = None) -> dict:
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
 
-    runs = []
-    for seed in range(args.seeds):
-        result = train_seed(CONFIG, seed, overrides)
-        solved = next((p for p in result["evaluations"] if p[2] > THRESHOLD), None)
-        result["steps_to_solve"] = solved[0] if solved else None
-        runs.append(result)
-        print(f"seed {seed}: env steps to solve {result['steps_to_solve']}, final evaluation "
-              f"{result['final_eval']}, last.ckpt tested {result['last_ckpt_test_return']:.1f}, "
-              f"wall {result['wall_s']} s ({result['env_steps']} env steps)", flush=True)
-
-    solved = [r["steps_to_solve"] for r in runs if r["steps_to_solve"] is not None]
-    summary = {
-        "config": CONFIG,
-        "overrides": overrides,
-        "criterion": f"greedy evaluation mean over 20 episodes > {THRESHOLD}",
-        "seeds_solved": f"{len(solved)}/{args.seeds}",
-        "median_steps_to_solve": float(np.median(solved)) if solved else None,
-        "max_steps_to_solve": max(solved) if solved else None,
-        "final_evals": [r["final_eval"] for r in runs],
-        "seeds_ending_solved": f"{sum(r['final_eval'] is not None and r['final_eval'] >= THRESHOLD for r in runs)}"
-                               f"/{args.seeds}",
-        "last_ckpt_test_returns": [r["last_ckpt_test_return"] for r in runs],
-        "median_wall_s": float(np.median([r["wall_s"] for r in runs])),
-        "threads": args.threads,
-        "target": "solved within 50,000 env steps and a final evaluation >= 475, 5/5 seeds",
-        "smoke": args.smoke,
-        "runs": runs,
-    }
+    summary = solve_seeds(CONFIG, args.seeds, overrides, THRESHOLD, "env_steps")
+    summary.update(threads=args.threads, smoke=args.smoke,
+                   target="solved within 50,000 env steps and a final evaluation >= 475, 5/5 seeds")
     (out / "dqn_cartpole.json").write_text(json.dumps(summary, indent=1))
 
     plot(summary, 20, out / "dqn_cartpole.png")

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python bench/reinforce_cartpole.py` works too
-from bench._rl import REPO, plot_spread, plt, save_figure, train_seed  # noqa: E402
+from bench._rl import REPO, plot_spread, plt, save_figure, solve_seeds  # noqa: E402
 
 CONFIG = "configs/reinforce/cartpole.yaml"
 THRESHOLD = 475.0
@@ -59,34 +59,9 @@ def main(argv: list[str] | None = None) -> dict:
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
 
-    runs = []
-    for seed in range(args.seeds):
-        result = train_seed(CONFIG, seed, overrides)
-        solved = next((p for p in result["evaluations"] if p[2] > THRESHOLD), None)
-        result["episodes_to_solve"] = solved[1] if solved else None
-        runs.append(result)
-        print(f"seed {seed}: episodes to solve {result['episodes_to_solve']}, final evaluation "
-              f"{result['final_eval']}, last.ckpt tested {result['last_ckpt_test_return']:.1f}, "
-              f"wall {result['wall_s']} s", flush=True)
-
-    solved = [r["episodes_to_solve"] for r in runs if r["episodes_to_solve"] is not None]
-    summary = {
-        "config": CONFIG,
-        "overrides": overrides,
-        "criterion": f"greedy evaluation mean over 20 episodes > {THRESHOLD}",
-        "seeds_solved": f"{len(solved)}/{args.seeds}",
-        "median_episodes_to_solve": float(np.median(solved)) if solved else None,
-        "max_episodes_to_solve": max(solved) if solved else None,
-        "final_evals": [r["final_eval"] for r in runs],
-        "seeds_ending_solved": f"{sum(r['final_eval'] is not None and r['final_eval'] >= THRESHOLD for r in runs)}"
-                               f"/{args.seeds}",
-        "last_ckpt_test_returns": [r["last_ckpt_test_return"] for r in runs],
-        "median_wall_s": float(np.median([r["wall_s"] for r in runs])),
-        "threads": args.threads,
-        "target": "solved within 500 episodes and a final evaluation >= 475, 5/5 seeds",
-        "smoke": args.smoke,
-        "runs": runs,
-    }
+    summary = solve_seeds(CONFIG, args.seeds, overrides, THRESHOLD, "episodes")
+    summary.update(threads=args.threads, smoke=args.smoke,
+                   target="solved within 500 episodes and a final evaluation >= 475, 5/5 seeds")
     (out / "reinforce_cartpole.json").write_text(json.dumps(summary, indent=1))
 
     plot(summary, out / "reinforce_cartpole.png")
