@@ -18,6 +18,8 @@ HARMLESS_WARNINGS = (
      "Lightning's own use of a torch helper that torch deprecated; nothing a user can change"),
     (r"LightningCLI's args parameter is intended", UserWarning,
      "benchmarks and scripts call rlgen.cli.run(args) on purpose while their own sys.argv holds other options"),
+    (r"Using ModelCheckpoint with manual optimization and every_n_train_steps", UserWarning,
+     "DQN saves between phases, after their optimizer steps: the state a resumed run continues from"),
     (r".*`dataloader_iter`.*(experimental|step flavor)", UserWarning,
      "DQN takes `dataloader_iter` on purpose: a phase's env steps are collected right before its gradient steps"),
 )
