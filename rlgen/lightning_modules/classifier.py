@@ -101,7 +101,7 @@ class Classifier(LightningModule):
         logits = self(x)
         self.log(f"{stage}/loss", F.cross_entropy(logits, y), sync_dist=True)
         acc(logits, y)
-        self.log(f"{stage}/acc", acc, prog_bar=True, sync_dist=True)
+        self.log(f"{stage}/acc", acc, prog_bar=True)  # a torchmetrics Metric: it syncs itself
 
     def _standardize(self, x: torch.Tensor) -> torch.Tensor:
         assert x.dim() == 4 and x.shape[1] == self.hparams.in_channels, (
