@@ -27,7 +27,7 @@ from rlgen.checkpoints import read_checkpoint  # noqa: E402
 
 CONFIG = "configs/dqn/pong.yaml"
 TARGET = 18.0
-SMOKE = ["--trainer.max_steps=40", "--trainer.log_every_n_steps=1", "--model.warm_start_steps=500",
+SMOKE = ["--trainer.max_steps=80", "--trainer.log_every_n_steps=1", "--model.warm_start_steps=500",
          "--trainer.val_check_interval=5", "--model.eval_episodes=1", "--model.buffer_size=2000",
          "--model.env_options.max_episode_steps=100"]
 

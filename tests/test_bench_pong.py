@@ -27,7 +27,7 @@ def test_dqn_pong_bench_smoke(tmp_path, monkeypatch):
     train = result["curves"]["train_episodic_return"]
     steps = [s for s, _, _ in train]
     assert train and steps == sorted(steps) and steps[-1] <= result["agent_steps"]
-    assert result["gradient_steps"] == 40  # the smoke budget, read from the scored checkpoint
+    assert result["gradient_steps"] == 80  # the smoke budget (10 phases of 8), read from the scored checkpoint
     assert not result["met"], "a smoke run cannot meet the target"
     state = torch.load(tmp_path / "dqn_pong.ckpt", weights_only=False)
     assert "optimizer_states" not in state and not any(k.startswith("target_net.") for k in state["state_dict"])

@@ -181,7 +181,8 @@ def test_last_ckpt_is_the_newest_state_even_when_the_metric_stops_improving(tmp_
     assert best == ["epoch=0-step=2.ckpt"], best
 
 
-def test_errors_raised_in_a_model_init_are_one_line(capsys):
+def test_errors_raised_in_a_model_init_are_one_line(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # `fit` checks that its log directory is writable by creating it
     expect_error(capsys, ["fit", "--model=tests.test_cli.WiderBoring", "--model.width=-1"], "width")
 
 
