@@ -84,7 +84,7 @@ def frame_strip(config: str, ckpt: str, path: Path, overrides: list[str], frames
     with tempfile.TemporaryDirectory() as videos:
         cli = run(["test", "-c", str(REPO / config), f"--ckpt_path={ckpt}", "--model.test_episodes=1",
                    f"--model.video_dir={videos}", "--trainer.logger=false", "--trainer.enable_progress_bar=false",
-                   *overrides])
+                   f"--trainer.default_root_dir={videos}", *overrides])  # its config.yaml goes there too
         (video,) = Path(videos).glob("*.mp4")
         with VideoFileClip(str(video)) as clip:
             game = [np.asarray(f) for f in clip.iter_frames()]
