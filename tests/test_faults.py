@@ -225,3 +225,14 @@ def test_the_end_of_training_is_saved_between_periodic_checkpoints(tmp_path):
             "--trainer.enable_progress_bar=false", "--trainer.callbacks+=ModelCheckpoint",
             "--trainer.callbacks.every_n_train_steps=5", "--trainer.callbacks.save_last=true")
     assert torch.load(next(tmp_path.rglob("last.ckpt")), weights_only=False)["global_step"] == 7
+
+
+def test_a_run_shorter_than_the_checkpoint_interval_leaves_one_last_checkpoint(tmp_path):
+    """Before its first periodic save, the run's end is saved once: last.ckpt, with no last-v1.ckpt beside it
+    (two files named last make `--ckpt_path last` ambiguous)."""
+    run_cli("fit", "--model=BoringModel", f"--trainer.default_root_dir={tmp_path}", "--trainer.max_steps=3",
+            "--trainer.enable_progress_bar=false", "--trainer.callbacks+=ModelCheckpoint",
+            "--trainer.callbacks.every_n_train_steps=5", "--trainer.callbacks.save_last=true")
+    lasts = sorted(p.name for p in tmp_path.rglob("last*.ckpt"))
+    assert lasts == ["last.ckpt"], lasts
+    assert torch.load(next(tmp_path.rglob("last.ckpt")), weights_only=False)["global_step"] == 3

@@ -20,7 +20,7 @@ class NonFiniteLossError(RlgenError):
 
 class FaultGuard(Callback):
     """Stops training with a clear message when a loss turns NaN/inf; saves ``last.ckpt`` on Ctrl-C or SIGTERM,
-    and at the end of training.
+    and at the end of fit (when no checkpoint callback saved that step).
 
     On a non-finite loss nothing is saved, so the last good checkpoint stays the newest one. A Ctrl-C
     or a SIGTERM (kill, a scheduler) writes ``last.ckpt`` into the checkpoint directory first, so
@@ -46,9 +46,11 @@ class FaultGuard(Callback):
                     f"{kept}; lower the learning rate or enable gradient clipping, then resume with --ckpt_path"
                 )
 
-    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+    def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         # A run that ends between periodic checkpoints (max_steps or max_time reached, stopped when solved)
         # still leaves its final state in last.ckpt: `--ckpt_path last` then tests or resumes what it trained.
+        # on_fit_end comes after every callback's on_train_end, where a ModelCheckpoint that never saved
+        # writes last.ckpt itself: writing it before would make that one write last-v1.ckpt beside it.
         path = self._last_path(trainer)
         if path is None or trainer.fast_dev_run or trainer.sanity_checking:
             return
