@@ -13,6 +13,7 @@ status 1 (2 for config parse errors); ``RLGEN_DEBUG=1`` shows the traceback inst
 from __future__ import annotations
 
 import errno
+import importlib
 import os
 import re
 import sys
@@ -29,7 +30,6 @@ from lightning_fabric.plugins import CheckpointIO
 from lightning_fabric.utilities.exceptions import MisconfigurationException
 from pytorch_lightning import LightningModule, Trainer
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint, ProgressBar
-from pytorch_lightning.cli import LightningCLI
 from pytorch_lightning.loggers import WandbLogger
 
 from rlgen._registry import import_submodules
@@ -43,6 +43,7 @@ from rlgen.checkpoints import (
     find_last_checkpoint,
     read_checkpoint,
 )
+from rlgen.compat import CheckpointHparamsHook
 from rlgen.errors import RlgenError
 from rlgen.listing import list_configs
 from rlgen.quiet import quiet_third_party
@@ -55,7 +56,7 @@ import_submodules("rlgen.datamodules")
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
 
 
-class RlgenCLI(LightningCLI):
+class RlgenCLI(CheckpointHparamsHook):
     """LightningCLI with rlgen's defaults and checks.
 
     Unless the config says otherwise, every run gets a progress bar (plain lines every 30 s when the output
@@ -115,25 +116,27 @@ class RlgenCLI(LightningCLI):
             class_path = model.get("class_path") if isinstance(model, (dict, Namespace)) else None
             check_model_class(read_checkpoint(ckpt_path), ckpt_path, class_path)
 
-    def _parse_ckpt_path(self) -> None:
+    def after_checkpoint_hparams(self, before: Namespace, after: Namespace) -> None:
         """LightningCLI writes a checkpoint's hyperparameters over the parsed model arguments; put back
         those the command line names explicitly (``--model.video_dir ...``), so that the command line wins."""
-        subcommand = self.config.get("subcommand")
-        explicit = _explicit_model_keys(self._cli_args)
-        before = self.config[subcommand].get("model") if subcommand and explicit else None
-        before = before.clone() if isinstance(before, Namespace) else None
-        super()._parse_ckpt_path()
-        after = self.config[subcommand].get("model") if before is not None else None
-        if not isinstance(after, Namespace):
+        if not isinstance(before, Namespace) or not isinstance(after, Namespace):
             return
-        for key in explicit:
+        for key in _explicit_model_keys(self._cli_args):
             if key in (before.get("init_args") or {}) and after.get("init_args") is not None:
                 after.init_args[key] = before.init_args[key]
             if isinstance(after.get("dict_kwargs"), dict):
                 after.dict_kwargs.pop(key, None)
 
+    def before_instantiate_classes(self) -> None:
+        cfg = self.config[self.subcommand] if self.subcommand else self.config
+        _adapt_to_model(cfg)
+        loggers = (cfg.get("trainer") or Namespace()).get("logger")
+        for logger in loggers if isinstance(loggers, list) else [loggers]:
+            if isinstance(logger, Namespace) and str(logger.get("class_path", "")).endswith("WandbLogger"):
+                self._prepare_wandb(logger)
+
     def instantiate_trainer(self, **kwargs) -> Trainer:
-        trainer_cfg = self._get(self.config_init, "trainer", default={})
+        trainer_cfg = (self.config_init[self.subcommand] if self.subcommand else self.config_init).get("trainer") or {}
         callbacks = list(trainer_cfg.get("callbacks") or [])
         evaluating = self.subcommand not in (None, "fit")
         if evaluating:  # writes no checkpoints (nor warns that their folder changed)
@@ -162,10 +165,6 @@ class RlgenCLI(LightningCLI):
         plugins = plugins if isinstance(plugins, list) else [plugins]
         if not any(isinstance(p, CheckpointIO) for p in plugins):
             kwargs["plugins"] = plugins + [AtomicCheckpointIO()]
-        loggers = trainer_cfg.get("logger")
-        for logger in loggers if isinstance(loggers, list) else [loggers]:
-            if isinstance(logger, WandbLogger):
-                self._prepare_wandb(logger)
         return super().instantiate_trainer(**kwargs)
 
     # LightningCLI calls before_<subcommand> and after_<subcommand> around the trainer's method.
@@ -204,17 +203,20 @@ class RlgenCLI(LightningCLI):
             configs = _config_files(self._cli_args)
             print(closing_summary(subcommand, self.trainer, self.model, configs, self._started), flush=True)
 
-    def _prepare_wandb(self, logger: WandbLogger) -> None:
-        """Give W&B the whole resolved config at init (offline runs write it only then), and under SLURM
-        a run id derived from the job id, so that a requeued job continues the same W&B run."""
-        init = logger._wandb_init  # the kwargs WandbLogger passes to wandb.init when the run starts
+    def _prepare_wandb(self, logger: Namespace) -> None:
+        """Before the WandbLogger is built: give W&B the whole resolved config at init (offline runs write it
+        only then), and under SLURM a run id derived from the job id, so that a requeued job continues the
+        same W&B run. Both are WandbLogger arguments (``id``, and ``config``/``resume`` passed on to wandb.init)."""
         config = yaml.safe_load(self.parser.dump(self.config, skip_none=False))
-        init["config"] = {**config.get(self.subcommand, config), **(init.get("config") or {})}
+        extra = dict(logger.get("dict_kwargs") or {})
+        extra["config"] = {**config.get(self.subcommand, config), **(extra.get("config") or {})}
         job = os.environ.get("SLURM_JOB_ID")
-        if job and not init.get("id"):
-            init.update(id=f"slurm-{job}", resume="allow")
-            logger._id = init["id"]
-
+        init_args = logger.get("init_args") or Namespace()
+        if job and not init_args.get("id") and not init_args.get("version"):
+            init_args.id = f"slurm-{job}"
+            extra.setdefault("resume", "allow")
+            logger.init_args = init_args
+        logger.dict_kwargs = extra
 
 DESCRIPTION = ("rlgen: classic deep RL and generative models as readable Lightning modules. "
                "`rlgen list` shows every algorithm's configs with their expected results; "
@@ -357,6 +359,36 @@ def _one_line_parse_error(text: str) -> str:
     if re.search(r"required: \w+\.model\b", line):
         line += "; pass a config, e.g. `rlgen fit -c configs/dqn/cartpole.yaml` (`rlgen list` shows them all)"
     return line
+
+
+def _adapt_to_model(cfg: Namespace) -> None:
+    """What the model class asks of the trainer, settled before anything is built: the DDP strategy it
+    needs for ``strategy: ddp`` (``ddp_strategy``), and no ModelCheckpoint that monitors a metric its
+    arguments leave out (``unlogged_metrics``, e.g. a GAN without a classifier has no val/fid)."""
+    model, trainer = cfg.get("model"), cfg.get("trainer")
+    class_path = model.get("class_path") if isinstance(model, Namespace) else None
+    if not class_path or trainer is None:
+        return
+    module, _, name = class_path.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError):
+        return  # jsonargparse has reported it already
+    strategy = getattr(cls, "ddp_strategy", None)
+    if strategy and trainer.get("strategy") == "ddp":
+        trainer.strategy = strategy
+        print(f"rlgen: {name} under DDP uses strategy {strategy}", file=sys.stderr)
+    init_args = model.get("init_args") or Namespace()
+    unlogged = cls.unlogged_metrics(init_args.as_dict()) if hasattr(cls, "unlogged_metrics") else ()
+    callbacks = trainer.get("callbacks") or []
+    for callback in callbacks if isinstance(callbacks, list) else [callbacks]:
+        args = callback.get("init_args") if isinstance(callback, Namespace) else None
+        if args is not None and str(callback.get("class_path", "")).endswith("ModelCheckpoint") and (
+            args.get("monitor") in unlogged
+        ):
+            print(f"rlgen: {name} logs no {args.monitor} with these arguments, so ModelCheckpoint keeps the "
+                  "latest checkpoints instead of the best", file=sys.stderr)
+            args.monitor = None
 
 
 def _explicit_model_keys(args: list[str]) -> set[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+from pathlib import Path
 
 import pytest
 import pytorch_lightning as pl
@@ -12,6 +13,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import TensorBoardLogger
 from torch.utils.data import DataLoader, TensorDataset
 
+from rlgen.cli import run
 from rlgen.errors import RlgenError
 from rlgen.lightning_modules.classifier import Classifier
 from rlgen.lightning_modules.gan import GAN, discriminator_loss, generator_loss, kmeans, mode_seeking_loss
@@ -193,13 +195,20 @@ def test_validation_logs_fid_and_inception_score(tmp_path):
         "the frozen classifier must not end up in GAN checkpoints")
 
 
-def test_without_classifier_a_val_fid_checkpoint_keeps_the_latest(tmp_path):
-    checkpoint = ModelCheckpoint(dirpath=tmp_path, monitor="val/fid", mode="min", save_last=True)
-    trainer = quiet_trainer(max_epochs=2, limit_train_batches=1, limit_val_batches=1, enable_checkpointing=True,
-                            callbacks=[checkpoint])
-    trainer.fit(tiny_gan(), image_loader(n=8), image_loader(n=8))  # no classifier: no val/fid, no crash
-    assert checkpoint.monitor is None and (tmp_path / "last.ckpt").is_file()
-    assert sorted(p.name for p in tmp_path.glob("epoch=*.ckpt")) == ["epoch=1-step=4.ckpt"]
+def test_without_classifier_a_val_fid_checkpoint_keeps_the_latest(tmp_path, monkeypatch, capsys, mnist_dir):
+    """The config's ModelCheckpoint monitors val/fid; without a classifier rlgen builds it unmonitored (the
+    latest checkpoints) and says so, instead of failing on a metric that is never logged."""
+    from tests.conftest import CONFIGS
+
+    monkeypatch.chdir(tmp_path)
+    cli = run(["fit", "-c", str(CONFIGS / "gan" / "mnist.yaml"), f"--data.data_dir={mnist_dir}",
+               "--data.num_workers=0", "--model.classifier_ckpt=null", "--trainer.max_epochs=2",
+               "--trainer.limit_train_batches=2", "--trainer.limit_val_batches=1",
+               "--trainer.enable_progress_bar=false"])
+    assert "ModelCheckpoint keeps the latest checkpoints instead of the best" in capsys.readouterr().err
+    assert [c.monitor for c in cli.trainer.checkpoint_callbacks] == [None]
+    folder = cli.trainer.checkpoint_callback.dirpath
+    assert sorted(p.name for p in Path(folder).glob("*.ckpt")) == ["epoch=1-step=8.ckpt", "last.ckpt"]
 
 
 def test_missing_classifier_checkpoint_is_a_clear_error(tmp_path):

@@ -43,3 +43,16 @@ def test_offline_wandb_run_has_config_history_and_images(tmp_path, monkeypatch):
     for run_dir in run_dirs:
         assert (run_dir / "checkpoints" / "last.ckpt").is_file()
         assert list((run_dir / "images" / "val_samples").glob("*.png"))
+
+
+def test_a_slurm_job_keeps_one_wandb_run_across_requeues(tmp_path, monkeypatch):
+    """Under SLURM the W&B run id is derived from the job id (resume allowed), so that a requeued job,
+    started again with the same SLURM_JOB_ID, writes into the same W&B run."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.setenv("SLURM_JOB_ID", "4242")
+    run(["fit", "--model=tests.test_wandb.ImageBoring", "-c", str(CONFIGS / "logger" / "wandb.yaml"),
+         "--trainer.max_steps=2", "--trainer.limit_val_batches=0", "--trainer.enable_progress_bar=false"])
+    (offline,) = (tmp_path / "runs" / "wandb" / "wandb").glob("offline-run-*")
+    assert offline.name.endswith("-slurm-4242"), offline.name

@@ -8,6 +8,7 @@ from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
 from torchvision.utils import make_grid, save_image
 
 from rlgen.callbacks.run_dir import run_directory
+from rlgen.compat import batches_that_stepped
 
 
 def image_grid(images: torch.Tensor, nrow: int = 8, value_range: tuple[float, float] | None = None) -> torch.Tensor:
@@ -20,10 +21,9 @@ def logged_step(trainer: Trainer) -> int:
     """The x-axis step that Lightning gives logged scalars: training batches so far.
 
     Not ``global_step``, which counts optimizer steps (2 per GAN batch; a DQN batch is a whole collection
-    phase), so that images and videos line up with the scalars. Lightning's own LearningRateMonitor reads
-    the same counter.
+    phase), so that images and videos line up with the scalars.
     """
-    return trainer.fit_loop.epoch_loop._batches_that_stepped
+    return batches_that_stepped(trainer)
 
 
 def log_image(trainer: Trainer, key: str, grid: torch.Tensor) -> None:

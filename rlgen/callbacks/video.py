@@ -17,6 +17,7 @@ from pytorch_lightning import Trainer
 from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
 
 from rlgen.callbacks.images import logged_step
+from rlgen.compat import add_tensorboard_summary
 
 
 def save_video(frames: Sequence[np.ndarray], path: str | Path, fps: int = 30) -> Path:
@@ -58,8 +59,7 @@ def log_video(trainer: Trainer, key: str, frames: Sequence[np.ndarray], path: st
         if isinstance(logger, TensorBoardLogger):
             h, w, c = np.asarray(frames[0]).shape
             image = Summary.Image(height=h, width=w, colorspace=c, encoded_image_string=gif_bytes(frames, fps))
-            logger.experiment._get_file_writer().add_summary(Summary(value=[Summary.Value(tag=key, image=image)]),
-                                                            step)
+            add_tensorboard_summary(logger.experiment, Summary(value=[Summary.Value(tag=key, image=image)]), step)
         elif isinstance(logger, WandbLogger):
             if path is None:
                 path = save_video(frames, Path(logger.save_dir or ".") / "videos" / f"{key.replace('/', '_')}.mp4",

@@ -16,7 +16,7 @@ from torchvision.utils import save_image
 from rlgen.callbacks.images import image_grid, log_image
 from rlgen.callbacks.run_dir import output_folder
 from rlgen.errors import RlgenError
-from rlgen.lightning_modules.gan import _let_ddp_skip_the_idle_network
+from rlgen.lightning_modules.gan import check_ddp_for_two_networks
 from rlgen.nets.cyclegan import PatchDiscriminator, ResnetGenerator, init_weights
 
 
@@ -104,6 +104,8 @@ class CycleGAN(LightningModule):
     ``seed_everything``) instead of Python's ``random``; a validation loop (cycle L1 and image grids)
     is added; small images use a PatchGAN with fewer layers (a 70x70 patch is larger than 28x28).
     """
+
+    ddp_strategy = "ddp_find_unused_parameters_true"  # what `rlgen` uses for `strategy: ddp`
 
     def __init__(
         self,
@@ -243,11 +245,8 @@ class CycleGAN(LightningModule):
         scheds = [torch.optim.lr_scheduler.LambdaLR(opt, rule) for opt in (opt_g, opt_d)]
         return [opt_g, opt_d], scheds
 
-    def setup(self, stage: str) -> None:
-        if stage == "fit":  # each backward reaches only the generators or only the discriminators
-            _let_ddp_skip_the_idle_network(self.trainer.strategy)
-
     def on_fit_start(self) -> None:
+        check_ddp_for_two_networks(self.trainer)  # each backward reaches only the generators or the critics
         total = self.hparams.n_epochs + self.hparams.n_epochs_decay
         if not self.trainer.fast_dev_run and self.trainer.max_epochs not in (None, -1, total):
             rank_zero_warn(f"trainer.max_epochs={self.trainer.max_epochs} but model.n_epochs + "

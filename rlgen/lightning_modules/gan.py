@@ -8,15 +8,16 @@ import torch
 import torch.nn.functional as F
 from pytorch_lightning import LightningModule
 from pytorch_lightning.cli import OptimizerCallable
-from pytorch_lightning.strategies import DDPStrategy
-from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
+from pytorch_lightning.utilities import rank_zero_info
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, Subset
 from torchvision.utils import save_image
 
 from rlgen.callbacks.images import image_grid, log_image
 from rlgen.callbacks.run_dir import output_folder
+from rlgen.compat import early_train_dataloader
 from rlgen.errors import RlgenError
 from rlgen.metrics import load_classifier, make_fid, make_inception_score
 from rlgen.nets.gan import DCGANDiscriminator, DCGANGenerator
@@ -83,8 +84,8 @@ class GAN(LightningModule):
     ``k``-th batch the generator takes one step on fresh noise, so D steps k times per G step as in
     Algorithm 1. Optimization is manual (``automatic_optimization = False``), one optimizer per network,
     the idle network toggled off (``requires_grad=False``) while the other one steps. Under DDP each
-    backward pass reaches one network only, so ``setup`` switches DDP's ``find_unused_parameters`` on
-    (plain ``strategy: ddp`` works; tested with two gloo ranks).
+    backward pass reaches one network only, which needs Lightning's ``ddp_find_unused_parameters_true``
+    strategy; ``rlgen`` picks it for ``strategy: ddp`` (``ddp_strategy``; tested with two gloo ranks).
 
     Counting: ``trainer.global_step`` counts *optimizer* steps of both networks, i.e. ``k + 1`` per ``k``
     batches (2 per batch with k = 1); ``max_steps`` and ``ModelCheckpoint(every_n_train_steps)`` use that
@@ -116,6 +117,8 @@ class GAN(LightningModule):
 
     # Not saved as hyperparameters: LightningCLI would restore them from a checkpoint over the command line.
     RUN_TIME_ARGS: tuple[str, ...] = ("classifier_ckpt", "predict_dir")
+
+    ddp_strategy = "ddp_find_unused_parameters_true"  # what `rlgen` uses for `strategy: ddp`
 
     def __init__(
         self,
@@ -271,17 +274,19 @@ class GAN(LightningModule):
         return [self.optimizer_d(self.discriminator.parameters()), self.optimizer_g(self.generator.parameters())]
 
     # ----------------------------------------------------------------------------------------------
+    @staticmethod
+    def unlogged_metrics(init_args: dict) -> tuple[str, ...]:
+        """Metrics these arguments leave out, so that ``rlgen`` builds no ModelCheckpoint that monitors them."""
+        return () if init_args.get("classifier_ckpt") else CLASSIFIER_METRICS
+
     def setup(self, stage: str) -> None:
-        if stage == "fit":
-            _let_ddp_skip_the_idle_network(self.trainer.strategy)
-            if not self.classifier_ckpt:
-                _unmonitor_classifier_metrics(self.trainer)
         if self.classifier_ckpt and stage in ("fit", "validate", "test") and not self._metrics:
             classifier = load_classifier(self.classifier_ckpt)
             self._metrics = {"classifier": classifier, "fid": make_fid(classifier),
                              "is": make_inception_score(classifier)}
 
     def on_fit_start(self) -> None:
+        check_ddp_for_two_networks(self.trainer)
         if self.clusters and self.centroids is None:  # a resumed run has them from its checkpoint
             self._find_clusters()
         if self.trainer.max_steps > 0:
@@ -331,8 +336,7 @@ class GAN(LightningModule):
     def _find_clusters(self, num_images: int = 10_000) -> None:
         """k-means on ``num_images`` training images drawn with a fixed seed, before the sanity check needs the
         clusters; under DDP rank 0's clusters are broadcast to the other ranks."""
-        self.trainer.fit_loop.setup_data()  # what fit does next anyway; makes trainer.train_dataloader
-        dataset = getattr(self.trainer.train_dataloader, "dataset", None)
+        dataset = getattr(early_train_dataloader(self.trainer), "dataset", None)
         if dataset is None:
             raise RlgenError("model.clusters needs one training DataLoader to find the clusters in")
         # A loader of its own: a pass over the training loader would shorten its first epoch (persistent workers)
@@ -430,27 +434,17 @@ def kmeans(x: torch.Tensor, k: int, iters: int = 30, seed: int = 0) -> tuple[tor
     return centroids, torch.bincount(torch.cdist(x, centroids).argmin(dim=1), minlength=k).float()
 
 
-def _let_ddp_skip_the_idle_network(strategy: Any) -> None:
-    """Make DDP accept backward passes that reach only one of the two networks.
+def check_ddp_for_two_networks(trainer: Any) -> None:
+    """Under DDP, ask for the strategy that lets a backward pass reach only one of the networks.
 
-    Each ``manual_backward`` re-arms DDP's reducer with that loss (Lightning's ``prepare_for_backward``), but
-    with ``find_unused_parameters=False`` the reducer waits for gradients of *all* parameters, and the
-    toggled-off network never sends any ("parameters that were not used in producing the loss"). With
-    ``find_unused_parameters=True`` the reducer walks each loss's graph and skips the idle network. Runs
-    in ``setup``, before the strategy wraps the model.
+    Each ``manual_backward`` re-arms DDP's reducer with that loss, but with ``find_unused_parameters=False``
+    the reducer waits for gradients of *all* parameters, and the toggled-off network never sends any
+    ("parameters that were not used in producing the loss"). Runs in ``on_fit_start``, after the wrap.
     """
-    if isinstance(strategy, DDPStrategy) and not strategy._ddp_kwargs.get("find_unused_parameters", False):
-        strategy._ddp_kwargs["find_unused_parameters"] = True
-        rank_zero_info("rlgen: GAN under DDP: find_unused_parameters=True (each optimizer step uses one network)")
-
-
-def _unmonitor_classifier_metrics(trainer: Any) -> None:
-    """Without a classifier there is no val/fid, val/is or val/prompt_acc: keep the latest checkpoint instead."""
-    for callback in trainer.checkpoint_callbacks:
-        if callback.monitor in CLASSIFIER_METRICS:
-            rank_zero_warn(f"rlgen: model.classifier_ckpt is null, so there is no {callback.monitor}; "
-                           "ModelCheckpoint keeps the latest checkpoints instead of the best")
-            callback.monitor = None
+    model = trainer.strategy.model
+    if isinstance(model, DistributedDataParallel) and not model.find_unused_parameters:
+        raise RlgenError("each optimizer step of a GAN uses one of its networks, so DDP must look for unused "
+                         "parameters: set --trainer.strategy ddp_find_unused_parameters_true")
 
 
 def _check_optimizer(name: str, factory: OptimizerCallable) -> None:

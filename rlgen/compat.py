@@ -1,0 +1,53 @@
+"""The only internals of other libraries that rlgen uses, each where no public way exists (one line says why).
+
+``tests/test_compat.py`` checks each of them against the installed versions, so an upgrade that renames
+or removes one fails there, by name, instead of somewhere inside a run. Nothing else in rlgen may use a
+private attribute of Lightning, TensorBoard, W&B, jsonargparse or torch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pytorch_lightning import Trainer
+from pytorch_lightning.cli import LightningCLI
+
+
+def batches_that_stepped(trainer: Trainer) -> int:
+    """The step Lightning stamps on logged scalars: training batches so far (``global_step`` counts optimizer
+    steps instead). Why private: Lightning exposes no accessor; its own LearningRateMonitor reads this too."""
+    return trainer.fit_loop.epoch_loop._batches_that_stepped
+
+
+def early_train_dataloader(trainer: Trainer) -> Any:
+    """``trainer.train_dataloader`` already in ``on_fit_start``, before the sanity check. Why private: fit builds
+    it only after the sanity check; ``fit_loop.setup_data()`` is the call fit makes then (it runs once)."""
+    trainer.fit_loop.setup_data()
+    return trainer.train_dataloader
+
+
+def add_tensorboard_summary(writer: Any, summary: Any, step: int) -> None:
+    """Write a ready ``Summary`` proto (an animated GIF) with a ``SummaryWriter``. Why private: the public
+    ``add_video`` needs moviepy, which rlgen does not depend on; the writer has no public proto method."""
+    writer._get_file_writer().add_summary(summary, step)
+
+
+class CheckpointHparamsHook(LightningCLI):
+    """Gives LightningCLI's loading of a checkpoint's hyperparameters (``--ckpt_path``) a hook afterwards.
+
+    Why private: LightningCLI writes the saved hyperparameters over the parsed model arguments in
+    ``_parse_ckpt_path`` and offers no public hook around it; rlgen needs one so that arguments named on
+    the command line win over the saved ones.
+    """
+
+    def _parse_ckpt_path(self) -> None:
+        subcommand = self.config.get("subcommand")
+        before = self.config[subcommand].get("model") if subcommand else None
+        before = before.clone() if hasattr(before, "clone") else None
+        super()._parse_ckpt_path()
+        if before is not None:
+            self.after_checkpoint_hparams(before, self.config[subcommand].get("model"))
+
+    def after_checkpoint_hparams(self, before: Any, after: Any) -> None:
+        """Called with the model arguments as parsed (``before``) and with the checkpoint's saved
+        hyperparameters written over them (``after``, edit it in place)."""
