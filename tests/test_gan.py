@@ -352,3 +352,40 @@ def test_cli_reports_negative_lr_in_one_line(tmp_path, monkeypatch, capsys, mnis
     assert exit_info.value.code == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("rlgen: error: model.optimizer_d is invalid: Invalid learning rate: -0.1")
+
+
+def test_strategy_ddp_becomes_the_strategy_that_finds_unused_parameters(capsys):
+    from jsonargparse import Namespace
+
+    from rlgen.cli import _adapt_to_model
+
+    for class_path in ("rlgen.lightning_modules.gan.GAN", "rlgen.lightning_modules.cyclegan.CycleGAN"):
+        cfg = Namespace(model=Namespace(class_path=class_path, init_args=Namespace()),
+                        trainer=Namespace(strategy="ddp"))
+        _adapt_to_model(cfg)
+        assert cfg.trainer.strategy == "ddp_find_unused_parameters_true"
+    assert "uses strategy ddp_find_unused_parameters_true" in capsys.readouterr().err
+    cfg = Namespace(model=Namespace(class_path="rlgen.lightning_modules.dqn.DQN", init_args=Namespace()),
+                    trainer=Namespace(strategy="ddp"))
+    _adapt_to_model(cfg)
+    assert cfg.trainer.strategy == "ddp", "other families keep plain DDP"
+
+
+def test_ddp_without_unused_parameter_search_stops_with_the_strategy_to_use(tmp_path):
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    from rlgen.lightning_modules.gan import check_ddp_for_two_networks
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'rendezvous'}", rank=0, world_size=1)
+    try:
+        for find_unused, fails in ((False, True), (True, False)):
+            wrapped = DistributedDataParallel(torch.nn.Linear(2, 2), find_unused_parameters=find_unused)
+            trainer = type("T", (), {"strategy": type("S", (), {"model": wrapped})()})()
+            if fails:
+                with pytest.raises(RlgenError, match="--trainer.strategy ddp_find_unused_parameters_true"):
+                    check_ddp_for_two_networks(trainer)
+            else:
+                check_ddp_for_two_networks(trainer)
+    finally:
+        dist.destroy_process_group()
