@@ -1,4 +1,12 @@
-"""Checks on ``--ckpt_path``: find ``last``, and turn unreadable or mismatched checkpoints into one-line errors."""
+"""Checks on ``--ckpt_path``: find ``last``, and turn unreadable or mismatched checkpoints into one-line errors.
+
+What a checkpoint restores, one rule for every family: each model saves all its ``__init__`` arguments as
+hyperparameters, networks included (run from a config, a network is saved as its ``class_path`` and
+``init_args``), except those in its class attribute ``RUN_TIME_ARGS``: output folders, evaluation
+lengths, video recording, the classifier of the metrics, chosen afresh by each run. So
+``rlgen test|predict -c <family config> --ckpt_path X`` rebuilds the model that X was trained with,
+whatever its network sizes; an argument named on the command line still wins over the saved one.
+"""
 
 from __future__ import annotations
 

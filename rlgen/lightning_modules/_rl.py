@@ -26,14 +26,15 @@ from rlgen.errors import RlgenError
 
 _RANK_SEED_STRIDE = 10_000  # rank r's envs are seeded seed + r * stride (+ i for sub-env i)
 _EVAL_SEED_OFFSET = 5_000  # the evaluation env never replays a training env's seeds
-# Not saved as hyperparameters: LightningCLI would restore them from the checkpoint over the command
-# line, and `rlgen test --ckpt_path ... --model.video_dir videos/` must record.
-RUN_TIME_ARGS = ("video_dir", "eval_episodes", "test_episodes")
 
 
 class RLSystem(LightningModule):
     """Base of the RL systems. Subclasses call ``_init_rl(...)`` in ``__init__`` and implement
     ``_eval_action(obs)`` (the action for one observation during evaluation)."""
+
+    # Arguments chosen afresh for each run, never restored from a checkpoint (see rlgen/checkpoints.py):
+    # `rlgen test --ckpt_path ... --model.video_dir videos/` must record.
+    RUN_TIME_ARGS: tuple[str, ...] = ("video_dir", "eval_episodes", "test_episodes")
 
     def _init_rl(self, env_id: str, env_options: dict[str, Any] | None, num_envs: int, eval_episodes: int,
                  test_episodes: int, video_dir: str | None, seed: int | None) -> None:

@@ -36,6 +36,9 @@ class AutoEncoder(LightningModule):
         - the sparsity penalty is L1 on the code, not the KL-to-target-activation penalty of the notes.
     """
 
+    # Arguments chosen afresh for each run, never restored from a checkpoint (see rlgen/checkpoints.py).
+    RUN_TIME_ARGS: tuple[str, ...] = ('predict_dir',)
+
     def __init__(
         self,
         arch: Literal["mlp", "conv"] = "mlp",
@@ -62,7 +65,7 @@ class AutoEncoder(LightningModule):
             raise RlgenError(f"model.l1_weight must be >= 0, got {l1_weight}")
         # predict_dir stays out of the checkpoint: LightningCLI lets a checkpoint's hyperparameters override
         # the command line, and `rlgen predict --ckpt_path ... --model.predict_dir out/` must work.
-        self.save_hyperparameters(ignore=["predict_dir"])
+        self.save_hyperparameters(ignore=list(self.RUN_TIME_ARGS))
         self.predict_dir = predict_dir
         self.encoder, self.decoder = build_encoder_decoder(arch, latent_dim, latent_dim, hidden_dim)
 

@@ -27,6 +27,9 @@ class Classifier(LightningModule):
     the checkpoint file.
     """
 
+    # Arguments chosen afresh for each run, never restored from a checkpoint (see rlgen/checkpoints.py).
+    RUN_TIME_ARGS: tuple[str, ...] = ()
+
     def __init__(
         self,
         in_channels: int = 1,
@@ -58,7 +61,7 @@ class Classifier(LightningModule):
         if width < 1 or not 0 <= dropout < 1 or std <= 0:
             raise RlgenError(f"model.width must be >= 1, model.dropout in [0, 1) and model.std > 0, got "
                              f"{width}, {dropout}, {std}")
-        self.save_hyperparameters()
+        self.save_hyperparameters(ignore=list(self.RUN_TIME_ARGS))
         self.net = SmallCNN(in_channels, num_classes, width, dropout)
         self.num_features = self.net.num_features
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")

@@ -107,6 +107,9 @@ class CycleGAN(LightningModule):
 
     ddp_strategy = "ddp_find_unused_parameters_true"  # what `rlgen` uses for `strategy: ddp`
 
+    # Arguments chosen afresh for each run, never restored from a checkpoint (see rlgen/checkpoints.py).
+    RUN_TIME_ARGS: tuple[str, ...] = ('output_dir',)
+
     def __init__(
         self,
         generator_ab: nn.Module | None = None,
@@ -162,11 +165,7 @@ class CycleGAN(LightningModule):
         if lambda_identity > 0 and in_ch != out_ch:
             raise RlgenError(f"the identity loss needs equal channel counts in domains A and B (got {in_ch} and "
                              f"{out_ch}); set --model.lambda_identity 0")
-        # output_dir is a run-time choice: kept out of hparams, or a checkpoint's value would override the
-        # command line (LightningCLI applies the checkpoint's hyperparameters on `--ckpt_path`).
-        self.save_hyperparameters(
-            ignore=["generator_ab", "generator_ba", "discriminator_a", "discriminator_b", "output_dir"]
-        )
+        self.save_hyperparameters(ignore=list(self.RUN_TIME_ARGS))
         self.output_dir = output_dir
         self.automatic_optimization = False
         self.gen_ab = generator_ab

@@ -14,7 +14,7 @@ from torch import nn
 from rlgen.datamodules.experience import ReplayExperience
 from rlgen.envs.replay import PrioritizedBatch, ReplayBatch
 from rlgen.errors import RlgenError
-from rlgen.lightning_modules._rl import RUN_TIME_ARGS, RLSystem
+from rlgen.lightning_modules._rl import RLSystem
 from rlgen.nets.rl import QNetwork
 
 
@@ -166,7 +166,7 @@ class DQN(RLSystem):
         if warm_start_steps < batch_size:
             raise RlgenError(f"DQN warm_start_steps={warm_start_steps} < batch_size={batch_size}: "
                              "the first batch needs that many transitions")
-        self.save_hyperparameters(ignore=["q_net", *RUN_TIME_ARGS])
+        self.save_hyperparameters(ignore=list(self.RUN_TIME_ARGS))
         self.automatic_optimization = False  # all of a phase's gradient steps happen in one training_step
         self._init_rl(env_id, env_options, num_envs, eval_episodes, test_episodes, video_dir, seed)
         self.q_net = q_net if q_net is not None else QNetwork()

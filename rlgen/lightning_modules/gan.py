@@ -115,7 +115,7 @@ class GAN(LightningModule):
     ``rlgen.nets.gan.MLPGenerator`` / ``MLPDiscriminator``, see ``configs/gan/mnist.yaml``).
     """
 
-    # Not saved as hyperparameters: LightningCLI would restore them from a checkpoint over the command line.
+    # Arguments chosen afresh for each run, never restored from a checkpoint (see rlgen/checkpoints.py).
     RUN_TIME_ARGS: tuple[str, ...] = ("classifier_ckpt", "predict_dir")
 
     ddp_strategy = "ddp_find_unused_parameters_true"  # what `rlgen` uses for `strategy: ddp`

@@ -11,7 +11,7 @@ from torch import nn
 from rlgen.datamodules.experience import EpisodeBatch, EpisodeExperience, ReplayExperience
 from rlgen.envs import ReplayBatch, check_discrete_actions
 from rlgen.errors import RlgenError
-from rlgen.lightning_modules._rl import RUN_TIME_ARGS, RLSystem
+from rlgen.lightning_modules._rl import RLSystem
 from rlgen.lightning_modules.reinforce import discounted_returns
 
 
@@ -82,7 +82,7 @@ class TabularQLearning(RLSystem):
             raise RlgenError(f"TabularQLearning epsilon_decay_steps={epsilon_decay_steps}: must be >= 0")
         if target not in ("td", "mc"):
             raise RlgenError(f"TabularQLearning target='{target}': use 'td' or 'mc'")
-        self.save_hyperparameters(ignore=list(RUN_TIME_ARGS))
+        self.save_hyperparameters(ignore=list(self.RUN_TIME_ARGS))
         self._init_rl(env_id, env_options, num_envs, eval_episodes, test_episodes, video_dir, seed)
         self.q: nn.Parameter | None = None  # (n_states, n_actions), sized for the env in setup
         self.source: ReplayExperience | EpisodeExperience | None = None

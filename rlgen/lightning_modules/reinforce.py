@@ -11,7 +11,7 @@ from torch.distributions import Categorical
 
 from rlgen.datamodules.experience import EpisodeBatch, EpisodeExperience
 from rlgen.errors import RlgenError
-from rlgen.lightning_modules._rl import RUN_TIME_ARGS, RLSystem
+from rlgen.lightning_modules._rl import RLSystem
 from rlgen.nets.rl import CategoricalPolicy
 
 
@@ -135,7 +135,7 @@ class Reinforce(RLSystem):
         policy = policy if policy is not None else CategoricalPolicy()
         if baseline == "value":
             policy.value_head = True
-        self.save_hyperparameters(ignore=["policy", *RUN_TIME_ARGS])
+        self.save_hyperparameters(ignore=list(self.RUN_TIME_ARGS))
         self._init_rl(env_id, env_options, num_envs, eval_episodes, test_episodes, video_dir, seed)
         self.policy = policy
         self.source: EpisodeExperience | None = None

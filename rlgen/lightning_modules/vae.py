@@ -43,6 +43,9 @@ class VAE(LightningModule):
           et al. 2021) instead of a per-pixel variance output.
     """
 
+    # Arguments chosen afresh for each run, never restored from a checkpoint (see rlgen/checkpoints.py).
+    RUN_TIME_ARGS: tuple[str, ...] = ('iwae_samples', 'iwae_chunk', 'predict_dir')
+
     def __init__(
         self,
         arch: Literal["mlp", "conv"] = "conv",
@@ -76,7 +79,7 @@ class VAE(LightningModule):
             raise RlgenError(f"model.iwae_samples must be >= 0 (0 skips the IWAE bound), got {iwae_samples}")
         # Evaluation settings stay out of the checkpoint's hyperparameters: LightningCLI lets a checkpoint's
         # hyperparameters override the command line, and `rlgen test --model.iwae_samples 5000` must work.
-        self.save_hyperparameters(ignore=["iwae_samples", "iwae_chunk", "predict_dir"])
+        self.save_hyperparameters(ignore=list(self.RUN_TIME_ARGS))
         self.iwae_samples, self.iwae_chunk, self.predict_dir = iwae_samples, iwae_chunk, predict_dir
         # The encoder emits the posterior mean and log-variance side by side.
         self.encoder, self.decoder = build_encoder_decoder(arch, latent_dim, 2 * latent_dim, hidden_dim)

@@ -1,0 +1,57 @@
+"""A checkpoint rebuilds the model it was trained with: ``rlgen test|predict -c <family config> --ckpt_path X``
+works for a model trained with a non-default network, given only the family's config (rlgen/checkpoints.py)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import yaml
+
+from rlgen.cli import run
+from tests.conftest import CONFIGS
+from tests.test_configs import SMOKE
+
+# config: (non-default network arguments for fit, the evaluating subcommand, its budget)
+CASES = {
+    "dqn/cartpole.yaml": (["--model.q_net.init_args.hidden_sizes=[16]"], "test", ["--model.test_episodes=1"]),
+    "reinforce/cartpole.yaml": (["--model.policy.init_args.hidden_sizes=[8]"], "test", ["--model.test_episodes=1"]),
+    "dcgan/mnist.yaml": (["--model.generator.init_args.channels=4", "--model.discriminator.init_args.channels=4"],
+                         "predict", []),
+    "textgan/mnist.yaml": (["--model.generator.init_args.channels=4", "--model.discriminator.init_args.channels=4"],
+                           "predict", ["--data=null", '--model.prompts=["seven"]']),  # draws from prompts
+    "cyclegan/mnist.yaml": (["--model.generator_ab.init_args.ngf=4", "--model.generator_ab.init_args.n_blocks=1",
+                             "--model.discriminator_b.init_args.ndf=4"], "predict", []),
+    "ae/mnist.yaml": (["--model.latent_dim=3", "--model.hidden_dim=16"], "predict", []),
+    "vae/mnist.yaml": (["--model.latent_dim=3"], "predict", []),
+    "classifier/mnist.yaml": (["--model.width=8"], "test", []),
+}
+
+
+def gan_args(rel: str) -> list[str]:
+    return ["--model.classifier_ckpt=null"] if rel.split("/")[0] in ("gan", "dcgan", "textgan") else []
+
+
+def data_args(config, mnist_dir) -> list[str]:
+    cfg = yaml.safe_load(config.read_text()) or {}
+    if "data_dir" in ((cfg.get("data") or {}).get("init_args") or {}):
+        return [f"--data.data_dir={mnist_dir}", "--data.num_workers=0"]
+    return []
+
+
+@pytest.mark.parametrize("rel", sorted(CASES))
+def test_the_family_config_rebuilds_a_checkpoint_with_other_network_sizes(rel, mnist_dir, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = CONFIGS / rel
+    net_args, subcommand, budget = CASES[rel]
+    quiet = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
+    smoke = [a for a in SMOKE.get(rel, []) if "classifier_ckpt" not in a]
+    run(["fit", "-c", str(config), *data_args(config, mnist_dir), *smoke, *net_args, *quiet,
+         "--trainer.max_steps=2", "--trainer.limit_train_batches=2", "--trainer.limit_val_batches=0",
+         "--trainer.num_sanity_val_steps=0", *gan_args(rel)])
+    (ckpt,) = tmp_path.rglob("last.ckpt")
+    saved = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
+    cli = run([subcommand, "-c", str(config), *data_args(config, mnist_dir), *budget, *quiet,
+               f"--trainer.limit_{subcommand}_batches=1", "--ckpt_path", str(ckpt)])
+    built = cli.model.state_dict()
+    assert {k: v.shape for k, v in built.items() if k in saved} == {k: v.shape for k, v in saved.items() if k in built}
+    assert set(saved) <= set(built), set(saved) - set(built)
