@@ -265,6 +265,9 @@ def run(args: list[str] | None = None) -> RlgenCLI:
         message, status = _user_error(err)
         if message is None or os.environ.get("RLGEN_DEBUG"):
             raise
+        if message.startswith(("Problems parsing config", "Unexpected config")):
+            message = f"{message} (in {', '.join(_config_files(cli_args)) or 'the command line'}; "\
+                      "a config must be a YAML mapping such as `model: ...`)"
         print(f"rlgen: error: {message}", file=sys.stderr)
         raise SystemExit(status) from None
     finally:

@@ -5,6 +5,7 @@ test_faults.py.)"""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -46,11 +47,11 @@ CASES = {
     "mnist-missing-no-download": (["-c", str(CONFIGS / "vae" / "mnist.yaml"), "--data.data_dir={tmp}/empty",
                                    "--data.download=false"], None,
                                   ["MNIST not found", "train-images-idx3-ubyte", "--data.data_dir", "download"], 1),
-    "trainA-missing": ([*FOLDER, "--data.data_dir={tmp}"], lambda t: (t / "pair").mkdir(), ["trainA"], 1),
-    "folder-empty": ([*FOLDER, "--data.data_dir={tmp}"], lambda t: folders(t, []), ["trainA"], 1),
-    "mixed-channels": ([*FOLDER, "--data.data_dir={tmp}"], lambda t: folders(t, [GREY, RGB]),
+    "trainA-missing": ([*FOLDER, "--data.data_dir={tmp}"], lambda t, m: (t / "pair").mkdir(), ["trainA"], 1),
+    "folder-empty": ([*FOLDER, "--data.data_dir={tmp}"], lambda t, m: folders(t, []), ["trainA"], 1),
+    "mixed-channels": ([*FOLDER, "--data.data_dir={tmp}"], lambda t, m: folders(t, [GREY, RGB]),
                        ["mixed channel counts", "--data.channels"], 1),
-    "unreadable-image": ([*FOLDER, "--data.data_dir={tmp}"], lambda t: folders(t, [GREY, b"not a png"]),
+    "unreadable-image": ([*FOLDER, "--data.data_dir={tmp}"], lambda t, m: folders(t, [GREY, b"not a png"]),
                          ["1.png"], 1),
     "unknown-env-id": (["-c", str(CONFIGS / "dqn" / "cartpole.yaml"), "--model.env_id=CartPol-v1"], None,
                        ["unknown environment 'CartPol-v1'", "did you mean CartPole-v1"], 1),
@@ -58,15 +59,118 @@ CASES = {
                                    None, ["discrete action space", "Box"], 1),
 }
 
+DQN = ["-c", str(CONFIGS / "dqn" / "cartpole.yaml")]
+REINFORCE = ["-c", str(CONFIGS / "reinforce" / "cartpole.yaml")]
+VAE = ["-c", str(CONFIGS / "vae" / "mnist.yaml"), "--data.data_dir={mnist}", "--data.num_workers=0"]
+GAN = ["-c", str(CONFIGS / "dcgan" / "mnist.yaml"), "--data.data_dir={mnist}", "--data.num_workers=0",
+       "--model.classifier_ckpt=null"]
+TEXTGAN = ["-c", str(CONFIGS / "textgan" / "mnist.yaml"), "--model.classifier_ckpt=null"]
+CYCLEGAN = ["-c", str(CONFIGS / "cyclegan" / "mnist.yaml"), "--data.data_dir={mnist}", "--data.num_workers=0"]
+
+
+def mnist_copy(tmp, mnist, damage):
+    """``tmp/data``: a copy of the test MNIST ``mnist`` with one file damaged by ``damage(raw folder)``."""
+    raw = tmp / "data" / "MNIST" / "raw"
+    shutil.copytree(mnist / "MNIST" / "raw", raw)
+    damage(raw)
+
+
+def truncate(name, keep, then=b""):
+    """Keep the first ``keep`` bytes of ``name``, followed by ``then``."""
+    def damage(raw):
+        path = raw / name
+        path.write_bytes(path.read_bytes()[:keep] + then)
+    return damage
+
+
+def write(path, data: bytes):
+    def prepare(tmp, mnist):
+        (tmp / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp / path).write_bytes(data)
+    return prepare
+
+
+CASES.update({
+    # nested option typos and wrong types
+    "env-options-typo": ([*DQN, '--model.env_options={"frame_stak": 4}'], None, ["frame_stak"], 2),
+    "env-options-zero-frames": ([*DQN, "--model.env_options.frame_stack=0"], None, ["frame_stack"], 2),
+    "env-options-bad-max-steps": ([*DQN, "--model.env_options.max_episode_steps=-5"], None, ["max_episode_steps"], 2),
+    "env-kwargs-unknown-to-gym": ([*DQN, '--model.env_options.env_kwargs={"bogus": 1}'], None, ["bogus"], 1),
+    "q-net-option-typo": ([*DQN, "--model.q_net.init_args.hidden_size=[16]"], None, ["hidden_size"], 2),
+    "generator-option-typo": ([*GAN, "--model.generator.init_args.chanels=4"], None, ["chanels"], 2),
+    "pong-pixels-on-cartpole": ([*REINFORCE, "--model.env_options.pong_from_pixels=true"], None,
+                                ["pong_from_pixels", "Pong"], 1),
+    "unknown-subcommand": (["fitt", *DQN], None, ["fitt"], 2),
+    "threads-zero": ([*DQN, "--threads=0"], None, ["threads"], 2),
+    "config-file-missing": (["-c", "{tmp}/nope.yaml"], None, ["nope.yaml"], 2),
+    "config-not-a-mapping": (["-c", "{tmp}/list.yaml"], write("list.yaml", b"- 1\n- 2\n"), ["list.yaml"], 2),
+    "config-bad-yaml": (["-c", "{tmp}/bad.yaml"], write("bad.yaml", b"model: [1, 2\n"), ["bad.yaml"], 2),
+    # numeric ranges and impossible combinations
+    "dqn-gamma-above-one": ([*DQN, "--model.gamma=1.5"], None, ["gamma"], 1),
+    "dqn-tau-zero": ([*DQN, "--model.tau=0"], None, ["tau"], 1),
+    "dqn-n-step-zero": ([*DQN, "--model.n_step=0"], None, ["n_step"], 1),
+    "dqn-num-envs-zero": ([*DQN, "--model.num_envs=0"], None, ["num_envs"], 1),
+    "dqn-per-alpha-two": ([*DQN, "--model.per_alpha=2"], None, ["per_alpha"], 1),
+    "dqn-warm-start-below-batch": ([*DQN, "--model.warm_start_steps=8", "--model.batch_size=32"], None,
+                                   ["warm_start_steps", "batch_size"], 1),
+    "dqn-buffer-below-batch": ([*DQN, "--model.buffer_size=16", "--model.batch_size=32",
+                                "--model.warm_start_steps=64"], None, ["buffer_size", "batch_size"], 1),
+    "dqn-eval-episodes-zero": ([*DQN, "--model.eval_episodes=0"], None, ["eval_episodes"], 1),
+    "reinforce-negative-lr": ([*REINFORCE, "--model.lr=-1"], None, ["lr"], 1),
+    "reinforce-one-action": ([*REINFORCE, "--model.action_map=[2]"], None, ["action_map"], 1),
+    "reinforce-unknown-baseline": ([*REINFORCE, "--model.baseline=median"], None, ["baseline"], 2),
+    "vae-iwae-negative": ([*VAE, "--model.iwae_samples=-1"], None, ["iwae_samples"], 1),
+    "vae-latent-zero": ([*VAE, "--model.latent_dim=0"], None, ["latent_dim"], 1),
+    "gan-ema-decay-above-one": ([*GAN, "--model.ema_decay=1.5"], None, ["ema_decay"], 1),
+    "gan-top-k-zero": ([*GAN, "--model.top_k=0"], None, ["top_k"], 1),
+    "gan-clusters-without-conditions": ([*GAN, "--model.clusters=10"], None, ["clusters", "cond_dim"], 1),
+    "gan-more-clusters-than-images": ([*GAN, "--model.clusters=2000", "--model.generator.init_args.cond_dim=2000",
+                                       "--model.discriminator.init_args.cond_dim=2000", "--trainer.max_steps=1"], None,
+                                      ["clusters", "images"], 1),
+    "cyclegan-no-epochs": ([*CYCLEGAN, "--model.n_epochs=0", "--model.n_epochs_decay=0"], None, ["n_epochs"], 1),
+    "crop-larger-than-load": ([*FOLDER, "--data.data_dir={tmp}", "--data.crop_size=32"],
+                              lambda t, m: folders(t, [GREY, GREY]), ["crop_size", "load_size"], 1),
+    "data-dir-is-a-file": ([*VAE[:2], "--data.data_dir={tmp}/file", "--data.download=false"],
+                           write("file", b"x"), ["file"], 1),
+    # corrupt or truncated files
+    "mnist-images-truncated": ([*VAE[:2], "--data.data_dir={tmp}/data", "--data.download=false"],
+                               lambda t, m: mnist_copy(t, m, truncate("train-images-idx3-ubyte", 1000)),
+                               ["train-images-idx3-ubyte"], 1),
+    "mnist-labels-truncated": ([*VAE[:2], "--data.data_dir={tmp}/data", "--data.download=false"],
+                               lambda t, m: mnist_copy(t, m, truncate("train-labels-idx1-ubyte", 20)),
+                               ["train-labels-idx1-ubyte"], 1),
+    "mnist-not-idx": ([*VAE[:2], "--data.data_dir={tmp}/data", "--data.download=false"],
+                      lambda t, m: mnist_copy(t, m, truncate("train-labels-idx1-ubyte", 0, b"<html>")),
+                      ["train-labels-idx1-ubyte"], 1),
+    "image-zero-bytes": ([*FOLDER, "--data.data_dir={tmp}"], lambda t, m: folders(t, [GREY, b""]), ["1.png"], 1),
+    "checkpoint-truncated": (["test", *DQN, "--ckpt_path={tmp}/cut.ckpt"], write("cut.ckpt", b"PK\x03\x04abc"),
+                             ["cut.ckpt"], 1),
+    "checkpoint-is-text": (["test", *DQN, "--ckpt_path={tmp}/notes.ckpt"], write("notes.ckpt", b"hello"),
+                           ["notes.ckpt"], 1),
+    "checkpoint-empty": (["test", *DQN, "--ckpt_path={tmp}/empty.ckpt"], write("empty.ckpt", b""), ["empty.ckpt"], 1),
+    # subcommands a family does not support, and their arguments
+    "predict-on-dqn": (["predict", *DQN], None, ["no predict step", "rlgen test"], 1),
+    "predict-on-reinforce": (["predict", *REINFORCE], None, ["no predict step"], 1),
+    "textgan-predict-without-prompts": (["predict", *TEXTGAN, "--data=null"], None, ["prompts"], 1),
+    "textgan-predict-with-data": (["predict", *TEXTGAN, '--model.prompts=["seven"]', "--data.data_dir={mnist}"], None,
+                                  ["--data null"], 1),
+})
+SUBCOMMANDS = ("fit", "validate", "test", "predict", "fitt")
+
+
+def test_the_table_is_large():
+    assert len(CASES) >= 40
+
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_bad_input_gives_one_line_error(case, tmp_path, monkeypatch, capsys):
+def test_bad_input_gives_one_line_error(case, tmp_path, monkeypatch, capsys, mnist_dir):
     args, prepare, fragments, status = CASES[case]
     monkeypatch.chdir(tmp_path)
     if prepare is not None:
-        prepare(tmp_path)
-    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
-    expect_error(capsys, ["fit", *args, "--trainer.enable_progress_bar=false"], *fragments, status=status)
+        prepare(tmp_path, mnist_dir)
+    args = [a.replace("{tmp}", str(tmp_path)).replace("{mnist}", str(mnist_dir)) for a in args]
+    command = args if args[0] in SUBCOMMANDS else ["fit", *args]
+    expect_error(capsys, [*command, "--trainer.enable_progress_bar=false"], *fragments, status=status)
 
 
 def test_atari_without_ale_py(tmp_path):

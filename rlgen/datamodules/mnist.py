@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from pytorch_lightning import LightningDataModule
@@ -71,6 +71,23 @@ def ensure_mnist(data_dir: str | Path, download: bool) -> None:
     check_mnist_files(data_dir)
 
 
+def load_mnist(data_dir: str | Path, train: bool, transform: Any = None) -> MNIST:
+    """torchvision's MNIST split, or a one-line :class:`RlgenError` when its files are corrupt or truncated."""
+    split = "train" if train else "t10k"
+    try:
+        dataset = MNIST(str(data_dir), train=train, transform=transform)
+        if len(dataset.data) != len(dataset.targets):
+            raise ValueError(f"{len(dataset.data)} images but {len(dataset.targets)} labels")
+    except Exception as err:  # torchvision asserts on sizes, and fails in numpy/torch on garbage
+        raw = Path(data_dir) / "MNIST" / "raw"
+        raise RlgenError(
+            f"MNIST files {split}-images-idx3-ubyte and {split}-labels-idx1-ubyte in {raw} cannot be read "
+            f"({type(err).__name__}: {_first_line(err) or 'sizes do not match'}): they are corrupt or truncated; "
+            "delete them and run again with --data.download true, or copy intact ones there"
+        ) from err
+    return dataset
+
+
 class MNISTDataModule(LightningDataModule):
     """MNIST digits: 55,000 train / 5,000 validation (seeded split) / 10,000 test images.
 
@@ -121,7 +138,7 @@ class MNISTDataModule(LightningDataModule):
     def setup(self, stage: str) -> None:
         check_mnist_files(self.data_dir)
         if stage in ("fit", "validate") and self.train_set is None:
-            full = MNIST(self.data_dir, train=True, transform=self.transform)
+            full = load_mnist(self.data_dir, train=True, transform=self.transform)
             if self.val_size >= len(full):
                 raise RlgenError(f"data.val_size={self.val_size} leaves no training images (MNIST has {len(full)})")
             lengths = [len(full) - self.val_size, self.val_size]
@@ -129,7 +146,7 @@ class MNISTDataModule(LightningDataModule):
                 full, lengths, generator=torch.Generator().manual_seed(self.seed)
             )
         if stage in ("test", "predict") and self.test_set is None:
-            self.test_set = MNIST(self.data_dir, train=False, transform=self.transform)
+            self.test_set = load_mnist(self.data_dir, train=False, transform=self.transform)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, shuffle=True, drop_last=True)

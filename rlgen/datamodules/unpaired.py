@@ -22,10 +22,9 @@ from PIL import Image, UnidentifiedImageError
 from pytorch_lightning import LightningDataModule
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
-from torchvision.datasets import MNIST
 from torchvision.datasets.utils import download_and_extract_archive
 
-from rlgen.datamodules.mnist import check_mnist_files, ensure_mnist
+from rlgen.datamodules.mnist import check_mnist_files, ensure_mnist, load_mnist
 from rlgen.errors import RlgenError
 
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
@@ -58,7 +57,7 @@ def mnist_pair(data_dir: str | Path, train: bool, seed: int = 0) -> dict[str, to
     never for training.
     """
     check_mnist_files(data_dir)
-    mnist = MNIST(str(data_dir), train=train)
+    mnist = load_mnist(data_dir, train=train)
     images = mnist.data.unsqueeze(1).float() / 255.0  # (N, 1, 28, 28)
     perm = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))
     half = len(images) // 2

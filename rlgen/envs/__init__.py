@@ -5,7 +5,14 @@ Importing this package registers ``rlgen/JumpChain-v0`` with Gymnasium.
 
 import gymnasium as gym
 
-from rlgen.envs.make_env import check_discrete_actions, check_env_id, make_env, make_vector_env
+from rlgen.envs.make_env import (
+    EnvOptions,
+    check_discrete_actions,
+    check_env_id,
+    env_options_dict,
+    make_env,
+    make_vector_env,
+)
 from rlgen.envs.replay import PrioritizedBatch, PrioritizedReplayBuffer, ReplayBatch, ReplayBuffer
 
 JUMP_CHAIN_ID = "rlgen/JumpChain-v0"
@@ -14,6 +21,7 @@ if JUMP_CHAIN_ID not in gym.registry:
     gym.register(id=JUMP_CHAIN_ID, entry_point="rlgen.envs.jump_chain:JumpChain")
 
 __all__ = [
+    "EnvOptions",
     "JUMP_CHAIN_ID",
     "PrioritizedBatch",
     "PrioritizedReplayBuffer",
@@ -21,6 +29,7 @@ __all__ = [
     "ReplayBuffer",
     "check_discrete_actions",
     "check_env_id",
+    "env_options_dict",
     "make_env",
     "make_vector_env",
 ]

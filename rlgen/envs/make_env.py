@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import difflib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -34,12 +36,58 @@ from gymnasium.wrappers import (
     RecordVideo,
     TimeLimit,
 )
+from jsonargparse.typing import PositiveInt
 
 from rlgen.envs.atari import EpisodicLife, FireReset, needs_fire_reset
 from rlgen.envs.pong import PongPixels
 from rlgen.errors import RlgenError
 
 ATARI_FPS = 60  # frames per second of the emulator, for videos
+
+
+@dataclass(frozen=True)
+class EnvOptions:
+    """How rlgen builds an environment: the RL systems' ``env_options`` (the keyword options of :func:`make_env`).
+
+    On the command line ``--model.env_options.frame_stack 2``; ``--help`` lists the fields, and an unknown key
+    or a wrong type is a one-line error.
+
+    Args:
+        frame_stack: Atari only: number of stacked 84x84 frames.
+        terminal_on_life_loss: Atari only: a lost life ends the learner's episode (the game goes on).
+        clip_rewards: Atari only: clip the learner's rewards to [-1, 1] (episode statistics stay unclipped).
+        pong_from_pixels: Atari Pong only: Karpathy's float32 (6400,) frame differences instead of the stack.
+        max_episode_steps: truncate episodes after this many agent steps (null: the id's default).
+        env_kwargs: extra keyword arguments for ``gym.make``, e.g. ``{"step_reward": -1}``.
+    """
+
+    frame_stack: PositiveInt = 4
+    terminal_on_life_loss: bool = False
+    clip_rewards: bool = True
+    pong_from_pixels: bool = False
+    max_episode_steps: PositiveInt | None = None
+    env_kwargs: dict[str, Any] | None = None
+
+
+def env_options_dict(options: EnvOptions | Mapping[str, Any] | None) -> dict[str, Any]:
+    """``options`` as the keyword arguments of :func:`make_env`, every field present; a dict is checked."""
+    if options is None:
+        options = EnvOptions()
+    elif not isinstance(options, EnvOptions):
+        unknown = sorted(set(options) - {f.name for f in fields(EnvOptions)})
+        if unknown:
+            valid = ", ".join(f.name for f in fields(EnvOptions))
+            raise RlgenError(f"env_options: unknown key(s) {', '.join(unknown)}; valid keys: {valid}")
+        options = EnvOptions(**options)
+    return {f.name: getattr(options, f.name) for f in fields(EnvOptions)}
+
+
+def _gym_make(env_id: str, **kwargs: Any) -> gym.Env:
+    """``gym.make``, with a one-line error for keyword arguments the environment does not take."""
+    try:
+        return gym.make(env_id, **kwargs)
+    except TypeError as err:
+        raise RlgenError(f"{env_id} does not accept these arguments ({err}); fix model.env_options.env_kwargs") from err
 
 
 def make_env(
@@ -86,13 +134,13 @@ def make_env(
             kwargs["render_mode"] = "rgb_array"
             offscreen_rendering()
         if is_atari and pong_from_pixels:
-            env = gym.make(env_id, **kwargs)  # the id's own frame skip, as in Karpathy's script
+            env = _gym_make(env_id, **kwargs)  # the id's own frame skip, as in Karpathy's script
             env = _record_video(env, video_dir, fps=ATARI_FPS // _frameskip(env))
             env = _time_limit(env, max_episode_steps)
             env = RecordEpisodeStatistics(env)
             env = PongPixels(env)
         elif is_atari:
-            env = gym.make(env_id, frameskip=1, **kwargs)
+            env = _gym_make(env_id, frameskip=1, **kwargs)
             env = _record_video(env, video_dir, fps=ATARI_FPS)
             env = AtariPreprocessing(env, noop_max=30, frame_skip=4, screen_size=84, terminal_on_life_loss=False)
             env = _time_limit(env, max_episode_steps)
@@ -107,7 +155,7 @@ def make_env(
         else:
             if max_episode_steps is not None:
                 kwargs["max_episode_steps"] = max_episode_steps
-            env = gym.make(env_id, **kwargs)
+            env = _gym_make(env_id, **kwargs)
             env = _record_video(env, video_dir, fps=None)
             env = RecordEpisodeStatistics(env)
         env = SeedFirstReset(env, env_seed)

@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader
 
 from rlgen.callbacks.video import log_video, save_video
 from rlgen.datamodules.experience import RolloutStats
-from rlgen.envs.make_env import offscreen_rendering
+from rlgen.envs.make_env import EnvOptions, env_options_dict, offscreen_rendering
 from rlgen.errors import RlgenError
 
 _RANK_SEED_STRIDE = 10_000  # rank r's envs are seeded seed + r * stride (+ i for sub-env i)
@@ -36,13 +36,13 @@ class RLSystem(LightningModule):
     # `rlgen test --ckpt_path ... --model.video_dir videos/` must record.
     RUN_TIME_ARGS: tuple[str, ...] = ("video_dir", "eval_episodes", "test_episodes")
 
-    def _init_rl(self, env_id: str, env_options: dict[str, Any] | None, num_envs: int, eval_episodes: int,
+    def _init_rl(self, env_id: str, env_options: EnvOptions | dict[str, Any] | None, num_envs: int, eval_episodes: int,
                  test_episodes: int, video_dir: str | None, seed: int | None) -> None:
         if num_envs < 1:
             raise RlgenError(f"num_envs={num_envs}: use at least one environment")
         if eval_episodes < 1 or test_episodes < 1:
             raise RlgenError("eval_episodes and test_episodes must be >= 1 (each evaluation plays whole episodes)")
-        self.env_id, self.env_options, self.num_envs = env_id, dict(env_options or {}), num_envs
+        self.env_id, self.env_options, self.num_envs = env_id, env_options_dict(env_options), num_envs
         self.eval_episodes, self.test_episodes, self.video_dir = eval_episodes, test_episodes, video_dir
         self._seed = seed
         self.rollout = RolloutStats()
@@ -131,7 +131,7 @@ class RLSystem(LightningModule):
 
         kwargs = {**self.env_options, "terminal_on_life_loss": False, "clip_rewards": False}
         if self.video_dir is not None:  # frames for the videos come from env.render()
-            kwargs["env_kwargs"] = {**kwargs.get("env_kwargs", {}), "render_mode": "rgb_array"}
+            kwargs["env_kwargs"] = {**(kwargs["env_kwargs"] or {}), "render_mode": "rgb_array"}
         return make_env(self.env_id, seed=self.env_seed + _EVAL_SEED_OFFSET, **kwargs)()
 
     def _evaluate_step(self, stage: str, episode: int) -> None:

@@ -37,7 +37,7 @@ class AutoEncoder(LightningModule):
     """
 
     # Arguments chosen afresh for each run, never restored from a checkpoint (see rlgen/checkpoints.py).
-    RUN_TIME_ARGS: tuple[str, ...] = ('predict_dir',)
+    RUN_TIME_ARGS: tuple[str, ...] = ("predict_dir",)
 
     def __init__(
         self,

@@ -108,7 +108,7 @@ class CycleGAN(LightningModule):
     ddp_strategy = "ddp_find_unused_parameters_true"  # what `rlgen` uses for `strategy: ddp`
 
     # Arguments chosen afresh for each run, never restored from a checkpoint (see rlgen/checkpoints.py).
-    RUN_TIME_ARGS: tuple[str, ...] = ('output_dir',)
+    RUN_TIME_ARGS: tuple[str, ...] = ("output_dir",)
 
     def __init__(
         self,

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rlgen.datamodules.experience import ReplayExperience
+from rlgen.envs.make_env import EnvOptions
 from rlgen.envs.replay import PrioritizedBatch, ReplayBatch
 from rlgen.errors import RlgenError
 from rlgen.lightning_modules._rl import RLSystem
@@ -87,7 +88,7 @@ class DQN(RLSystem):
         self,
         env_id: str = "CartPole-v1",
         q_net: QNetwork | None = None,
-        env_options: dict[str, Any] | None = None,
+        env_options: EnvOptions = EnvOptions(),
         num_envs: int = 1,
         lr: float = 1e-4,
         adam_eps: float = 1e-8,
@@ -119,7 +120,7 @@ class DQN(RLSystem):
         Args:
             env_id: Gymnasium id with a discrete action space (``ALE/...`` ids get the Atari stack).
             q_net: the Q-network (None: ``QNetwork()``, MLP 256-256 or Nature CNN); sized in ``setup``.
-            env_options: extra ``rlgen.envs.make_env`` options (frame_stack, terminal_on_life_loss, ...).
+            env_options: how the environments are built (:class:`rlgen.envs.EnvOptions`: frame_stack, ...).
             num_envs: environments stepped together in this process (per DDP rank).
             lr: Adam learning rate.
             adam_eps: Adam epsilon (1.5e-4 for Atari, as in Rainbow).
@@ -163,6 +164,9 @@ class DQN(RLSystem):
             raise RlgenError(f"DQN max_grad_norm={max_grad_norm}: must be positive, or null for no clipping")
         if not 0.0 < tau <= 1.0:
             raise RlgenError(f"DQN tau={tau}: use 1 for hard target copies or a value in (0, 1) for Polyak")
+        if buffer_size < batch_size:
+            raise RlgenError(f"DQN buffer_size={buffer_size} < batch_size={batch_size}: the replay buffer must hold "
+                             "at least one batch")
         if warm_start_steps < batch_size:
             raise RlgenError(f"DQN warm_start_steps={warm_start_steps} < batch_size={batch_size}: "
                              "the first batch needs that many transitions")

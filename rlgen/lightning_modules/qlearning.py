@@ -10,6 +10,7 @@ from torch import nn
 
 from rlgen.datamodules.experience import EpisodeBatch, EpisodeExperience, ReplayExperience
 from rlgen.envs import ReplayBatch, check_discrete_actions
+from rlgen.envs.make_env import EnvOptions
 from rlgen.errors import RlgenError
 from rlgen.lightning_modules._rl import RLSystem
 from rlgen.lightning_modules.reinforce import discounted_returns
@@ -43,7 +44,7 @@ class TabularQLearning(RLSystem):
     def __init__(
         self,
         env_id: str = "rlgen/JumpChain-v0",
-        env_options: dict[str, Any] | None = None,
+        env_options: EnvOptions = EnvOptions(),
         target: Literal["td", "mc"] = "td",
         alpha: float = 0.5,
         gamma: float = 1.0,
@@ -59,7 +60,8 @@ class TabularQLearning(RLSystem):
         """
         Args:
             env_id: Gymnasium id with Discrete observations and actions (``FrozenLake-v1`` works too).
-            env_options: extra ``rlgen.envs.make_env`` options, e.g. ``{env_kwargs: {step_reward: -1}}``.
+            env_options: how the environment is built (:class:`rlgen.envs.EnvOptions`),
+                e.g. ``{env_kwargs: {step_reward: -1}}``.
             target: ``td`` (Q-learning, one update per env step) or ``mc`` (Monte Carlo returns, per episode).
             alpha: learning rate of the SGD step, i.e. the alpha of Q <- Q + alpha * delta.
             gamma: discount factor.

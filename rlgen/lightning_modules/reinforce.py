@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import torch
@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch.distributions import Categorical
 
 from rlgen.datamodules.experience import EpisodeBatch, EpisodeExperience
+from rlgen.envs.make_env import EnvOptions
 from rlgen.errors import RlgenError
 from rlgen.lightning_modules._rl import RLSystem
 from rlgen.nets.rl import CategoricalPolicy
@@ -82,7 +83,7 @@ class Reinforce(RLSystem):
         self,
         env_id: str = "CartPole-v1",
         policy: CategoricalPolicy | None = None,
-        env_options: dict[str, Any] | None = None,
+        env_options: EnvOptions = EnvOptions(),
         action_map: list[int] | None = None,
         num_envs: int = 1,
         episodes_per_batch: int = 1,
@@ -104,7 +105,7 @@ class Reinforce(RLSystem):
         Args:
             env_id: Gymnasium id with a discrete action space and flat observations.
             policy: the policy network (None: ``CategoricalPolicy()``); sized for the environment in ``setup``.
-            env_options: extra ``rlgen.envs.make_env`` options (e.g. ``pong_from_pixels: true``).
+            env_options: how the environments are built (:class:`rlgen.envs.EnvOptions`, e.g. pong_from_pixels).
             action_map: env actions the policy chooses among (Pong: ``[2, 3]``, UP and DOWN); None uses all.
             num_envs: environments stepped together in this process (per DDP rank).
             episodes_per_batch: whole episodes per gradient step.

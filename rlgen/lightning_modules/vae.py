@@ -44,7 +44,7 @@ class VAE(LightningModule):
     """
 
     # Arguments chosen afresh for each run, never restored from a checkpoint (see rlgen/checkpoints.py).
-    RUN_TIME_ARGS: tuple[str, ...] = ('iwae_samples', 'iwae_chunk', 'predict_dir')
+    RUN_TIME_ARGS: tuple[str, ...] = ("iwae_samples", "iwae_chunk", "predict_dir")
 
     def __init__(
         self,
