@@ -19,6 +19,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import gymnasium as gym
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python bench/dqn_pong.py` works too
@@ -46,13 +47,16 @@ def main(argv: list[str] | None = None) -> dict:
     evaluations = _pong.with_env_steps(curves, "val/episodic_return")
     env_steps = int(curves["rollout/env_steps"][-1][2])
     minutes = max(points[-1][1] for points in curves.values())
+    saved = read_checkpoint(ckpt)
+    env_id = saved["hyper_parameters"]["env_id"]  # what the agent was trained and scored on (it may be overridden)
+    sticky = gym.spec(env_id).kwargs.get("repeat_action_probability", 0.0)
     summary = {
         "config": CONFIG,
         "overrides": overrides,
         "run_dir": str(run_dir),
-        "env_id": "ALE/Pong-v5 (sticky actions 0.25)",
+        "env_id": f"{env_id} (sticky actions {sticky:g})",
         "agent_steps": env_steps,
-        "gradient_steps": read_checkpoint(ckpt).get("global_step"),
+        "gradient_steps": saved.get("global_step"),
         "training_wall_minutes": minutes,
         "final": final,
         "criterion": f"mean score of {final['games']} whole games, unclipped, epsilon 0.05",
@@ -69,7 +73,7 @@ def main(argv: list[str] | None = None) -> dict:
                                "bytes": _pong.export_weights(ckpt, Path(args.export), drop=("target_net.",))}
     _pong.write(out, "dqn_pong", summary)
     _pong.plot(out / "dqn_pong.png",
-               f"DQN, ALE/Pong-v5 from 4 stacked frames: final {final['mean']:.1f} over {final['games']} games "
+               f"DQN, {env_id} from 4 stacked frames: final {final['mean']:.1f} over {final['games']} games "
                f"after {env_steps:,} agent steps, {minutes:.0f} min",
                [("training episodes (epsilon-greedy)", train_returns, dict(color="tab:blue", alpha=0.6)),
                 ("evaluation (epsilon 0.05)", evaluations, dict(color="tab:red", marker="o"))],

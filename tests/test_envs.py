@@ -154,3 +154,16 @@ def test_atari_stack_and_life_loss_keeps_the_game_going():
     assert terminated and ale.lives() == 4, "losing a life ends the learner's episode"
     env.reset()
     assert ale.lives() == 4, "the reset after a lost life continues the same game"
+
+
+def test_env_options_from_the_command_line_build_an_atari_stack():
+    """jsonargparse hands EnvOptions a PositiveInt (an int subclass); the wrappers get plain ints."""
+    from jsonargparse.typing import PositiveInt
+
+    from rlgen.envs import EnvOptions, env_options_dict, make_env
+
+    options = env_options_dict(EnvOptions(frame_stack=PositiveInt(2), max_episode_steps=PositiveInt(10)))
+    assert type(options["frame_stack"]) is int and type(options["max_episode_steps"]) is int
+    env = make_env("ALE/Pong-v5", seed=0, **options)()
+    assert env.observation_space.shape == (2, 84, 84)
+    env.close()

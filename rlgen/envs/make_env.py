@@ -79,7 +79,11 @@ def env_options_dict(options: EnvOptions | Mapping[str, Any] | None) -> dict[str
             valid = ", ".join(f.name for f in fields(EnvOptions))
             raise RlgenError(f"env_options: unknown key(s) {', '.join(unknown)}; valid keys: {valid}")
         options = EnvOptions(**options)
-    return {f.name: getattr(options, f.name) for f in fields(EnvOptions)}
+    plain = {f.name: getattr(options, f.name) for f in fields(EnvOptions)}
+    for key in ("frame_stack", "max_episode_steps"):  # jsonargparse's PositiveInt is an int subclass that
+        if plain[key] is not None:  # gymnasium's wrappers refuse (FrameStackObservation checks the type)
+            plain[key] = int(plain[key])
+    return plain
 
 
 def _gym_make(env_id: str, **kwargs: Any) -> gym.Env:
