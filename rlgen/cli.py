@@ -83,8 +83,18 @@ class RlgenCLI(CheckpointHparamsHook):
                                  "CartPole and JumpChain, all cores otherwise; OMP_NUM_THREADS also sets it).")
 
     def instantiate_classes(self) -> None:
-        super().instantiate_classes()
         options = self.config[self.subcommand] if self.subcommand else self.config
+        loggers = (options.get("trainer") or Namespace()).get("logger")
+        wandb = [logger for logger in (loggers if isinstance(loggers, list) else [loggers])
+                 if isinstance(logger, Namespace) and str(logger.get("class_path", "")).endswith("WandbLogger")]
+        saved = [logger.clone() for logger in wandb]
+        try:
+            for logger in wandb:
+                self._prepare_wandb(logger)
+            super().instantiate_classes()
+        finally:  # the run's config.yaml keeps the logger as configured, without a copy of the whole config
+            for logger, before in zip(wandb, saved, strict=True):
+                logger.init_args, logger.dict_kwargs = before.get("init_args"), before.get("dict_kwargs")
         threads = options.get("threads")
         if threads is None and "OMP_NUM_THREADS" not in os.environ:
             threads = getattr(self.model, "default_threads", None)
@@ -128,12 +138,7 @@ class RlgenCLI(CheckpointHparamsHook):
                 after.dict_kwargs.pop(key, None)
 
     def before_instantiate_classes(self) -> None:
-        cfg = self.config[self.subcommand] if self.subcommand else self.config
-        _adapt_to_model(cfg)
-        loggers = (cfg.get("trainer") or Namespace()).get("logger")
-        for logger in loggers if isinstance(loggers, list) else [loggers]:
-            if isinstance(logger, Namespace) and str(logger.get("class_path", "")).endswith("WandbLogger"):
-                self._prepare_wandb(logger)
+        _adapt_to_model(self.config[self.subcommand] if self.subcommand else self.config)
 
     def instantiate_trainer(self, **kwargs) -> Trainer:
         trainer_cfg = (self.config_init[self.subcommand] if self.subcommand else self.config_init).get("trainer") or {}
@@ -204,7 +209,7 @@ class RlgenCLI(CheckpointHparamsHook):
             print(closing_summary(subcommand, self.trainer, self.model, configs, self._started), flush=True)
 
     def _prepare_wandb(self, logger: Namespace) -> None:
-        """Before the WandbLogger is built: give W&B the whole resolved config at init (offline runs write it
+        """Just for building the WandbLogger: give W&B the whole resolved config at init (offline runs write it
         only then), and under SLURM a run id derived from the job id, so that a requeued job continues the
         same W&B run. Both are WandbLogger arguments (``id``, and ``config``/``resume`` passed on to wandb.init)."""
         config = yaml.safe_load(self.parser.dump(self.config, skip_none=False))
@@ -217,6 +222,7 @@ class RlgenCLI(CheckpointHparamsHook):
             extra.setdefault("resume", "allow")
             logger.init_args = init_args
         logger.dict_kwargs = extra
+
 
 DESCRIPTION = ("rlgen: classic deep RL and generative models as readable Lightning modules. "
                "`rlgen list` shows every algorithm's configs with their expected results; "

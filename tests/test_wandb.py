@@ -41,6 +41,8 @@ def test_offline_wandb_run_has_config_history_and_images(tmp_path, monkeypatch):
     run_dirs = sorted(p.parent for p in (tmp_path / "runs" / "wandb" / "rlgen").glob("*/config.yaml"))
     assert len(run_dirs) == 2, "each run writes its own config.yaml"
     for run_dir in run_dirs:
+        saved = (run_dir / "config.yaml").read_text()
+        assert saved.count("seed_everything") == 1, "config.yaml holds no second copy of the config (W&B's)"
         assert (run_dir / "checkpoints" / "last.ckpt").is_file()
         assert list((run_dir / "images" / "val_samples").glob("*.png"))
 

@@ -29,15 +29,17 @@ _EVAL_SEED_OFFSET = 5_000  # the evaluation env never replays a training env's s
 
 
 class RLSystem(LightningModule):
-    """Base of the RL systems. Subclasses call ``_init_rl(...)`` in ``__init__`` and implement
-    ``_eval_action(obs)`` (the action for one observation during evaluation)."""
+    """Base of the RL systems: environments, evaluation, videos, rollout logging. Subclasses pass the
+    environment arguments to ``super().__init__`` and implement ``_eval_action(obs)`` (the action for one
+    observation during evaluation)."""
 
     # Arguments chosen afresh for each run, never restored from a checkpoint (see rlgen/checkpoints.py):
     # `rlgen test --ckpt_path ... --model.video_dir videos/` must record.
     RUN_TIME_ARGS: tuple[str, ...] = ("video_dir", "eval_episodes", "test_episodes")
 
-    def _init_rl(self, env_id: str, env_options: EnvOptions | dict[str, Any] | None, num_envs: int, eval_episodes: int,
+    def __init__(self, env_id: str, env_options: EnvOptions | dict[str, Any] | None, num_envs: int, eval_episodes: int,
                  test_episodes: int, video_dir: str | None, seed: int | None) -> None:
+        super().__init__()
         if num_envs < 1:
             raise RlgenError(f"num_envs={num_envs}: use at least one environment")
         if eval_episodes < 1 or test_episodes < 1:
@@ -50,6 +52,7 @@ class RLSystem(LightningModule):
         self.eval_returns: list[float] = []  # the episode returns of the latest validation or test
         self._restored_rl_state: dict[str, Any] | None = None
         self._checkpoint_step = 0  # global_step of the loaded checkpoint: names the videos of `rlgen test`
+        self.envs: Any = None  # the training environments (a vector env), built when fit starts
 
     # ----------------------------------------------------------------------------- evaluation
     def validation_step(self, batch: Any, batch_idx: int) -> None:

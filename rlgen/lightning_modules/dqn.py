@@ -150,7 +150,7 @@ class DQN(RLSystem):
             video_dir: record the first evaluation episode of each validation/test here (and to the logger).
             seed: environment seed; None uses the run's ``seed_everything``.
         """
-        super().__init__()
+        super().__init__(env_id, env_options, num_envs, eval_episodes, test_episodes, video_dir, seed)
         for name, value in (("lr", lr), ("batch_size", batch_size), ("buffer_size", buffer_size),
                             ("train_frequency", train_frequency), ("gradient_steps", gradient_steps),
                             ("target_update_interval", target_update_interval), ("n_step", n_step)):
@@ -172,10 +172,10 @@ class DQN(RLSystem):
                              "the first batch needs that many transitions")
         self.save_hyperparameters(ignore=list(self.RUN_TIME_ARGS))
         self.automatic_optimization = False  # all of a phase's gradient steps happen in one training_step
-        self._init_rl(env_id, env_options, num_envs, eval_episodes, test_episodes, video_dir, seed)
         self.q_net = q_net if q_net is not None else QNetwork()
         self.target_net: QNetwork | None = None
         self.n_actions = 0
+        self.obs_space: Any = None  # read from a throw-away env in setup
         self.buffer: Any = None
         self.source: ReplayExperience | None = None
         self._rng = np.random.default_rng()  # acting while training (seeded in on_fit_start, checkpointed)

@@ -74,7 +74,7 @@ class TabularQLearning(RLSystem):
             video_dir: record the first evaluation episode here (needs an env that renders rgb_array).
             seed: environment and exploration seed; None uses the run's ``seed_everything``.
         """
-        super().__init__()
+        super().__init__(env_id, env_options, num_envs, eval_episodes, test_episodes, video_dir, seed)
         if alpha <= 0:
             raise RlgenError(f"TabularQLearning alpha={alpha}: the learning rate must be positive")
         for name, value in (("gamma", gamma), ("epsilon", epsilon), ("epsilon_end", epsilon_end)):
@@ -85,7 +85,6 @@ class TabularQLearning(RLSystem):
         if target not in ("td", "mc"):
             raise RlgenError(f"TabularQLearning target='{target}': use 'td' or 'mc'")
         self.save_hyperparameters(ignore=list(self.RUN_TIME_ARGS))
-        self._init_rl(env_id, env_options, num_envs, eval_episodes, test_episodes, video_dir, seed)
         self.q: nn.Parameter | None = None  # (n_states, n_actions), sized for the env in setup
         self.source: ReplayExperience | EpisodeExperience | None = None
         self._rng = np.random.default_rng(0)

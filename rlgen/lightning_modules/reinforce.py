@@ -123,7 +123,7 @@ class Reinforce(RLSystem):
             video_dir: record the first evaluation episode of each validation/test here (and to the logger).
             seed: environment seed; None uses the run's ``seed_everything``.
         """
-        super().__init__()
+        super().__init__(env_id, env_options, num_envs, eval_episodes, test_episodes, video_dir, seed)
         if lr <= 0 or episodes_per_batch <= 0:
             raise RlgenError(f"Reinforce lr={lr}, episodes_per_batch={episodes_per_batch}: both must be positive")
         for name, value in (("gamma", gamma), ("baseline_momentum", baseline_momentum)):
@@ -137,7 +137,6 @@ class Reinforce(RLSystem):
         if baseline == "value":
             policy.value_head = True
         self.save_hyperparameters(ignore=list(self.RUN_TIME_ARGS))
-        self._init_rl(env_id, env_options, num_envs, eval_episodes, test_episodes, video_dir, seed)
         self.policy = policy
         self.source: EpisodeExperience | None = None
         self.register_buffer("baseline_mean", torch.zeros(()))
