@@ -11,18 +11,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
+from bench._common import REPO, bench_parser  # noqa: E402
 from rlgen.cli import RlgenCLI, run  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def image_bench_parser(doc: str, epochs: int) -> argparse.ArgumentParser:
     """The options every image benchmark takes: data, output folder, epochs, threads, smoke mode."""
-    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser = bench_parser(doc)
     parser.add_argument("--data-dir", default=str(REPO.parent / "shared" / "data"), help="folder holding MNIST/raw")
-    parser.add_argument("--out-dir", default=str(REPO / "bench" / "results"), help="where JSON and PNG go")
     parser.add_argument("--epochs", type=int, default=epochs, help="training epochs (per model)")
-    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (1 is fastest on 2 cores)")
     parser.add_argument("--smoke", action="store_true", help="a few steps on whatever data is given (seconds)")
     return parser
 
@@ -59,8 +56,3 @@ def show_grid(ax: plt.Axes, grid: torch.Tensor, title: str) -> None:
     ax.set_title(title, fontsize=9)
     ax.axis("off")
 
-
-def save_figure(fig: plt.Figure, path: Path) -> None:
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)

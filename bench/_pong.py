@@ -16,21 +16,19 @@ import numpy as np
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from bench._rl import REPO, plt, save_figure
+from bench._common import REPO, bench_parser, plt, save_figure
 from rlgen.checkpoints import read_checkpoint
 from rlgen.cli import run
 
 
 def parser(doc: str, name: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=doc.splitlines()[0])
+    p = bench_parser(doc)
     p.add_argument("--run-dir", help="score and plot this finished run (runs/<name>/version_N) instead of training")
     p.add_argument("--ckpt", help="checkpoint to score (default: the run's last.ckpt)")
     p.add_argument("--save-dir", default="runs", help="logger save_dir of the training run")
     p.add_argument("--games", type=int, default=10, help="whole games the final agent plays")
     p.add_argument("--export", default=str(REPO / "bench" / "results" / f"{name}.ckpt"),
                    help="write the scored agent here as a weights-only checkpoint ('' skips)")
-    p.add_argument("--out-dir", default=str(REPO / "bench" / "results"), help="where JSON and PNG go")
-    p.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     p.add_argument("--smoke", action="store_true", help="a few hundred steps and short games (seconds)")
     return p
 

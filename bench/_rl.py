@@ -5,20 +5,14 @@ from __future__ import annotations
 import tempfile
 import time
 import warnings
-from pathlib import Path
 from typing import Any
 
-import matplotlib
+import numpy as np
+from pytorch_lightning.callbacks import EarlyStopping
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from pytorch_lightning.callbacks import EarlyStopping  # noqa: E402
-
-from rlgen.callbacks.rl import ReturnCurve  # noqa: E402
-from rlgen.cli import run  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[1]
+from bench._common import REPO
+from rlgen.callbacks.rl import ReturnCurve
+from rlgen.cli import run
 
 
 def train_seed(config: str, seed: int, overrides: list[str]) -> dict[str, Any]:
@@ -99,8 +93,3 @@ def plot_spread(ax: Any, curves: list[tuple[np.ndarray, np.ndarray]], grid: np.n
     ax.fill_between(grid, low, high, color="tab:blue", alpha=0.15,
                     label="min-max over seeds")
 
-
-def save_figure(fig: Any, path: Path) -> None:
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)

@@ -24,7 +24,8 @@ import torch.nn.functional as F
 from torchvision.utils import make_grid
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python bench/autoencoders.py` works too
-from bench._images import image_bench_parser, rlgen_fit, save_figure, setup, show_grid  # noqa: E402
+from bench._common import save_figure  # noqa: E402
+from bench._images import image_bench_parser, rlgen_fit, setup, show_grid  # noqa: E402
 from rlgen.lightning_modules.autoencoder import mask_pixels  # noqa: E402
 
 MODELS = {  # name -> (config, extra CLI arguments)

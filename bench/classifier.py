@@ -23,6 +23,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python bench/classifier.py` works too
+from bench._common import save_figure  # noqa: E402
 from bench._images import image_bench_parser, setup  # noqa: E402
 from rlgen.cli import run  # noqa: E402
 
@@ -67,8 +68,7 @@ def main(argv: list[str] | None = None) -> dict:
     ax.set(xlabel="digit", ylabel="test accuracy", ylim=(min(0.9, min(per_class)), 1.0),
            title=f"MNIST classifier: test acc {test_acc:.4f}")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(out / "classifier.png", dpi=100)
+    save_figure(fig, out / "classifier.png")
     print(f"test accuracy {test_acc:.4f} (target {TARGET_ACC}), fit {fit_s:.0f} s, checkpoint {ckpt} "
           f"({ckpt.stat().st_size / 1e6:.2f} MB)")
     return result

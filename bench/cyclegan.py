@@ -28,6 +28,7 @@ from pytorch_lightning import Trainer  # noqa: E402
 from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python bench/cyclegan.py` works too
+from bench._common import save_figure  # noqa: E402
 from bench._images import image_bench_parser, setup  # noqa: E402
 from rlgen.callbacks.images import image_grid  # noqa: E402
 from rlgen.cli import run  # noqa: E402
@@ -134,9 +135,7 @@ def _plot(result: dict, rows: list[torch.Tensor], path: Path) -> None:
     ax_img.set_axis_off()
     ax_img.set_title("rows: A, G(A), F(G(A)), B, F(B), G(F(B))")
     fig.suptitle(f"CycleGAN, MNIST pair: {result['train_pairs_seen']} training pairs, fit {result['fit_wall_s']:.0f} s")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 if __name__ == "__main__":

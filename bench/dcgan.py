@@ -31,6 +31,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python bench/dcgan.py` works too
+from bench._common import save_figure  # noqa: E402
 from bench._images import image_bench_parser, max_time, setup  # noqa: E402
 from rlgen.callbacks.images import image_grid  # noqa: E402
 from rlgen.cli import run  # noqa: E402
@@ -201,9 +202,7 @@ def plot(path: Path, samples: torch.Tensor, title: str, is_bars: dict[str, float
     axes[2].set(title="FID vs test set (lower is better)")
     for ax in axes[1:]:
         ax.tick_params(axis="x", labelrotation=15)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 if __name__ == "__main__":

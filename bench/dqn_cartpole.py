@@ -15,7 +15,6 @@ Extra arguments go to rlgen, e.g. ``--model.double_dqn=true``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -24,7 +23,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python bench/dqn_cartpole.py` works too
-from bench._rl import REPO, plot_spread, plt, save_figure, solve_seeds  # noqa: E402
+from bench._common import bench_parser, plt, save_figure  # noqa: E402
+from bench._rl import plot_spread, solve_seeds  # noqa: E402
 
 CONFIG = "configs/dqn/cartpole.yaml"
 THRESHOLD = 475.0  # "solved"; the config stops above 495
@@ -46,10 +46,8 @@ def plot(summary: dict, eval_episodes: int, path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__)
     parser.add_argument("--seeds", type=int, default=5, help="number of seeds (0, 1, ...)")
-    parser.add_argument("--out-dir", default=str(REPO / "bench" / "results"), help="where JSON and PNG go")
-    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     parser.add_argument("--smoke", action="store_true", help="1 seed, a few hundred env steps (seconds)")
     args, overrides = parser.parse_known_args(argv)
     torch.set_num_threads(args.threads)

@@ -14,7 +14,6 @@ most of a run's wall time.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import sys
@@ -26,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python bench/dqn_step_cost.py` works too
-from bench._rl import REPO  # noqa: E402
+from bench._common import bench_parser  # noqa: E402
 from rlgen.lightning_modules.dqn import td_target  # noqa: E402
 from rlgen.nets.rl import QNetwork  # noqa: E402
 
@@ -63,12 +62,11 @@ def step_ms(threads: int, channels_last: bool, batch: int, steps: int, repeats: 
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__, threads=False)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="intra-op thread counts")
     parser.add_argument("--batch", type=int, default=32, help="minibatch size")
     parser.add_argument("--steps", type=int, default=40, help="gradient steps per timed block")
     parser.add_argument("--repeats", type=int, default=5, help="timed blocks per setting (median reported)")
-    parser.add_argument("--out-dir", default=str(REPO / "bench" / "results"), help="where the JSON goes")
     parser.add_argument("--smoke", action="store_true", help="1 thread, 2 steps (seconds)")
     args = parser.parse_args(argv)
     if args.smoke:

@@ -34,7 +34,8 @@ from torchvision import transforms  # noqa: E402
 from torchvision.datasets import MNIST  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python bench/overhead.py` works too
-from bench._images import image_bench_parser, rlgen_fit, save_figure, setup  # noqa: E402
+from bench._common import save_figure  # noqa: E402
+from bench._images import image_bench_parser, rlgen_fit, setup  # noqa: E402
 from rlgen.nets.autoencoders import ConvDecoder, ConvEncoder  # noqa: E402
 
 TARGET_RATIO = 1.05

@@ -14,7 +14,6 @@ Writes ``<out-dir>/qlearning.json`` and ``<out-dir>/qlearning.png``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -26,7 +25,7 @@ import yaml
 from pytorch_lightning import Callback, Trainer, seed_everything
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python bench/qlearning.py` works too
-from bench._rl import REPO, plt, save_figure  # noqa: E402
+from bench._common import REPO, bench_parser, plt, save_figure  # noqa: E402
 from rlgen.envs import JUMP_CHAIN_ID  # noqa: E402
 from rlgen.envs.jump_chain import JumpChain, optimal_q  # noqa: E402
 from rlgen.lightning_modules.qlearning import TabularQLearning  # noqa: E402
@@ -90,11 +89,10 @@ def settled(curve: list[tuple[int, int, float]], tol: float) -> tuple[int | None
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__, threads=False)
     parser.add_argument("--seeds", type=int, default=5, help="number of seeds (0, 1, ...)")
     parser.add_argument("--tol", type=float, default=0.1, help="max abs error that counts as converged")
     parser.add_argument("--max-steps", type=int, default=None, help="env steps per run (default: the config's)")
-    parser.add_argument("--out-dir", default=str(REPO / "bench" / "results"), help="where JSON and PNG go")
     parser.add_argument("--smoke", action="store_true", help="1 seed, 200 steps (seconds)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)

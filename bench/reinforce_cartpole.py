@@ -14,7 +14,6 @@ evaluation >= 475 (issue 16), 5/5 seeds.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -23,7 +22,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python bench/reinforce_cartpole.py` works too
-from bench._rl import REPO, plot_spread, plt, save_figure, solve_seeds  # noqa: E402
+from bench._common import bench_parser, plt, save_figure  # noqa: E402
+from bench._rl import plot_spread, solve_seeds  # noqa: E402
 
 CONFIG = "configs/reinforce/cartpole.yaml"
 THRESHOLD = 475.0  # "solved"; the config stops above 495
@@ -45,10 +45,8 @@ def plot(summary: dict, path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__)
     parser.add_argument("--seeds", type=int, default=5, help="number of seeds (0, 1, ...)")
-    parser.add_argument("--out-dir", default=str(REPO / "bench" / "results"), help="where JSON and PNG go")
-    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     parser.add_argument("--smoke", action="store_true", help="1 seed, 6 episodes (seconds)")
     args, overrides = parser.parse_known_args(argv)  # the rest goes to rlgen, e.g. --model.lr=0.005
     torch.set_num_threads(args.threads)

@@ -16,7 +16,6 @@ Writes ``<out-dir>/replay_memory.json`` and ``<out-dir>/replay_memory.png``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -26,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python bench/replay_memory.py` works too
-from bench._rl import REPO, plt, save_figure  # noqa: E402
+from bench._common import bench_parser, plt, save_figure  # noqa: E402
 from rlgen.envs import PrioritizedReplayBuffer, ReplayBuffer, make_vector_env  # noqa: E402
 
 FRAME = 84 * 84
@@ -105,14 +104,13 @@ def real_fill(game: str, num_envs: int, vector_steps: int, capacity: int, sample
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__, threads=False)
     parser.add_argument("--capacity", type=int, default=100_000, help="slots of the sized (unfilled) buffer")
     parser.add_argument("--game", default="ALE/Breakout-v5", help="Atari id for the real fill")
     parser.add_argument("--num-envs", type=int, default=2)
     parser.add_argument("--steps", type=int, default=10_000, help="vector steps of random play")
     parser.add_argument("--fill-capacity", type=int, default=8_000, help="capacity of the filled buffer")
     parser.add_argument("--samples", type=int, default=8192, help="sampled transitions checked against the env")
-    parser.add_argument("--out-dir", default=str(REPO / "bench" / "results"), help="where JSON and PNG go")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes (seconds)")
     args = parser.parse_args(argv)
     if args.smoke:

@@ -22,7 +22,6 @@ loop on Pong at equal replay ratio (issue 14, task ``pong_8envs``).
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -35,7 +34,7 @@ import torch.nn.functional as F
 from pytorch_lightning import Callback
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python bench/rl_throughput.py` works too
-from bench._rl import REPO, plt, save_figure  # noqa: E402
+from bench._common import REPO, bench_parser, plt, save_figure  # noqa: E402
 from rlgen.cli import run  # noqa: E402
 from rlgen.envs import make_env  # noqa: E402
 from rlgen.nets.rl import QNetwork  # noqa: E402
@@ -144,11 +143,9 @@ def plain_sps(task: dict, seed: int = 0, fused: bool = False) -> float:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__)  # --threads: both sides
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS), help="what to measure")
     parser.add_argument("--repeats", type=int, default=3, help="alternating runs per side")
-    parser.add_argument("--out-dir", default=str(REPO / "bench" / "results"), help="where JSON and PNG go")
-    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (both sides)")
     parser.add_argument("--smoke", action="store_true", help="CartPole, a few hundred steps, 1 repeat")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)

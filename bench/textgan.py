@@ -24,6 +24,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python bench/textgan.py` works too
+from bench._common import save_figure  # noqa: E402
 from bench._images import setup  # noqa: E402
 from bench.dcgan import gan_bench_parser, mnist_images, trained_model  # noqa: E402
 from rlgen.callbacks.images import image_grid  # noqa: E402
@@ -109,9 +110,7 @@ def plot(path: Path, model: TextGAN, seen: dict, epochs: int) -> None:
     axes[1].set(xlabel="prompted digit", ylabel="classified as prompted", ylim=(0, 1), xticks=range(10),
                 title=f"prompt accuracy {seen['overall']:.3f} (all {len(CAPTION_TEMPLATES)} templates)")
     axes[1].legend(loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 if __name__ == "__main__":

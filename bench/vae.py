@@ -23,7 +23,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from torchvision.utils import make_grid
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python bench/vae.py` works too
-from bench._images import image_bench_parser, max_time, rlgen_fit, save_figure, setup, show_grid  # noqa: E402
+from bench._common import save_figure  # noqa: E402
+from bench._images import image_bench_parser, max_time, rlgen_fit, setup, show_grid  # noqa: E402
 
 TARGET_NLL = 88.0
 
