@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-import yaml
 
 from rlgen.cli import run
 from tests.conftest import CONFIGS
-from tests.test_configs import SMOKE
+from tests.test_configs import SMOKE, data_args
 
 # config: (non-default network arguments for fit, the evaluating subcommand, its budget)
 CASES = {
@@ -27,27 +26,15 @@ CASES = {
 }
 
 
-def gan_args(rel: str) -> list[str]:
-    return ["--model.classifier_ckpt=null"] if rel.split("/")[0] in ("gan", "dcgan", "textgan") else []
-
-
-def data_args(config, mnist_dir) -> list[str]:
-    cfg = yaml.safe_load(config.read_text()) or {}
-    if "data_dir" in ((cfg.get("data") or {}).get("init_args") or {}):
-        return [f"--data.data_dir={mnist_dir}", "--data.num_workers=0"]
-    return []
-
-
 @pytest.mark.parametrize("rel", sorted(CASES))
 def test_the_family_config_rebuilds_a_checkpoint_with_other_network_sizes(rel, mnist_dir, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     config = CONFIGS / rel
     net_args, subcommand, budget = CASES[rel]
     quiet = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
-    smoke = [a for a in SMOKE.get(rel, []) if "classifier_ckpt" not in a]
-    run(["fit", "-c", str(config), *data_args(config, mnist_dir), *smoke, *net_args, *quiet,
+    run(["fit", "-c", str(config), *data_args(config, mnist_dir), *SMOKE.get(rel, []), *net_args, *quiet,
          "--trainer.max_steps=2", "--trainer.limit_train_batches=2", "--trainer.limit_val_batches=0",
-         "--trainer.num_sanity_val_steps=0", *gan_args(rel)])
+         "--trainer.num_sanity_val_steps=0"])
     (ckpt,) = tmp_path.rglob("last.ckpt")
     saved = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
     cli = run([subcommand, "-c", str(config), *data_args(config, mnist_dir), *budget, *quiet,

@@ -35,13 +35,18 @@ SMOKE: dict[str, list[str]] = {
 }
 
 
+def data_args(config, mnist_dir) -> list[str]:
+    """The test MNIST for image DataModules (those with a data_dir), loaded in the main process."""
+    cfg = yaml.safe_load(config.read_text()) or {}
+    if "data_dir" in ((cfg.get("data") or {}).get("init_args") or {}):
+        return [f"--data.data_dir={mnist_dir}", "--data.num_workers=0"]
+    return []
+
+
 def smoke_args(config, mnist_dir, subcommand: str = "fit") -> list[str]:
     rel = config.relative_to(CONFIGS).as_posix()
-    cfg = yaml.safe_load(config.read_text()) or {}
-    args = [subcommand, "-c", str(config), "--trainer.fast_dev_run=true"]
-    if "data_dir" in ((cfg.get("data") or {}).get("init_args") or {}):  # image DataModules
-        args += [f"--data.data_dir={mnist_dir}", "--data.num_workers=0"]
-    return args + SMOKE.get(rel, [])
+    return [subcommand, "-c", str(config), "--trainer.fast_dev_run=true", *data_args(config, mnist_dir),
+            *SMOKE.get(rel, [])]
 
 
 @pytest.mark.parametrize("config", ALGO_CONFIGS, ids=lambda p: p.relative_to(CONFIGS).as_posix())

@@ -79,11 +79,10 @@ def env_options_dict(options: EnvOptions | Mapping[str, Any] | None) -> dict[str
             valid = ", ".join(f.name for f in fields(EnvOptions))
             raise RlgenError(f"env_options: unknown key(s) {', '.join(unknown)}; valid keys: {valid}")
         options = EnvOptions(**options)
-    plain = {f.name: getattr(options, f.name) for f in fields(EnvOptions)}
-    for key in ("frame_stack", "max_episode_steps"):  # jsonargparse's PositiveInt is an int subclass that
-        if plain[key] is not None:  # gymnasium's wrappers refuse (FrameStackObservation checks the type)
-            plain[key] = int(plain[key])
-    return plain
+    # jsonargparse's PositiveInt is an int subclass that gymnasium's wrappers refuse (FrameStackObservation
+    # checks the type): hand them plain ints.
+    values = {f.name: getattr(options, f.name) for f in fields(EnvOptions)}
+    return {k: int(v) if isinstance(v, int) and not isinstance(v, bool) else v for k, v in values.items()}
 
 
 def _gym_make(env_id: str, **kwargs: Any) -> gym.Env:
