@@ -61,5 +61,7 @@ def test_dqn_step_cost_bench_smoke(tmp_path):
 
     summary = dqn_step_cost.main(["--smoke", "--out-dir", str(tmp_path)])
     saved = json.loads((tmp_path / "dqn_step_cost.json").read_text())
-    assert [(r["threads"], r["layout"]) for r in saved["results"]] == [(1, "contiguous"), (1, "channels_last")]
-    assert all(r["ms_median"] > 0 for r in summary["results"])
+    assert [(r["cnn"], r["layout"]) for r in saved["results"]] == [
+        ("nature", "contiguous"), ("nature", "channels_last"), ("nips", "contiguous"), ("nips", "channels_last")]
+    assert all(r["threads"] == 1 and r["ms_median"] > 0 for r in summary["results"])
+    assert [r["ratio_to_nature_channels_last"] for r in saved["results"]][1] == 1.0

@@ -94,6 +94,18 @@ def test_channels_last_layout_changes_strides_not_values_and_survives_checkpoint
     assert fast.torso.net[0].weight.is_contiguous(memory_format=torch.channels_last)
 
 
+def test_nips_cnn_is_the_2013_torso_and_takes_frames_as_uint8_or_scaled_floats():
+    net = QNetwork(cnn="nips", cnn_features=256).build((4, 84, 84), 6)
+    convs = [m for m in net.torso.net if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.out_channels, c.kernel_size[0], c.stride[0]) for c in convs] == [(16, 8, 4), (32, 4, 2)]
+    assert net.torso.net[-2].in_features == 32 * 9 * 9 and net.torso.out_features == 256
+    frames = torch.randint(0, 256, (2, 4, 84, 84), dtype=torch.uint8)
+    floats = frames.float() / 255
+    before = floats.clone()
+    torch.testing.assert_close(net(frames), net(floats))
+    assert torch.equal(floats, before)  # a float input is used as it is, never scaled in place
+
+
 @pytest.mark.parametrize("bad", [{"lr": -1.0}, {"batch_size": 0}, {"eps_end": 1.5}, {"tau": 0.0},
                                  {"warm_start_steps": 8, "batch_size": 32}])
 def test_bad_hyperparameters_raise_one_line_errors(bad):

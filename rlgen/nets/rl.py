@@ -1,4 +1,4 @@
-"""Networks for the RL systems: an MLP for vector observations, the Nature CNN for stacked Atari
+"""Networks for the RL systems: an MLP for vector observations, the DQN papers' CNNs for stacked Atari
 frames, a Q-network with an optional dueling head, and a categorical policy.
 
 Plain ``nn.Module`` classes without Lightning: the systems in ``rlgen/lightning_modules`` receive
@@ -10,6 +10,7 @@ is known, so a config only states the architecture (hidden sizes, dueling, ...).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import torch
 from torch import nn
@@ -27,8 +28,19 @@ def mlp(in_features: int, hidden_sizes: Sequence[int], out_features: int | None 
     return nn.Sequential(*layers)
 
 
-class NatureCNN(nn.Module):
-    """The DQN paper's torso (Mnih et al., 2015): 3 convolutions and a 512-unit layer.
+# The convolutions (out_channels, kernel, stride) of the two DQN papers' torsos, for 84x84 frames.
+CNN_LAYERS = {
+    "nature": ((32, 8, 4), (64, 4, 2), (64, 3, 1)),  # Mnih et al., Nature 2015: (B, 64, 7, 7) -> 3136
+    "nips": ((16, 8, 4), (32, 4, 2)),  # Mnih et al., NIPS workshop 2013: (B, 32, 9, 9) -> 2592
+}
+
+
+class AtariCNN(nn.Module):
+    """A DQN paper's torso: the convolutions of ``CNN_LAYERS[arch]``, then one fully connected layer.
+
+    ``arch="nature"`` is the Nature DQN's (Mnih et al., 2015: 3 convolutions, 512 units);
+    ``arch="nips"`` the first DQN's (Mnih et al., 2013: 2 convolutions, 256 units in the paper), whose
+    gradient step costs about 0.4x as much on a CPU (``bench/dqn_step_cost.py``).
 
     Takes ``(B, C, 84, 84)`` frames; uint8 input is scaled to [0, 1] here, so the replay buffer can
     keep its compact dtype all the way to the device.
@@ -36,26 +48,33 @@ class NatureCNN(nn.Module):
     Args:
         in_channels: number of stacked frames.
         features: width of the last hidden layer.
-        channels_last: keep the convolutions' weights and inputs in ``torch.channels_last`` memory
-            layout (same values, other strides). One gradient step costs 15-23% less on a CPU
+        channels_last: keep the convolutions' weights in ``torch.channels_last`` memory layout (same
+            values, other strides; the convolutions then run in that layout). Slightly faster on a CPU
             (``bench/dqn_step_cost.py``), and cuDNN prefers it under mixed precision.
+        arch: ``nature`` or ``nips``: which paper's convolutions.
     """
 
-    def __init__(self, in_channels: int = 4, features: int = 512, channels_last: bool = True) -> None:
+    def __init__(self, in_channels: int = 4, features: int = 512, channels_last: bool = True,
+                 arch: Literal["nature", "nips"] = "nature") -> None:
         super().__init__()
         self.out_features = features
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        layers: list[nn.Module] = []
+        size = 84
+        for out_channels, kernel, stride in CNN_LAYERS[arch]:
+            layers += [nn.Conv2d(in_channels, out_channels, kernel, stride=stride), nn.ReLU()]
+            in_channels, size = out_channels, (size - kernel) // stride + 1  # (B, out_channels, size, size)
+        memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.net = nn.Sequential(
-            nn.Conv2d(in_channels, 32, 8, stride=4), nn.ReLU(),  # (B, 32, 20, 20)
-            nn.Conv2d(32, 64, 4, stride=2), nn.ReLU(),  # (B, 64, 9, 9)
-            nn.Conv2d(64, 64, 3, stride=1), nn.ReLU(),  # (B, 64, 7, 7)
-            nn.Flatten(),  # (B, 3136)
-            nn.Linear(64 * 7 * 7, features), nn.ReLU(),  # (B, features)
-        ).to(memory_format=self.memory_format)  # .to(device) and load_state_dict keep the layout
+            *layers,
+            nn.Flatten(),  # (B, in_channels * size * size)
+            nn.Linear(in_channels * size * size, features), nn.ReLU(),  # (B, features)
+        ).to(memory_format=memory_format)  # .to(device) and load_state_dict keep the layout
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        scale = 1 / 255.0 if obs.dtype == torch.uint8 else 1.0
-        obs = obs.to(torch.float32, memory_format=self.memory_format) * scale  # (B, C, 84, 84), [0, 1] for uint8
+        if obs.dtype == torch.uint8:
+            # A fresh float tensor, so scaling in place is safe. Converting straight into channels-last
+            # would cost as much as a convolution; the first convolution changes the layout cheaply.
+            obs = obs.float().mul_(1 / 255.0)  # (B, C, 84, 84) in [0, 1]
         return self.net(obs)
 
 
@@ -81,33 +100,36 @@ class DuelingHead(nn.Module):
 
 
 class QNetwork(nn.Module):
-    """Action values Q(s, .) for discrete actions: a torso (MLP or Nature CNN) and a linear or dueling head.
+    """Action values Q(s, .) for discrete actions: a torso (MLP or CNN) and a linear or dueling head.
 
     Built lazily: the system calls ``build(obs_shape, n_actions)`` once it knows the environment.
-    Vector observations ``(B, D)`` get an MLP torso; image stacks ``(B, C, 84, 84)`` the Nature CNN.
+    Vector observations ``(B, D)`` get an MLP torso; image stacks ``(B, C, 84, 84)`` an :class:`AtariCNN`.
 
     Args:
         hidden_sizes: MLP hidden layers for vector observations (ignored for pixels).
         dueling: use a dueling value/advantage head instead of a linear one.
-        cnn_features: width of the Nature CNN's last hidden layer (pixels only).
-        channels_last: run the Nature CNN in ``torch.channels_last`` memory layout (pixels only; faster
-            on CPUs, see ``NatureCNN``).
+        cnn_features: width of the CNN's last hidden layer (pixels only).
+        channels_last: run the CNN in ``torch.channels_last`` memory layout (pixels only; see ``AtariCNN``).
+        cnn: the CNN's convolutions (pixels only): ``nature`` (Mnih et al., 2015) or ``nips`` (Mnih
+            et al., 2013; about 0.4x the cost of a gradient step on a CPU).
     """
 
     def __init__(self, hidden_sizes: Sequence[int] = (256, 256), dueling: bool = False,
-                 cnn_features: int = 512, channels_last: bool = True) -> None:
+                 cnn_features: int = 512, channels_last: bool = True,
+                 cnn: Literal["nature", "nips"] = "nature") -> None:
         super().__init__()
         self.hidden_sizes = list(hidden_sizes)
         self.dueling = dueling
         self.cnn_features = cnn_features
         self.channels_last = channels_last
+        self.cnn = cnn
         self.torso: nn.Module | None = None
         self.head: nn.Module | None = None
 
     def build(self, obs_shape: Sequence[int], n_actions: int) -> QNetwork:
         """Create the layers for observations of ``obs_shape`` and ``n_actions`` actions; returns self."""
         if len(obs_shape) == 3:
-            self.torso = NatureCNN(obs_shape[0], self.cnn_features, self.channels_last)
+            self.torso = AtariCNN(obs_shape[0], self.cnn_features, self.channels_last, self.cnn)
             features = self.cnn_features
         elif len(obs_shape) == 1:
             self.torso = mlp(obs_shape[0], self.hidden_sizes)
