@@ -87,11 +87,12 @@ def main(argv: list[str] | None = None) -> dict:
             times[key].append((time.perf_counter() - start) / args.steps * 1000)
     results = []
     for threads, cnn, layout in settings:
-        median = float(np.median(times[threads, cnn, layout]))
+        block_ms = times[threads, cnn, layout]
+        median = float(np.median(block_ms))
         base = times.get((threads, "nature", "channels_last"))
         ratio = median / float(np.median(base)) if base else None
         results.append({"threads": threads, "cnn": cnn, "layout": layout, "ms_median": median,
-                        "ratio_to_nature_channels_last": ratio, "ms": [round(t, 2) for t in times[threads, cnn, layout]]})
+                        "ratio_to_nature_channels_last": ratio, "ms": [round(t, 2) for t in block_ms]})
         print(f"{threads} thread(s), {cnn} CNN, {layout}: {median:.1f} ms a gradient step"
               + (f" ({ratio:.2f}x the Nature CNN in channels-last)" if ratio else ""), flush=True)
     summary = {"batch": args.batch, "network": "QNetwork with a dueling head, Double DQN target, fused Adam",
