@@ -15,8 +15,9 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from rlgen.cli import run
 from rlgen.errors import RlgenError
+from rlgen.lightning_modules._gan import kmeans
 from rlgen.lightning_modules.classifier import Classifier
-from rlgen.lightning_modules.gan import GAN, discriminator_loss, generator_loss, kmeans, mode_seeking_loss
+from rlgen.lightning_modules.gan import GAN, discriminator_loss, generator_loss, mode_seeking_loss
 from rlgen.nets.gan import DCGANDiscriminator, DCGANGenerator, Maxout, MLPDiscriminator, MLPGenerator
 from tests.test_classifier import save_classifier
 
@@ -191,7 +192,7 @@ def test_validation_logs_fid_and_inception_score(tmp_path):
     metrics = trainer.callback_metrics
     assert {"val/fid", "val/is", "val/d_real", "val/d_fake", "train/d_loss", "train/g_loss"} <= set(metrics)
     assert metrics["val/fid"] >= 0 and 1.0 <= metrics["val/is"] <= 10.0
-    assert not any(k.startswith("_metrics") or "classifier" in k for k in model.state_dict()), (
+    assert not any(k.startswith("quality") or "classifier" in k for k in model.state_dict()), (
         "the frozen classifier must not end up in GAN checkpoints")
 
 
@@ -271,17 +272,18 @@ def test_clusters_condition_g_and_d_on_the_nearest_centroid_and_survive_a_checkp
     trainer = quiet_trainer(limit_val_batches=1, enable_checkpointing=True, callbacks=[checkpoint])
     train = DataLoader(image_loader(n=48).dataset, batch_size=8, num_workers=1, persistent_workers=True)
     trainer.fit(model, train, image_loader(n=8))  # the sanity check already needs the clusters
-    assert model.centroids.shape == (3, 28 * 28) and model.cluster_shares.sum().item() == pytest.approx(1.0)
+    assert model.clusters.centroids.shape == (3, 28 * 28) and model.clusters.shares.sum().item() == pytest.approx(1.0)
     assert model.batches_seen == 6, "finding the clusters must not use up batches of the first epoch"
     x = torch.rand(4, 1, 28, 28)
     real, (cond,) = model._unpack((x, torch.zeros(4)))
-    expected = torch.cdist((x * 2 - 1).flatten(1), model.centroids).argmin(dim=1)
+    expected = torch.cdist((x * 2 - 1).flatten(1), model.clusters.centroids).argmin(dim=1)
     assert torch.equal(cond, torch.nn.functional.one_hot(expected, 3).float())
-    images, nrow = model._sample_grid_images()  # the fixed grid visits the clusters in turn
+    images, nrow = model._sample_grid()  # the fixed grid visits the clusters in turn
     assert images.shape == (6, 1, 28, 28) and nrow == 8
 
     loaded = GAN.load_from_checkpoint(tmp_path / "last.ckpt", weights_only=False).eval()  # nets in hparams
-    assert torch.equal(loaded.centroids, model.centroids) and torch.equal(loaded.cluster_shares, model.cluster_shares)
+    assert torch.equal(loaded.clusters.centroids, model.clusters.centroids)
+    assert torch.equal(loaded.clusters.shares, model.clusters.shares)
     samples = loaded(loaded.noise(5))  # clusters drawn from their shares
     assert samples.shape == (5, 1, 28, 28) and 0 <= samples.min() and samples.max() <= 1
 
@@ -375,7 +377,7 @@ def test_ddp_without_unused_parameter_search_stops_with_the_strategy_to_use(tmp_
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel
 
-    from rlgen.lightning_modules.gan import check_ddp_for_two_networks
+    from rlgen.lightning_modules._gan import check_ddp_for_two_networks
 
     dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'rendezvous'}", rank=0, world_size=1)
     try:

@@ -70,18 +70,18 @@ def test_matching_aware_loss_weights():
     real, fake = torch.ones(4, 1, 28, 28), -torch.ones(4, 1, 28, 28)
     labels = torch.tensor([0, 1, 2, 3])
     tokens = model._tokens(random_captions(labels))
-    loss, real_logits, fake_logits = model._discriminator_loss(real, fake, (tokens,), (real, labels))
+    loss, real_logits, fake_logits = model._discriminator_loss(real, fake, tokens, labels)
     # -log D(x,h) - 1/2 [log(1 - D(x,h')) + log(1 - D(G(z),h))] with logits +1 (real, either text), -1 (fake)
     expected = F.softplus(torch.tensor(-1.0)) + 0.5 * (F.softplus(torch.tensor(1.0)) + F.softplus(torch.tensor(-1.0)))
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
     model.hparams.matching_aware = False
-    plain, _, _ = model._discriminator_loss(real, fake, (tokens,), (real, labels))
+    plain, _, _ = model._discriminator_loss(real, fake, tokens, labels)
     assert plain.item() == pytest.approx(2 * math.log(1 + math.exp(-1)), rel=1e-5)
 
 
 def test_sample_grid_has_one_row_per_digit():
     model = tiny_textgan()
-    images, nrow = model._sample_grid_images()
+    images, nrow = model._sample_grid()
     assert images.shape == (80, 1, 28, 28) and nrow == 8
     assert 0 <= images.min() and images.max() <= 1
 

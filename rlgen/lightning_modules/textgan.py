@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from pytorch_lightning.cli import OptimizerCallable
 from torch import nn
 from torch.utils.data import DataLoader
-from torchmetrics.classification import MulticlassAccuracy
 from torchvision.utils import save_image
 
 from rlgen.callbacks.images import image_grid
 from rlgen.callbacks.run_dir import output_folder
 from rlgen.errors import RlgenError
-from rlgen.lightning_modules.gan import GAN
+from rlgen.lightning_modules._gan import GANSystem
+from rlgen.lightning_modules.gan import generator_loss, mode_seeking_loss, mode_seeking_pairs
 from rlgen.nets.gan import CharTokenizer, TextConditionalDiscriminator, TextConditionalGenerator
 
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
@@ -37,24 +37,25 @@ def random_captions(labels: torch.Tensor) -> list[str]:
     return [caption(int(y), t) for y, t in zip(labels.tolist(), templates, strict=True)]
 
 
-class TextGAN(GAN):
+class TextGAN(GANSystem):
     """Text-to-image GAN for MNIST digits (Reed et al. 2016, "Generative Adversarial Text to Image Synthesis").
 
     Each training digit gets a random caption ("seven", "the digit 7", "a handwritten 7", ...). A
     character-level text encoder phi(t) (BiGRU, learned from scratch with its network) is projected to a
     few dimensions and depth-concatenated with the noise in G and with the 7x7 feature maps in D.
 
-    Loss (matching-aware discriminator, "GAN-CLS"), with h = phi(t) of the right caption and h' of a
-    caption of another digit:
+    Loss (matching-aware discriminator, "GAN-CLS", the paper's Algorithm 1), with h = phi(t) of the right
+    caption and h' of a caption of another digit:
         L_D = -log D(x, h) - 1/2 [log(1 - D(x, h')) + log(1 - D(G(z, h), h))]
         L_G = -log D(G(z, h), h)                       (non-saturating; ``loss: minimax`` as in GAN)
     With ``matching_aware: false``, L_D is the plain conditional GAN loss (no wrong-caption term).
 
-    Optimization, step counting and logging are those of :class:`GAN` (k D steps per G step,
-    ``global_step`` = D + G optimizer steps). Validation logs ``val/prompt_acc`` (the share of generated
-    digits that the MNIST classifier assigns to the captioned digit) next to ``val/fid`` and ``val/is``
-    when ``classifier_ckpt`` is set. ``rlgen predict ... --model.prompts '["seven", "the digit 3"]'``
-    writes one grid of ``samples_per_prompt`` images per prompt into ``predict_dir``.
+    Optimization, step counting and logging are those of :class:`~rlgen.lightning_modules.gan.GAN` (k D
+    steps per G step, ``global_step`` = D + G optimizer steps, shared through ``_gan.GANSystem``).
+    Validation logs ``val/prompt_acc`` (the share of generated digits that the MNIST classifier assigns
+    to the captioned digit) next to ``val/fid`` and ``val/is`` when ``classifier_ckpt`` is set.
+    ``rlgen predict ... --model.prompts '["seven", "the digit 3"]'`` writes one grid of
+    ``samples_per_prompt`` images per prompt into ``predict_dir``.
 
     Deviations from the paper: captions come from 8 templates, not crowd-sourced descriptions; the text
     encoder is trained jointly (G and D each own one) instead of being a pre-trained char-CNN-RNN; no
@@ -62,6 +63,7 @@ class TextGAN(GAN):
     """
 
     RUN_TIME_ARGS = ("classifier_ckpt", "prompts", "samples_per_prompt", "predict_dir")
+    QUALITY_METRICS = ("val/fid", "val/is", "val/prompt_acc")
 
     def __init__(
         self,
@@ -98,24 +100,60 @@ class TextGAN(GAN):
             samples_per_prompt: images generated per prompt by ``predict``.
             predict_dir: folder for the PNG grid of each prompt from ``predict`` (None: ``<run dir>/predictions``).
         """
+        super().__init__(generator if generator is not None else TextConditionalGenerator(),
+                         discriminator if discriminator is not None else TextConditionalDiscriminator(),
+                         optimizer_g, optimizer_d, k, sample_every_n_epochs, 80, classifier_ckpt, sample_seed,
+                         predict_dir, label_metric="prompt_acc")
+        if loss not in ("non_saturating", "minimax"):
+            raise RlgenError(f"model.loss must be non_saturating or minimax, got {loss!r}")
+        if mode_seeking < 0:
+            raise RlgenError(f"model.mode_seeking must be >= 0 (0: off), got {mode_seeking}")
         if samples_per_prompt < 1:
             raise RlgenError(f"model.samples_per_prompt must be >= 1, got {samples_per_prompt}")
         if prompts is not None and not all(isinstance(p, str) and p.strip() for p in prompts):
             raise RlgenError(f"model.prompts must be a list of non-empty strings, got {prompts!r}")
-        super().__init__(
-            generator=generator if generator is not None else TextConditionalGenerator(),
-            discriminator=discriminator if discriminator is not None else TextConditionalDiscriminator(),
-            optimizer_g=optimizer_g, optimizer_d=optimizer_d, k=k, loss=loss,
-            sample_every_n_epochs=sample_every_n_epochs, num_samples=80, classifier_ckpt=classifier_ckpt,
-            sample_seed=sample_seed, predict_dir=predict_dir, mode_seeking=mode_seeking,
-        )
+        self.save_hyperparameters(ignore=list(self.RUN_TIME_ARGS))
         self.tokenizer = CharTokenizer()
         self.prompts, self.samples_per_prompt = prompts, samples_per_prompt
 
-    def forward(self, z: torch.Tensor, texts: list[str]) -> torch.Tensor:  # type: ignore[override]
+    def forward(self, z: torch.Tensor, texts: list[str]) -> torch.Tensor:
         """Images ``(B, C, H, W)`` in [0, 1] for noise ``(B, latent_dim)`` and ``B`` texts."""
         assert len(texts) == z.shape[0], f"need one text per noise vector, got {len(texts)} and {z.shape[0]}"
-        return super().forward(z, self._tokens(texts))
+        return (self.sampler(z, self._tokens(texts)) + 1) / 2
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        x, labels = batch  # (B, C, H, W) in [0, 1], (B,) digits
+        real, tokens = x * 2 - 1, self._tokens(random_captions(labels))  # a fresh caption for each image
+        opt_d, opt_g = self.optimizers()
+        b, hp = real.shape[0], self.hparams
+
+        # Discriminator step: right caption, wrong caption (GAN-CLS) and fakes; G is frozen.
+        with self.toggled_optimizer(opt_d):
+            with torch.no_grad():
+                fake = self.generator(self.noise(b), tokens)  # (B, C, H, W)
+            d_loss, real_logits, fake_logits = self._discriminator_loss(real, fake, tokens, labels)
+            self.optimize(opt_d, d_loss)
+        self.batches_seen += 1
+        self.log_dict({"train/d_loss": d_loss, "train/d_real": torch.sigmoid(real_logits).mean(),
+                       "train/d_fake": torch.sigmoid(fake_logits).mean()}, prog_bar=True)
+
+        # Generator step after every k-th discriminator step, on fresh noise; D is frozen.
+        if self.batches_seen % hp.k == 0:
+            with self.toggled_optimizer(opt_g):
+                z = self.noise(b)
+                (tokens,) = mode_seeking_pairs((tokens,)) if hp.mode_seeking else (tokens,)
+                fake = self.generator(z, tokens)
+                g_loss = generator_loss(self.discriminator(fake, tokens), hp.loss)
+                if hp.mode_seeking:
+                    g_loss = g_loss + hp.mode_seeking * mode_seeking_loss(fake, z)
+                self.optimize(opt_g, g_loss)
+            self.log("train/g_loss", g_loss, prog_bar=True)
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "val")
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "test")
 
     def predict_step(self, batch: list[str], batch_idx: int) -> torch.Tensor:
         """Generate ``samples_per_prompt`` images for each prompt of ``batch`` and write one grid per prompt."""
@@ -137,43 +175,33 @@ class TextGAN(GAN):
             raise RlgenError("TextGAN predict needs prompts: --model.prompts '[\"seven\", \"the digit 3\"]'")
         return DataLoader(self.prompts, batch_size=1, collate_fn=list)
 
-    # ----------------------------------------------------------------------------------------------
-    def setup(self, stage: str) -> None:
-        super().setup(stage)
-        if self._metrics and "prompt_acc" not in self._metrics:
-            self._metrics["prompt_acc"] = MulticlassAccuracy(10, average="micro")
-
-    def _unpack(self, batch: Any) -> tuple[torch.Tensor, tuple]:
-        x, labels = batch
-        return x * 2 - 1, (self._tokens(random_captions(labels)),)
-
+    # ------------------------------------------------------------------------------- helpers
     def _discriminator_loss(
-        self, real: torch.Tensor, fake: torch.Tensor, cond: tuple, batch: Any
+        self, real: torch.Tensor, fake: torch.Tensor, tokens: torch.Tensor, labels: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        (tokens,) = cond
+        """L_D (GAN-CLS with ``matching_aware``), and D's logits on the real and on the fake images."""
         real_logits, fake_logits = self.discriminator(real, tokens), self.discriminator(fake, tokens)
         real_loss = F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
         fake_loss = F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
         if not self.hparams.matching_aware:
             return real_loss + fake_loss, real_logits, fake_logits
-        labels = batch[1]
         other = (labels + torch.randint(1, 10, labels.shape, device=labels.device)) % 10  # never the same digit
         wrong_logits = self.discriminator(real, self._tokens(random_captions(other)))
         wrong_loss = F.binary_cross_entropy_with_logits(wrong_logits, torch.zeros_like(wrong_logits))
         return real_loss + 0.5 * (wrong_loss + fake_loss), real_logits, fake_logits
 
-    def _sample_grid_images(self) -> tuple[torch.Tensor, int]:
+    def _evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> None:
+        """D's outputs on real and generated images; FID / IS / prompt accuracy when a classifier is set."""
+        x, labels = batch
+        real, tokens = x * 2 - 1, self._tokens(random_captions(labels))
+        fake = self.sampler(self.noise(real.shape[0]), tokens)
+        _, real_logits, fake_logits = self._discriminator_loss(real, fake, tokens, labels)
+        self._log_evaluation(stage, real, fake, real_logits, fake_logits, labels)
+
+    def _sample_grid(self) -> tuple[torch.Tensor, int]:
         per_row = self.fixed_z.shape[0] // 10
         texts = [f"the digit {d}" for d in range(10) for _ in range(per_row)]  # row d: digit d
         return self(self.fixed_z[: 10 * per_row], texts), per_row
-
-    def _update_extra_metrics(self, fake01: torch.Tensor, batch: Any) -> None:
-        self._metrics["prompt_acc"].update(self._metrics["classifier"](fake01), batch[1])
-
-    def _compute_extra_metrics(self, stage: str) -> dict[str, torch.Tensor]:
-        acc = self._metrics["prompt_acc"].compute()
-        self._metrics["prompt_acc"].reset()
-        return {f"{stage}/prompt_acc": acc}
 
     def _tokens(self, texts: list[str]) -> torch.Tensor:
         return self.tokenizer(texts).to(self.device)  # (B, L)
