@@ -136,6 +136,12 @@ class GANSystem(LightningModule):
         """Images ``(N, C, H, W)`` in [0, 1] from :attr:`fixed_z` and the grid's row length."""
         raise NotImplementedError
 
+    def _log_discriminator_step(self, d_loss: torch.Tensor, real_logits: torch.Tensor,
+                                fake_logits: torch.Tensor) -> None:
+        """Log D's training loss and its mean output on the real and the fake images."""
+        self.log_dict({"train/d_loss": d_loss, "train/d_real": torch.sigmoid(real_logits).mean(),
+                       "train/d_fake": torch.sigmoid(fake_logits).mean()}, prog_bar=True)
+
     def _log_evaluation(self, stage: str, real: torch.Tensor, fake: torch.Tensor, real_logits: torch.Tensor,
                         fake_logits: torch.Tensor, labels: torch.Tensor | None = None) -> None:
         """Log D's mean output on real and fake images ``(B, C, H, W)`` in [-1, 1]; feed the quality metrics."""

@@ -134,8 +134,7 @@ class TextGAN(GANSystem):
             d_loss, real_logits, fake_logits = self._discriminator_loss(real, fake, tokens, labels)
             self.optimize(opt_d, d_loss)
         self.batches_seen += 1
-        self.log_dict({"train/d_loss": d_loss, "train/d_real": torch.sigmoid(real_logits).mean(),
-                       "train/d_fake": torch.sigmoid(fake_logits).mean()}, prog_bar=True)
+        self._log_discriminator_step(d_loss, real_logits, fake_logits)
 
         # Generator step after every k-th discriminator step, on fresh noise; D is frozen.
         if self.batches_seen % hp.k == 0:
