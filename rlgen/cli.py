@@ -24,13 +24,13 @@ from pathlib import Path
 
 import torch
 import yaml
-from jsonargparse import ArgumentError, Namespace
+from jsonargparse import ArgumentError, Namespace, lazy_instance
 from jsonargparse.typing import PositiveInt
 from lightning_fabric.plugins import CheckpointIO
 from lightning_fabric.utilities.exceptions import MisconfigurationException
 from pytorch_lightning import LightningModule, Trainer
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint, ProgressBar
-from pytorch_lightning.loggers import WandbLogger
+from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
 
 from rlgen._registry import import_submodules
 from rlgen.callbacks.faults import FaultGuard
@@ -110,6 +110,7 @@ class RlgenCLI(CheckpointHparamsHook):
         if subcommand is None:
             return
         cfg = self.config[subcommand]
+        _follow_default_root_dir(cfg)
         roots = _log_roots(cfg)
         if subcommand == "fit":
             for root in roots:
@@ -260,7 +261,7 @@ def run(args: list[str] | None = None) -> RlgenCLI:
                 args=args,
                 seed_everything_default=0,
                 save_config_callback=RunConfigCallback,
-                trainer_defaults={"default_root_dir": "runs"},
+                trainer_defaults={"default_root_dir": "runs", "logger": default_logger(cli_args)},
                 parser_kwargs={"description": DESCRIPTION, **no_exit, **{sub: dict(no_exit) for sub in SUBCOMMANDS}},
             )
     except SystemExit as done:
@@ -278,6 +279,38 @@ def run(args: list[str] | None = None) -> RlgenCLI:
         raise SystemExit(status) from None
     finally:
         torch.set_num_threads(threads)  # a run's thread choice does not leak into the calling process
+
+
+def run_name(args: list[str]) -> str:
+    """``<algorithm>_<data>`` from the first config with a ``model`` (``configs/dqn/pong.yaml``: ``dqn_pong``),
+    its file name alone outside such a folder, or ``rlgen`` without one."""
+    for config in _config_files(args):
+        try:
+            loaded = yaml.safe_load(Path(config).read_text())
+        except (OSError, yaml.YAMLError):
+            continue  # jsonargparse reports it
+        if isinstance(loaded, dict) and "model" in loaded:
+            path = Path(config)
+            folder = path.resolve().parent.name
+            return f"{folder}_{path.stem}" if path.parent.name and folder != "configs" else path.stem
+    return "rlgen"
+
+
+def default_logger(args: list[str]) -> TensorBoardLogger:
+    """The logger of a config that names none: TensorBoard in ``runs/<run_name>/version_N``. A logger overlay
+    (``-c configs/logger/wandb.yaml``) replaces the class and keeps the name."""
+    return lazy_instance(TensorBoardLogger, save_dir="runs", name=run_name(args))
+
+
+def _follow_default_root_dir(cfg: Namespace) -> None:
+    """The default logger writes under ``trainer.default_root_dir`` (``runs``), as Lightning's own does:
+    ``--trainer.default_root_dir X`` moves its ``save_dir`` from ``runs`` to ``X``."""
+    trainer = cfg.get("trainer") or Namespace()
+    logger, root = trainer.get("logger"), trainer.get("default_root_dir")
+    if (isinstance(logger, Namespace) and str(logger.get("class_path", "")).endswith("TensorBoardLogger")
+            and logger.get("init_args") is not None and logger.init_args.get("save_dir") == "runs"
+            and root not in (None, "runs")):
+        logger.init_args.save_dir = str(root)
 
 
 def _model_help_hint(args: list[str]) -> str:

@@ -197,3 +197,25 @@ def test_command_line_model_arguments_win_over_the_checkpoints_hyperparameters(t
     # An explicit --model.width beats the saved one: the model is built with 5 and the checkpoint no longer fits.
     expect_error(capsys, ["test", model, "--model.width=5", "--ckpt_path", ckpt, quiet],
                  "layer.weight is [4, 32] in the checkpoint but [5, 32]")
+
+
+def test_runs_are_named_after_their_config_which_names_no_logger(tmp_path, monkeypatch):
+    import yaml
+
+    from rlgen.cli import run_name
+    from tests.test_configs import ALGO_CONFIGS
+
+    for config in ALGO_CONFIGS:  # the logger lives in one place: rlgen's default
+        assert "logger" not in (yaml.safe_load(config.read_text()).get("trainer") or {}), config
+    overlay, clusters = REPO / "configs" / "trainer" / "ddp.yaml", REPO / "configs" / "dcgan" / "mnist_clusters.yaml"
+    assert run_name(["fit", "-c", str(overlay), "-c", str(clusters)]) == "dcgan_mnist_clusters"
+    assert run_name(["fit", f"--model={BORING}"]) == "rlgen"
+    monkeypatch.chdir(tmp_path)
+    jump_chain = ["fit", "-c", str(REPO / "configs" / "qlearning" / "jump_chain.yaml"), "--trainer.max_steps=2",
+                  "--trainer.enable_progress_bar=false"]
+    run_cli(*jump_chain)
+    assert (tmp_path / "runs" / "qlearning_jump_chain" / "version_0" / "config.yaml").is_file()
+    run_cli(*jump_chain, "--trainer.default_root_dir=elsewhere")  # the default logger follows it, as Lightning's
+    assert (tmp_path / "elsewhere" / "qlearning_jump_chain" / "version_0" / "checkpoints" / "last.ckpt").is_file()
+    run_cli(*jump_chain, "--trainer.log_every_n_steps=1", "-c", str(REPO / "configs" / "logger" / "csv.yaml"))
+    assert (tmp_path / "runs" / "qlearning_jump_chain" / "version_1" / "metrics.csv").is_file(), "overlays keep names"
