@@ -43,8 +43,8 @@ class Throughput(Callback):
         (self.out / f"rank{trainer.global_rank}.json").write_text(json.dumps({"samples_per_s": rate}))
 
 
-def measure(devices: int, args: argparse.Namespace, work: Path) -> float:
-    """Total samples/s of one fit with ``devices`` processes."""
+def measure(devices: int, args: argparse.Namespace, work: Path) -> tuple[float, int]:
+    """Total samples/s of one fit with ``devices`` processes, and how many ranks reported."""
     out = work / f"d{devices}-{time.time_ns()}"
     cmd = [sys.executable, "-m", "rlgen", "fit", "-c", str(REPO / "configs" / "vae" / "mnist.yaml"),
            f"--data.data_dir={args.data_dir}", "--data.num_workers=0", f"--data.batch_size={args.batch_size}",
@@ -60,7 +60,8 @@ def measure(devices: int, args: argparse.Namespace, work: Path) -> float:
     proc = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"rlgen fit with {devices} process(es) failed:\n{proc.stderr[-3000:]}")
-    return sum(json.loads(p.read_text())["samples_per_s"] for p in out.glob("rank*.json"))
+    reports = [json.loads(p.read_text())["samples_per_s"] for p in out.glob("rank*.json")]
+    return sum(reports), len(reports)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -80,16 +81,21 @@ def main(argv: list[str] | None = None) -> dict:
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rates: dict[int, list[float]] = {1: [], args.processes: []}
+    ranks: dict[int, int] = {}
     with tempfile.TemporaryDirectory() as scratch:
         for _ in range(args.repeats):  # alternate, so that load changes hit both sides alike
             for devices in rates:
-                rates[devices].append(measure(devices, args, Path(scratch)))
+                rate, ranks[devices] = measure(devices, args, Path(scratch))
+                rates[devices].append(rate)
+                if ranks[devices] != devices:
+                    raise SystemExit(f"{devices} process(es) asked for, {ranks[devices]} trained and reported")
     one, many = (statistics.median(rates[d]) for d in rates)
     result = {
         "benchmark": "ddp_scaling_vae", "accelerator": args.accelerator, "steps": args.steps,
         "batch_size_per_process": args.batch_size, "repeats": args.repeats,
         "samples_per_s_1": one, f"samples_per_s_{args.processes}": many, "ratio": many / one,
-        "runs": {str(k): v for k, v in rates.items()}, "smoke": args.smoke,
+        "runs": {str(k): v for k, v in rates.items()}, "ranks_reporting": {str(k): v for k, v in ranks.items()},
+        "smoke": args.smoke,
         "date": time.strftime("%Y-%m-%d"),
     }
     print(f"VAE samples/s: 1 process {one:.0f}, {args.processes} processes {many:.0f} "

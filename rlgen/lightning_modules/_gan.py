@@ -49,6 +49,8 @@ class GANSystem(LightningModule):
                  optimizer_d: OptimizerCallable | None, k: int, sample_every_n_epochs: int, num_samples: int,
                  classifier_ckpt: str | None, sample_seed: int, predict_dir: str | None,
                  label_metric: str | None = None) -> None:
+        """The arguments of the subclasses (documented there), and ``label_metric``: the name of the
+        :class:`ImageQuality` label accuracy a conditional subclass logs (e.g. ``prompt_acc``)."""
         super().__init__()
         if k < 1:
             raise RlgenError(f"model.k (discriminator steps per generator step) must be >= 1, got {k}")
@@ -206,7 +208,9 @@ class Clusters:
     """Self-conditioning without labels (Liu et al. 2020, "Diverse Image Generation via Self-Conditioned
     GANs"): k-means splits training images by their pixels into ``n`` clusters; a real image's condition is
     its nearest centroid (one-hot), and unconditional samples draw clusters by their share of the images.
-    The state (centroids, shares) goes into the checkpoint through :meth:`state_dict`."""
+    G then need not spread one Gaussian over separate digits, which leaves blends between them (the paper
+    clusters D's features again and again; pixels once is enough for MNIST). The state (centroids,
+    shares) goes into the checkpoint through :meth:`state_dict`."""
 
     def __init__(self, n: int) -> None:
         self.n = n
