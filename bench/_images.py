@@ -8,11 +8,11 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
+import matplotlib.pyplot as plt
+import torch
 
-from bench._common import REPO, bench_parser  # noqa: E402
-from rlgen.cli import RlgenCLI, run  # noqa: E402
+from bench._common import REPO, bench_parser
+from rlgen.cli import RlgenCLI, run
 
 
 def image_bench_parser(doc: str, epochs: int) -> argparse.ArgumentParser:

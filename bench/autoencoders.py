@@ -1,7 +1,7 @@
 """Train the AE and the DAE (25% and 50% masking) on MNIST; report test reconstruction MSE, clean and corrupted.
 
-    python bench/autoencoders.py --data-dir ../shared/data --epochs 10          # real run
-    python bench/autoencoders.py --smoke --data-dir <tiny mnist> --out-dir /tmp/x
+    python -m bench.autoencoders --data-dir ../shared/data --epochs 10          # real run
+    python -m bench.autoencoders --smoke --data-dir <tiny mnist> --out-dir /tmp/x
 
 Each model is trained through rlgen (``configs/ae/mnist.yaml``, ``configs/dae/mnist.yaml``) and then evaluated
 on the 10,000 test images, uncorrupted and with 25% and 50% masking noise (exactly round(p * 784) pixels set
@@ -13,7 +13,6 @@ input / 50%-masked input / reconstruction of the masked input).
 from __future__ import annotations
 
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,10 +22,9 @@ import torch
 import torch.nn.functional as F
 from torchvision.utils import make_grid
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python bench/autoencoders.py` works too
-from bench._common import save_figure  # noqa: E402
-from bench._images import image_bench_parser, rlgen_fit, setup, show_grid  # noqa: E402
-from rlgen.lightning_modules.autoencoder import mask_pixels  # noqa: E402
+from bench._common import save_figure
+from bench._images import image_bench_parser, rlgen_fit, setup, show_grid
+from rlgen.lightning_modules.autoencoder import mask_pixels
 
 MODELS = {  # name -> (config, extra CLI arguments)
     "AE": ("ae", []),

@@ -1,7 +1,7 @@
 """Train the MNIST classifier, measure its test accuracy, and keep a small weights-only checkpoint.
 
-    python bench/classifier.py --data-dir ../shared/data         # real run (6 epochs)
-    python bench/classifier.py --smoke --data-dir <tiny mnist> --out-dir /tmp/x
+    python -m bench.classifier --data-dir ../shared/data         # real run (6 epochs)
+    python -m bench.classifier --smoke --data-dir <tiny mnist> --out-dir /tmp/x
 
 Writes ``<out-dir>/classifier.json`` (test accuracy, per-class accuracy, wall time), ``classifier.png``
 (per-class test accuracy) and ``<out-dir>/mnist_classifier.ckpt``, the checkpoint that FID / IS and the
@@ -11,7 +11,6 @@ text-GAN prompt accuracy use (``--model.classifier_ckpt bench/results/mnist_clas
 from __future__ import annotations
 
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -19,13 +18,12 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
+import matplotlib.pyplot as plt
+import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python bench/classifier.py` works too
-from bench._common import save_figure  # noqa: E402
-from bench._images import image_bench_parser, setup  # noqa: E402
-from rlgen.cli import run  # noqa: E402
+from bench._common import save_figure
+from bench._images import image_bench_parser, setup
+from rlgen.cli import run
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET_ACC = 0.99

@@ -1,8 +1,8 @@
 """The default job on a busy machine: ``rlgen fit -c configs/dqn/cartpole.yaml`` alone and beside one
 competing busy process, with rlgen's thread default and with torch's (all cores).
 
-    python bench/contention.py                    # 2 repeats of 4 runs (about 15 min on 2 cores)
-    python bench/contention.py --smoke --out-dir /tmp/x
+    python -m bench.contention                    # 2 repeats of 4 runs (about 15 min on 2 cores)
+    python -m bench.contention --smoke --out-dir /tmp/x
 
 Each run is the README's first command as a subprocess (its own logs in a temporary folder), timed
 from start to exit. The competitor is a Python process spinning on one core (``while True: pass``),

@@ -1,7 +1,7 @@
 """CycleGAN on the built-in MNIST pair: label preservation both ways and cycle L1 on the test digits.
 
-    python bench/cyclegan.py --data-dir ../shared/data                   # real run (see docs/cyclegan.md)
-    python bench/cyclegan.py --smoke --data-dir <tiny mnist> --out-dir /tmp/x
+    python -m bench.cyclegan --data-dir ../shared/data                   # real run (see docs/cyclegan.md)
+    python -m bench.cyclegan --smoke --data-dir <tiny mnist> --out-dir /tmp/x
 
 Trains ``configs/cyclegan/mnist.yaml`` (budget: ``--epochs`` x ``--batches`` batches), then translates
 every test digit of domain A to B and of B to A. A digit keeps its label when a classifier trained on
@@ -14,7 +14,6 @@ mean |F(G(a)) - a| (and |G(F(b)) - b|) in [0, 1] pixel units. Writes ``<out-dir>
 from __future__ import annotations
 
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -22,18 +21,17 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-from pytorch_lightning import Trainer  # noqa: E402
-from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
+import matplotlib.pyplot as plt
+import torch
+from pytorch_lightning import Trainer
+from torch.utils.data import DataLoader, TensorDataset
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python bench/cyclegan.py` works too
-from bench._common import save_figure  # noqa: E402
-from bench._images import image_bench_parser, setup  # noqa: E402
-from rlgen.callbacks.images import image_grid  # noqa: E402
-from rlgen.cli import run  # noqa: E402
-from rlgen.datamodules.unpaired import mnist_pair  # noqa: E402
-from rlgen.lightning_modules.classifier import Classifier  # noqa: E402
+from bench._common import save_figure
+from bench._images import image_bench_parser, setup
+from rlgen.callbacks.images import image_grid
+from rlgen.cli import run
+from rlgen.datamodules.unpaired import mnist_pair
+from rlgen.lightning_modules.classifier import Classifier
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET = 0.95

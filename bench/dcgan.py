@@ -1,15 +1,15 @@
 """DCGAN on MNIST: Inception Score and FID with rlgen's MNIST classifier, next to the real-data references.
 
-    python bench/dcgan.py --data-dir ../shared/data --max-minutes 80       # train, then evaluate
-    python bench/dcgan.py --data-dir ../shared/data --ckpt runs/dcgan_mnist/version_0/checkpoints/last.ckpt
-    python bench/dcgan.py --model dcgan_clusters --data-dir ../shared/data --ckpt <its last.ckpt>
-    python bench/dcgan.py --model gan --data-dir ../shared/data --max-minutes 40   # the paper's MLP GAN
-    python bench/dcgan.py --smoke --data-dir <tiny mnist> --classifier-ckpt <ckpt> --out-dir /tmp/x
+    python -m bench.dcgan --data-dir ../shared/data --max-minutes 80       # train, then evaluate
+    python -m bench.dcgan --data-dir ../shared/data --ckpt runs/dcgan_mnist/version_0/checkpoints/last.ckpt
+    python -m bench.dcgan --model dcgan_clusters --data-dir ../shared/data --ckpt <its last.ckpt>
+    python -m bench.dcgan --model gan --data-dir ../shared/data --max-minutes 40   # the paper's MLP GAN
+    python -m bench.dcgan --smoke --data-dir <tiny mnist> --classifier-ckpt <ckpt> --out-dir /tmp/x
 
 Scores: IS of ``--num-samples`` generated digits (10 splits) and FID of those digits against the 10,000
 test digits; references: IS of the real test digits and FID of ``--num-samples`` real training digits
 against the test digits (the best FID a generator can expect at that sample size). The classifier is
-``bench/results/mnist_classifier.ckpt`` (``python bench/classifier.py``). Writes ``dcgan.json`` and
+``bench/results/mnist_classifier.ckpt`` (``python -m bench.classifier``). Writes ``dcgan.json`` and
 ``dcgan.png`` (samples and scores) to ``--out-dir``; ``<model>.json`` and ``<model>.png`` with another
 ``--model``: ``dcgan_clusters`` (``configs/dcgan/mnist_clusters.yaml``, the DCGAN conditioned on k-means
 clusters of the training images) or ``gan`` (``configs/gan/mnist.yaml``, which has no target).
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -27,17 +26,16 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
+import matplotlib.pyplot as plt
+import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python bench/dcgan.py` works too
-from bench._common import save_figure  # noqa: E402
-from bench._images import image_bench_parser, max_time, setup  # noqa: E402
-from rlgen.callbacks.images import image_grid  # noqa: E402
-from rlgen.cli import run  # noqa: E402
-from rlgen.datamodules.mnist import MNISTDataModule  # noqa: E402
-from rlgen.lightning_modules.gan import GAN  # noqa: E402
-from rlgen.metrics import load_classifier, make_fid, make_inception_score  # noqa: E402
+from bench._common import save_figure
+from bench._images import image_bench_parser, max_time, setup
+from rlgen.callbacks.images import image_grid
+from rlgen.cli import run
+from rlgen.datamodules.mnist import MNISTDataModule
+from rlgen.lightning_modules.gan import GAN
+from rlgen.metrics import load_classifier, make_fid, make_inception_score
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET_IS = 9.5

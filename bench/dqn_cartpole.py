@@ -16,15 +16,13 @@ Extra arguments go to rlgen, e.g. ``--model.double_dqn=true``.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python bench/dqn_cartpole.py` works too
-from bench._common import bench_parser, plt, save_figure  # noqa: E402
-from bench._rl import plot_spread, solve_seeds  # noqa: E402
+from bench._common import bench_parser, plt, save_figure
+from bench._rl import plot_spread, solve_seeds
 
 CONFIG = "configs/dqn/cartpole.yaml"
 THRESHOLD = 475.0  # "solved"; the config stops above 495

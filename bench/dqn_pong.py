@@ -1,8 +1,8 @@
 """DQN on Pong from pixels: learning curve, final score on whole games, and the agent as a checkpoint.
 
-    python bench/dqn_pong.py                                  # trains configs/dqn/pong.yaml, then scores
-    python bench/dqn_pong.py --run-dir runs/dqn_pong/version_0   # scores and plots a finished run
-    python bench/dqn_pong.py --smoke --out-dir /tmp/x         # seconds
+    python -m bench.dqn_pong                                  # trains configs/dqn/pong.yaml, then scores
+    python -m bench.dqn_pong --run-dir runs/dqn_pong/version_0   # scores and plots a finished run
+    python -m bench.dqn_pong --smoke --out-dir /tmp/x         # seconds
 
 The final agent (the run's last.ckpt, or ``--ckpt``) plays ``--games`` whole games of ALE/Pong-v5
 (sticky actions 0.25, unclipped score, epsilon 0.05: the config's evaluation). The curves come from
@@ -16,15 +16,13 @@ Extra arguments go to ``rlgen fit``.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import gymnasium as gym
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python bench/dqn_pong.py` works too
-from bench import _pong  # noqa: E402
-from rlgen.checkpoints import read_checkpoint  # noqa: E402
+from bench import _pong
+from rlgen.checkpoints import read_checkpoint
 
 CONFIG = "configs/dqn/pong.yaml"
 TARGET = 18.0

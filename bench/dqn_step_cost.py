@@ -1,7 +1,7 @@
 """The cost of one DQN gradient step on Atari frames, by network, thread count and memory layout.
 
-    python bench/dqn_step_cost.py                     # both CNNs x 1 and 2 threads x both layouts
-    python bench/dqn_step_cost.py --smoke --out-dir /tmp/x
+    python -m bench.dqn_step_cost                     # both CNNs x 1 and 2 threads x both layouts
+    python -m bench.dqn_step_cost --smoke --out-dir /tmp/x
 
 Times the step that dominates DQN on pixels: Q(s, a) of a batch of 4x84x84 uint8 stacks through
 ``rlgen.nets.rl.QNetwork`` with a dueling head (``cnn: nature``, 512 units, or ``cnn: nips``, 256
@@ -19,7 +19,6 @@ from __future__ import annotations
 import copy
 import itertools
 import json
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -28,10 +27,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python bench/dqn_step_cost.py` works too
-from bench._common import bench_parser  # noqa: E402
-from rlgen.lightning_modules.dqn import td_target  # noqa: E402
-from rlgen.nets.rl import QNetwork  # noqa: E402
+from bench._common import bench_parser
+from rlgen.lightning_modules.dqn import td_target
+from rlgen.nets.rl import QNetwork
 
 FEATURES = {"nature": 512, "nips": 256}  # the papers' widths of the last hidden layer
 

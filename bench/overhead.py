@@ -1,7 +1,7 @@
 """Framework overhead: one VAE training epoch through rlgen against the same work in a plain PyTorch loop.
 
-    python bench/overhead.py --data-dir ../shared/data --repeats 3        # real run (~6 epochs of the VAE)
-    python bench/overhead.py --smoke --data-dir <tiny mnist> --out-dir /tmp/x
+    python -m bench.overhead --data-dir ../shared/data --repeats 3        # real run (~6 epochs of the VAE)
+    python -m bench.overhead --smoke --data-dir <tiny mnist> --out-dir /tmp/x
 
 Both sides train the same network (``rlgen.nets.autoencoders`` conv encoder / decoder, as in
 ``configs/vae/mnist.yaml``) on the same 55,000 dynamically binarized training images with the same batch
@@ -18,25 +18,22 @@ from __future__ import annotations
 import json
 import resource
 import statistics
-import sys
 import tempfile
 import time
-from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from torch.utils.data import DataLoader, random_split  # noqa: E402
-from torchvision import transforms  # noqa: E402
-from torchvision.datasets import MNIST  # noqa: E402
+import matplotlib.pyplot as plt
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, random_split
+from torchvision import transforms
+from torchvision.datasets import MNIST
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python bench/overhead.py` works too
-from bench._common import save_figure  # noqa: E402
-from bench._images import image_bench_parser, rlgen_fit, setup  # noqa: E402
-from rlgen.nets.autoencoders import ConvDecoder, ConvEncoder  # noqa: E402
+from bench._common import save_figure
+from bench._images import image_bench_parser, rlgen_fit, setup
+from rlgen.nets.autoencoders import ConvDecoder, ConvEncoder
 
 TARGET_RATIO = 1.05
 LATENT, HIDDEN, BATCH, LR, VAL_SIZE, SPLIT_SEED = 32, 256, 128, 1e-3, 5000, 42  # as in configs/vae/mnist.yaml

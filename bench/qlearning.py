@@ -15,7 +15,6 @@ Writes ``<out-dir>/qlearning.json`` and ``<out-dir>/qlearning.png``.
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -24,11 +23,10 @@ import torch
 import yaml
 from pytorch_lightning import Callback, Trainer, seed_everything
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python bench/qlearning.py` works too
-from bench._common import REPO, bench_parser, plt, save_figure  # noqa: E402
-from rlgen.envs import JUMP_CHAIN_ID  # noqa: E402
-from rlgen.envs.jump_chain import JumpChain, optimal_q  # noqa: E402
-from rlgen.lightning_modules.qlearning import TabularQLearning  # noqa: E402
+from bench._common import REPO, bench_parser, plt, save_figure
+from rlgen.envs import JUMP_CHAIN_ID
+from rlgen.envs.jump_chain import JumpChain, optimal_q
+from rlgen.lightning_modules.qlearning import TabularQLearning
 
 CONFIG = "configs/qlearning/jump_chain.yaml"
 VARIANTS = {  # name -> overrides of the config's model arguments

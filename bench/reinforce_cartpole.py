@@ -15,15 +15,13 @@ evaluation >= 475 (issue 16), 5/5 seeds.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python bench/reinforce_cartpole.py` works too
-from bench._common import bench_parser, plt, save_figure  # noqa: E402
-from bench._rl import plot_spread, solve_seeds  # noqa: E402
+from bench._common import bench_parser, plt, save_figure
+from bench._rl import plot_spread, solve_seeds
 
 CONFIG = "configs/reinforce/cartpole.yaml"
 THRESHOLD = 475.0  # "solved"; the config stops above 495

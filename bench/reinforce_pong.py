@@ -1,8 +1,8 @@
 """REINFORCE on Pong from pixel differences: running mean return, final score, the agent as a checkpoint.
 
-    python bench/reinforce_pong.py                                       # trains configs/reinforce/pong.yaml
-    python bench/reinforce_pong.py --run-dir runs/reinforce_pong/version_0   # scores and plots a finished run
-    python bench/reinforce_pong.py --smoke --out-dir /tmp/x              # seconds
+    python -m bench.reinforce_pong                                       # trains configs/reinforce/pong.yaml
+    python -m bench.reinforce_pong --run-dir runs/reinforce_pong/version_0   # scores and plots a finished run
+    python -m bench.reinforce_pong --smoke --out-dir /tmp/x              # seconds
 
 The curve is the running mean return of the last 100 training episodes (``rollout/return_last100``:
 whole games of ALE/Pong-v5, the sampled policy, unclipped) against agent steps and wall minutes,
@@ -17,13 +17,11 @@ Extra arguments go to ``rlgen fit``.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python bench/reinforce_pong.py` works too
-from bench import _pong  # noqa: E402
+from bench import _pong
 
 CONFIG = "configs/reinforce/pong.yaml"
 TARGET, STRETCH = -10.0, 0.0

@@ -17,16 +17,14 @@ Writes ``<out-dir>/replay_memory.json`` and ``<out-dir>/replay_memory.png``.
 from __future__ import annotations
 
 import json
-import sys
 import time
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python bench/replay_memory.py` works too
-from bench._common import bench_parser, plt, save_figure  # noqa: E402
-from rlgen.envs import PrioritizedReplayBuffer, ReplayBuffer, make_vector_env  # noqa: E402
+from bench._common import bench_parser, plt, save_figure
+from rlgen.envs import PrioritizedReplayBuffer, ReplayBuffer, make_vector_env
 
 FRAME = 84 * 84
 TARGET = 1.05 * FRAME

@@ -23,7 +23,6 @@ loop on Pong at equal replay ratio (issue 14, task ``pong_8envs``).
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -33,11 +32,10 @@ import torch
 import torch.nn.functional as F
 from pytorch_lightning import Callback
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python bench/rl_throughput.py` works too
-from bench._common import REPO, bench_parser, plt, save_figure  # noqa: E402
-from rlgen.cli import run  # noqa: E402
-from rlgen.envs import make_env  # noqa: E402
-from rlgen.nets.rl import QNetwork  # noqa: E402
+from bench._common import REPO, bench_parser, plt, save_figure
+from rlgen.cli import run
+from rlgen.envs import make_env
+from rlgen.nets.rl import QNetwork
 
 # Epsilon is held at its final value after the warm-up (the regime of most of training: the network
 # acts at almost every step).

@@ -1,7 +1,7 @@
 """DDP scaling on the CPU: VAE training samples per second with 1 and with 2 processes (gloo).
 
-    python bench/scaling.py --data-dir ../shared/data            # full: 300 steps per process count
-    python bench/scaling.py --smoke --data-dir <tiny MNIST>      # seconds
+    python -m bench.scaling --data-dir ../shared/data            # full: 300 steps per process count
+    python -m bench.scaling --smoke --data-dir <tiny MNIST>      # seconds
 
 Each process runs with one intra-op thread, so 2 processes use the 2 cores of the machine; the
 throughput counts the samples of all processes between step 20 (after warm-up) and the last step.

@@ -1,8 +1,8 @@
 """Text-conditional GAN on MNIST: prompt accuracy, the share of generated digits the classifier reads as prompted.
 
-    python bench/textgan.py --data-dir ../shared/data --epochs 5 --threads 2   # train, then evaluate
-    python bench/textgan.py --ckpt runs/textgan_mnist/version_0/checkpoints/last.ckpt
-    python bench/textgan.py --smoke --data-dir <tiny mnist> --classifier-ckpt <ckpt> --out-dir /tmp/x
+    python -m bench.textgan --data-dir ../shared/data --epochs 5 --threads 2   # train, then evaluate
+    python -m bench.textgan --ckpt runs/textgan_mnist/version_0/checkpoints/last.ckpt
+    python -m bench.textgan --smoke --data-dir <tiny mnist> --classifier-ckpt <ckpt> --out-dir /tmp/x
 
 For every digit and every caption template of training ("seven", "7", "the digit seven", ...) it draws
 ``--per-prompt`` images and classifies them with ``bench/results/mnist_classifier.ckpt``; it also
@@ -13,23 +13,21 @@ character-level encoder generalizes. Writes ``textgan.json`` and ``textgan.png``
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
+import matplotlib.pyplot as plt
+import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python bench/textgan.py` works too
-from bench._common import save_figure  # noqa: E402
-from bench._images import setup  # noqa: E402
-from bench.dcgan import gan_bench_parser, mnist_images, trained_model  # noqa: E402
-from rlgen.callbacks.images import image_grid  # noqa: E402
-from rlgen.lightning_modules.textgan import CAPTION_TEMPLATES, DIGIT_WORDS, TextGAN, caption  # noqa: E402
-from rlgen.metrics import load_classifier  # noqa: E402
+from bench._common import save_figure
+from bench._images import setup
+from bench.dcgan import gan_bench_parser, mnist_images, trained_model
+from rlgen.callbacks.images import image_grid
+from rlgen.lightning_modules.textgan import CAPTION_TEMPLATES, DIGIT_WORDS, TextGAN, caption
+from rlgen.metrics import load_classifier
 
 TARGET_ACC = 0.9
 UNSEEN_TEMPLATES = ("digit {word}", "number {digit}", "handwritten {word}", "a {digit}")

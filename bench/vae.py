@@ -1,7 +1,7 @@
 """Train the VAE on dynamically binarized MNIST; report test negative ELBO and IWAE NLL (nats per image).
 
-    python bench/vae.py --data-dir ../shared/data                # 45 epochs, then IWAE k=200 on all test images
-    python bench/vae.py --smoke --data-dir <tiny mnist> --out-dir /tmp/x            # seconds
+    python -m bench.vae --data-dir ../shared/data                # 45 epochs, then IWAE k=200 on all test images
+    python -m bench.vae --smoke --data-dir <tiny mnist> --out-dir /tmp/x            # seconds
 
 Runs ``configs/vae/mnist.yaml`` through rlgen (fit, then test of the best checkpoint by val/neg_elbo) and
 writes ``<out-dir>/vae.json`` (test neg. ELBO, IWAE NLL with the k used, epochs reached, wall times) and
@@ -12,7 +12,6 @@ Target (issue 6): IWAE NLL <= 88 nats with k >= 200 (IWAE paper one-layer VAE: 8
 from __future__ import annotations
 
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -22,9 +21,8 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torchvision.utils import make_grid
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python bench/vae.py` works too
-from bench._common import save_figure  # noqa: E402
-from bench._images import image_bench_parser, max_time, rlgen_fit, setup, show_grid  # noqa: E402
+from bench._common import save_figure
+from bench._images import image_bench_parser, max_time, rlgen_fit, setup, show_grid
 
 TARGET_NLL = 88.0
 

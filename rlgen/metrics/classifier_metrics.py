@@ -27,7 +27,7 @@ def load_classifier(ckpt_path: str | Path, map_location: str | torch.device = "c
     path = Path(ckpt_path)
     if not path.is_file():
         raise RlgenError(
-            f"classifier checkpoint {path} not found; train one with `python bench/classifier.py` "
+            f"classifier checkpoint {path} not found; train one with `python -m bench.classifier` "
             "(or `rlgen fit -c configs/classifier/mnist.yaml`), or set --model.classifier_ckpt null to skip FID / IS"
         )
     try:

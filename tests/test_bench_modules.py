@@ -1,0 +1,22 @@
+"""Every benchmark runs the documented way, ``python -m bench.<name>`` from the repository root."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.conftest import REPO
+
+SCRIPTS = sorted(p.stem for p in (REPO / "bench").glob("*.py") if not p.stem.startswith("_"))
+
+
+def run_python(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=600)
+
+
+def test_benchmarks_run_as_modules_from_the_repository_root():
+    # -c puts the working directory first on sys.path, as -m does: every benchmark must import from there
+    imported = run_python("-c", f"import importlib\nfor name in {SCRIPTS!r}: importlib.import_module('bench.' + name)")
+    assert imported.returncode == 0, imported.stderr[-2000:]
+    helped = run_python("-m", "bench.dqn_pong", "--help")
+    assert helped.returncode == 0 and helped.stdout.startswith("usage:"), helped.stderr[-2000:]
