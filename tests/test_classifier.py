@@ -55,7 +55,7 @@ def test_learns_fake_digits_and_reloads(mnist_dir, tmp_path):
 
 
 def test_load_classifier_errors(tmp_path):
-    with pytest.raises(RlgenError, match="bench/classifier.py"):
+    with pytest.raises(RlgenError, match="python -m bench.classifier"):
         load_classifier(tmp_path / "missing.ckpt")
     torch.save({"state_dict": {}}, tmp_path / "other.ckpt")
     with pytest.raises(RlgenError, match="not a Classifier checkpoint"):

@@ -214,7 +214,7 @@ def test_without_classifier_a_val_fid_checkpoint_keeps_the_latest(tmp_path, monk
 
 def test_missing_classifier_checkpoint_is_a_clear_error(tmp_path):
     model = tiny_gan(classifier_ckpt=str(tmp_path / "nope.ckpt"))
-    with pytest.raises(RlgenError, match="bench/classifier.py"):
+    with pytest.raises(RlgenError, match="python -m bench.classifier"):
         quiet_trainer(limit_train_batches=1).fit(model, image_loader(n=8), image_loader(n=8))
 
 
