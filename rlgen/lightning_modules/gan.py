@@ -64,7 +64,11 @@ def mode_seeking_loss(fake: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
 def mode_seeking_pairs(cond: tuple) -> tuple:
     """The conditions for :func:`mode_seeking_loss`: the batch's second half gets its first half's (an odd
     last row keeps its own)."""
-    return tuple(torch.cat([c[:len(c) // 2], c[:len(c) // 2], c[2 * (len(c) // 2):]]) for c in cond)
+    def paired(c: torch.Tensor) -> torch.Tensor:
+        h = len(c) // 2
+        return torch.cat([c[:h], c[:h], c[2 * h:]])
+
+    return tuple(paired(c) for c in cond)
 
 
 class GAN(GANSystem):
