@@ -3,27 +3,49 @@
 from __future__ import annotations
 
 import argparse
+import importlib
+import inspect
 from pathlib import Path
 from typing import Any
 
 import matplotlib
+import yaml
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
+DATA_DIR = REPO.parent / "shared" / "data"  # this project's machines have MNIST there (no internet)
 
 
-def bench_parser(doc: str, threads: bool = True) -> argparse.ArgumentParser:
+def bench_parser(doc: str, threads: bool = True, data: bool = False) -> argparse.ArgumentParser:
     """An argument parser described by the first line of ``doc``, with ``--out-dir`` (where the JSON and PNG
-    go) and, unless ``threads`` is False, ``--threads`` (torch intra-op threads, 1 by default: the fastest
-    on 2 shared cores)."""
+    go), unless ``threads`` is False ``--threads`` (torch intra-op threads, 1 by default: the fastest on 2
+    shared cores), and with ``data`` ``--data-dir`` (the folder holding MNIST/raw)."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--out-dir", default=str(RESULTS), help="where the JSON and PNG go")
     if threads:
         parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    if data:
+        parser.add_argument("--data-dir", default=str(DATA_DIR), help="folder holding MNIST/raw")
     return parser
+
+
+def config_args(config: str, section: str = "model") -> dict[str, Any]:
+    """The arguments ``rlgen fit -c <config>`` gives the ``section`` (``model`` or ``data``) class: the
+    config's ``init_args`` over the class's own defaults. Benchmarks read shared settings here instead of
+    copying them, so that a config change reaches its benchmark."""
+    return init_args(yaml.safe_load((REPO / config).read_text())[section])
+
+
+def init_args(spec: dict[str, Any]) -> dict[str, Any]:
+    """``{class_path, init_args}`` as the arguments its class receives: ``init_args`` over the defaults.
+    Nested specs (a model's networks) stay as they are; pass them here too to read them."""
+    module, _, name = spec["class_path"].rpartition(".")
+    parameters = inspect.signature(getattr(importlib.import_module(module), name)).parameters.values()
+    defaults = {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
+    return {**defaults, **spec.get("init_args", {})}
 
 
 def save_figure(fig: Any, path: Path) -> None:

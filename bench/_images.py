@@ -17,8 +17,7 @@ from rlgen.cli import RlgenCLI, run
 
 def image_bench_parser(doc: str, epochs: int) -> argparse.ArgumentParser:
     """The options every image benchmark takes: data, output folder, epochs, threads, smoke mode."""
-    parser = bench_parser(doc)
-    parser.add_argument("--data-dir", default=str(REPO.parent / "shared" / "data"), help="folder holding MNIST/raw")
+    parser = bench_parser(doc, data=True)
     parser.add_argument("--epochs", type=int, default=epochs, help="training epochs (per model)")
     parser.add_argument("--smoke", action="store_true", help="a few steps on whatever data is given (seconds)")
     return parser

@@ -1,16 +1,20 @@
-"""Shared pieces of the RL benchmarks: train one seed through rlgen, and plot curves with the seeds' spread."""
+"""Shared pieces of the RL benchmarks: train one seed through rlgen, plot curves with the seeds' spread,
+and the whole CartPole "steps to solve" benchmark that DQN and REINFORCE share."""
 
 from __future__ import annotations
 
+import json
 import tempfile
 import time
 import warnings
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from pytorch_lightning.callbacks import EarlyStopping
 
-from bench._common import REPO
+from bench._common import REPO, bench_parser, config_args, plt, save_figure
 from rlgen.callbacks.rl import ReturnCurve
 from rlgen.cli import run
 
@@ -65,7 +69,7 @@ def solve_seeds(config: str, seeds: int, overrides: list[str], threshold: float,
     return {
         "config": config,
         "overrides": overrides,
-        "criterion": f"greedy evaluation mean over 20 episodes > {threshold}",
+        "criterion": f"greedy evaluation mean over {config_args(config)['eval_episodes']} episodes > {threshold}",
         "seeds_solved": f"{len(solved)}/{seeds}",
         f"median_{unit}_to_solve": float(np.median(solved)) if solved else None,
         f"max_{unit}_to_solve": max(solved) if solved else None,
@@ -93,3 +97,45 @@ def plot_spread(ax: Any, curves: list[tuple[np.ndarray, np.ndarray]], grid: np.n
     ax.fill_between(grid, low, high, color="tab:blue", alpha=0.15,
                     label="min-max over seeds")
 
+
+
+CARTPOLE_SOLVED = 475.0  # CartPole-v1's "solved"; the configs stop above 495
+UNITS = {"env_steps": (0, "environment steps"), "episodes": (1, "training episodes")}
+
+
+def cartpole_bench(argv: list[str] | None, doc: str, name: str, config: str, unit: str, budget: int,
+                   smoke: list[str]) -> dict[str, Any]:
+    """The benchmark ``bench/<name>.py``: ``config`` for ``--seeds`` seeds, each stopped once solved and
+    then tested; ``<name>.json`` and ``<name>.png`` (the greedy evaluation return against ``unit``, up to
+    ``budget``: every seed, the median and the min-max band). ``smoke``: overrides of ``--smoke``; the
+    arguments the bench does not know go to rlgen, e.g. ``--model.lr=0.005``."""
+    parser = bench_parser(doc)
+    parser.add_argument("--seeds", type=int, default=5, help="number of seeds (0, 1, ...)")
+    parser.add_argument("--smoke", action="store_true", help="1 seed, a tiny budget (seconds)")
+    args, overrides = parser.parse_known_args(argv)
+    torch.set_num_threads(args.threads)
+    if args.smoke:
+        args.seeds, overrides = 1, [*smoke, *overrides]
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+
+    summary = solve_seeds(config, args.seeds, overrides, CARTPOLE_SOLVED, unit)
+    summary.update(threads=args.threads, smoke=args.smoke, target=f"solved within {budget:,} {UNITS[unit][1]} "
+                   f"and a final evaluation >= {CARTPOLE_SOLVED:.0f}, 5/5 seeds")
+    (out / f"{name}.json").write_text(json.dumps(summary, indent=1))
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    index, xlabel = UNITS[unit]
+    curves = [(np.array([p[index] for p in r["evaluations"]]), np.array([p[2] for p in r["evaluations"]]))
+              for r in summary["runs"]]
+    plot_spread(ax, curves, np.linspace(0, budget, 101), "greedy eval return")
+    ax.axhline(CARTPOLE_SOLVED, color="gray", linestyle="--", linewidth=1, label=f"{CARTPOLE_SOLVED:.0f}")
+    algorithm = config_args(config)  # the evaluation's size, from the config
+    ax.set(xlabel=xlabel, ylabel=f"mean return ({algorithm['eval_episodes']} greedy episodes)",
+           title=f"{name.split('_')[0].upper()} CartPole-v1, {args.seeds} seeds, solved {summary['seeds_solved']} "
+                 "(a run stops once solved; its last value is held)")
+    ax.title.set_fontsize(9)
+    ax.legend(loc="upper left", fontsize=8)
+    save_figure(fig, out / f"{name}.png")
+    print(json.dumps({k: v for k, v in summary.items() if k != "runs"}, indent=1))
+    return summary

@@ -14,7 +14,6 @@ run under one busy process takes at most 1.5x its quiet time. Run it on an other
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -25,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
+from bench._common import REPO, bench_parser
+
 CONFIG = "configs/dqn/cartpole.yaml"
 TARGET = 1.5
 SETTINGS = {"rlgen default": [], "torch default (all cores)": ["--threads={cores}"]}
@@ -51,9 +51,8 @@ def timed_run(extra: list[str], busy: bool, smoke: bool) -> float:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__, threads=False)  # the runs choose their own threads
     parser.add_argument("--repeats", type=int, default=2, help="rounds of all four runs (median reported)")
-    parser.add_argument("--out-dir", default=str(REPO / "bench" / "results"), help="where the JSON goes")
     parser.add_argument("--smoke", action="store_true", help="one round of tiny runs (seconds)")
     args = parser.parse_args(argv)
     repeats = 1 if args.smoke else args.repeats

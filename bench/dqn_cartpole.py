@@ -15,55 +15,15 @@ Extra arguments go to rlgen, e.g. ``--model.double_dqn=true``.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
+from bench._rl import cartpole_bench
 
-import numpy as np
-import torch
-
-from bench._common import bench_parser, plt, save_figure
-from bench._rl import plot_spread, solve_seeds
-
-CONFIG = "configs/dqn/cartpole.yaml"
-THRESHOLD = 475.0  # "solved"; the config stops above 495
-
-
-def plot(summary: dict, eval_episodes: int, path: Path) -> None:
-    """Greedy evaluation return against env steps: every seed, the median and the min-max band."""
-    fig, ax = plt.subplots(figsize=(7, 4))
-    curves = [(np.array([p[0] for p in r["evaluations"]]), np.array([p[2] for p in r["evaluations"]]))
-              for r in summary["runs"]]
-    plot_spread(ax, curves, np.linspace(0, 50_000, 101), "greedy eval return")
-    ax.axhline(THRESHOLD, color="gray", linestyle="--", linewidth=1, label="475")
-    held = " (a run stops once solved; its last value is held)"
-    ax.set(xlabel="environment steps", ylabel=f"mean return ({eval_episodes} greedy episodes)",
-           title=f"DQN CartPole-v1, {len(summary['runs'])} seeds, solved {summary['seeds_solved']}{held}")
-    ax.title.set_fontsize(9)
-    ax.legend(loc="upper left", fontsize=8)
-    save_figure(fig, path)
+SMOKE = ["--model.warm_start_steps=200", "--trainer.max_steps=100", "--trainer.val_check_interval=1",
+         "--model.eval_episodes=2", "--model.test_episodes=2"]  # 1 seed, seconds
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = bench_parser(__doc__)
-    parser.add_argument("--seeds", type=int, default=5, help="number of seeds (0, 1, ...)")
-    parser.add_argument("--smoke", action="store_true", help="1 seed, a few hundred env steps (seconds)")
-    args, overrides = parser.parse_known_args(argv)
-    torch.set_num_threads(args.threads)
-    if args.smoke:
-        args.seeds = 1
-        overrides = ["--model.warm_start_steps=200", "--trainer.max_steps=100", "--trainer.val_check_interval=1",
-                     "--model.eval_episodes=2", "--model.test_episodes=2", *overrides]
-    out = Path(args.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-
-    summary = solve_seeds(CONFIG, args.seeds, overrides, THRESHOLD, "env_steps")
-    summary.update(threads=args.threads, smoke=args.smoke,
-                   target="solved within 50,000 env steps and a final evaluation >= 475, 5/5 seeds")
-    (out / "dqn_cartpole.json").write_text(json.dumps(summary, indent=1))
-
-    plot(summary, 20, out / "dqn_cartpole.png")
-    print(json.dumps({k: v for k, v in summary.items() if k != "runs"}, indent=1))
-    return summary
+    return cartpole_bench(argv, __doc__, "dqn_cartpole", "configs/dqn/cartpole.yaml", unit="env_steps", budget=50_000,
+                          smoke=SMOKE)
 
 
 if __name__ == "__main__":

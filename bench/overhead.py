@@ -31,16 +31,19 @@ from torch.utils.data import DataLoader, random_split
 from torchvision import transforms
 from torchvision.datasets import MNIST
 
-from bench._common import save_figure
+from bench._common import config_args, save_figure
 from bench._images import image_bench_parser, rlgen_fit, setup
 from rlgen.nets.autoencoders import ConvDecoder, ConvEncoder
 
 TARGET_RATIO = 1.05
-LATENT, HIDDEN, BATCH, LR, VAL_SIZE, SPLIT_SEED = 32, 256, 128, 1e-3, 5000, 42  # as in configs/vae/mnist.yaml
+CONFIG = "configs/vae/mnist.yaml"  # the plain loop trains the model and data of this config
 
 
 class Timer:
-    """Wall-clock and CPU seconds (this process; with DataLoader workers, those reaped so far too)."""
+    """Wall-clock and CPU seconds (this process; with DataLoader workers, those reaped so far too), and the
+    batches trained in that time."""
+
+    batches = 0
 
     def __enter__(self) -> Timer:
         self.wall, self.cpu = time.perf_counter(), cpu_seconds()
@@ -60,31 +63,47 @@ def rlgen_epoch(data_dir: str, workers: int, max_batches: int | None) -> Timer:
     limit = [f"--trainer.limit_train_batches={max_batches}"] if max_batches else []
     with tempfile.TemporaryDirectory() as runs:
         with Timer() as timer:
-            rlgen_fit("vae", data_dir, runs, f"--data.num_workers={workers}", "--trainer.max_epochs=1",
+            cli = rlgen_fit("vae", data_dir, runs, f"--data.num_workers={workers}", "--trainer.max_epochs=1",
                       "--trainer.limit_val_batches=0", "--trainer.num_sanity_val_steps=0",
                       "--trainer.enable_checkpointing=false", "--trainer.callbacks=[]",
                       "--trainer.enable_model_summary=false", *limit)
+    timer.batches = cli.trainer.global_step
     return timer
 
 
 def plain_epoch(data_dir: str, workers: int, max_batches: int | None) -> Timer:
     """Wall and CPU seconds for the same epoch written as a plain PyTorch loop."""
     with Timer() as timer:
-        _plain_loop(data_dir, workers, max_batches)
+        timer.batches = _plain_loop(data_dir, workers, max_batches)
     return timer
 
 
-def _plain_loop(data_dir: str, workers: int, max_batches: int | None) -> None:
+def plain_settings() -> tuple[dict, dict]:
+    """The config's model and data arguments, after checking that the plain loop implements that model."""
+    model, data = config_args(CONFIG), config_args(CONFIG, "data")
+    written_for = {"arch": "conv", "likelihood": "bernoulli", "beta": 1.0, "transform": "binarize"}
+    found = {k: model.get(k, data.get(k)) for k in written_for}
+    if found != written_for:
+        raise SystemExit(f"{CONFIG} now sets {found}; the plain loop is written for {written_for}: update it")
+    return model, data
+
+
+def _plain_loop(data_dir: str, workers: int, max_batches: int | None) -> int:
+    """One epoch (or ``max_batches``) of the config's VAE; returns the number of batches trained."""
+    model, data = plain_settings()
     torch.manual_seed(0)
     binarize = transforms.Compose([transforms.ToTensor(), transforms.Lambda(torch.bernoulli)])
     full = MNIST(data_dir, train=True, transform=binarize)
-    train, _ = random_split(full, [len(full) - VAL_SIZE, VAL_SIZE], generator=torch.Generator().manual_seed(SPLIT_SEED))
-    loader = DataLoader(train, batch_size=BATCH, shuffle=True, drop_last=True, num_workers=workers,
-                        persistent_workers=workers > 0)
-    encoder, decoder = ConvEncoder(2 * LATENT, HIDDEN), ConvDecoder(LATENT, HIDDEN)
-    opt = torch.optim.Adam([*encoder.parameters(), *decoder.parameters()], lr=LR)
-    for i, (x, _) in enumerate(loader):
-        if max_batches and i >= max_batches:
+    val_size, split = data["val_size"], torch.Generator().manual_seed(data["seed"])
+    train, _ = random_split(full, [len(full) - val_size, val_size], generator=split)
+    loader = DataLoader(train, batch_size=data["batch_size"], shuffle=True, drop_last=True,
+                        num_workers=workers, persistent_workers=workers > 0)
+    latent, hidden = model["latent_dim"], model["hidden_dim"]
+    encoder, decoder = ConvEncoder(2 * latent, hidden), ConvDecoder(latent, hidden)
+    opt = torch.optim.Adam([*encoder.parameters(), *decoder.parameters()], lr=model["lr"])
+    batches = 0
+    for x, _ in loader:
+        if max_batches and batches >= max_batches:
             break
         mu, logvar = encoder(x).chunk(2, dim=1)
         z = mu + (0.5 * logvar).exp() * torch.randn_like(mu)
@@ -93,6 +112,8 @@ def _plain_loop(data_dir: str, workers: int, max_batches: int | None) -> None:
         opt.zero_grad()
         (rec + kl).backward()
         opt.step()
+        batches += 1
+    return batches
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -122,6 +143,7 @@ def main(argv: list[str] | None = None) -> dict:
         "median_cpu_ratio": statistics.median(cpu_ratios),
         "target_ratio": TARGET_RATIO, "passed": ratio <= TARGET_RATIO,
         "workers": workers, "torch_threads": torch.get_num_threads(),
+        "batches_per_epoch": {"rlgen": [t.batches for t in rlgen], "plain": [t.batches for t in plain]},
     }
     (out / "overhead.json").write_text(json.dumps(result, indent=2))
     fig, ax = plt.subplots(figsize=(6, 3.5))

@@ -32,20 +32,29 @@ import torch
 import torch.nn.functional as F
 from pytorch_lightning import Callback
 
-from bench._common import REPO, bench_parser, plt, save_figure
+from bench._common import REPO, bench_parser, config_args, init_args, plt, save_figure
 from rlgen.cli import run
 from rlgen.envs import make_env
 from rlgen.nets.rl import QNetwork
 
+
+def config_task(config: str, **budget) -> dict:
+    """A task with the DQN settings of ``config`` (read, not copied) that both sides share."""
+    a = config_args(config)
+    return dict(config=config, env_id=a["env_id"], env_options={}, hidden=list(init_args(a["q_net"])["hidden_sizes"]),
+                batch_size=a["batch_size"], train_frequency=a["train_frequency"], gradient_steps=a["gradient_steps"],
+                lr=a["lr"], target_every=a["target_update_interval"], buffer_size=a["buffer_size"],
+                eps_end=a["eps_end"], gamma=a["gamma"], max_grad_norm=a["max_grad_norm"], **budget)
+
+
 # Epsilon is held at its final value after the warm-up (the regime of most of training: the network
-# acts at almost every step).
+# acts at almost every step). CartPole runs its config's settings; Pong overrides its config's with a
+# single-file loop's usual ones (one env, 1 gradient step per 4 env steps, a 20k buffer).
 TASKS = {
-    "cartpole": dict(config="configs/dqn/cartpole.yaml", env_id="CartPole-v1", env_options={}, hidden=[256, 256],
-                     batch_size=64, train_frequency=256, gradient_steps=128, lr=2.3e-3, target_every=128,
-                     buffer_size=100_000, eps_end=0.04, warm=1_000, steps=12_800),
-    "pong": dict(config="configs/dqn/pong.yaml", env_id="ALE/Pong-v5", env_options={"frame_stack": 4},
+    "cartpole": config_task("configs/dqn/cartpole.yaml", warm=1_000, steps=12_800),
+    "pong": dict(config_task("configs/dqn/pong.yaml", warm=1_000, steps=2_000), env_options={"frame_stack": 4},
                  hidden=[], batch_size=32, train_frequency=4, gradient_steps=1, lr=1e-4, target_every=1_000,
-                 buffer_size=20_000, eps_end=0.01, warm=1_000, steps=2_000),
+                 buffer_size=20_000, eps_end=0.01),
 }
 # rlgen's best settings at the same replay ratio (1 gradient step per 4 env steps): 8 envs on ale-py's C++
 # vector env, acting for all of them with one forward pass; the plain loop keeps its single env.
@@ -59,11 +68,13 @@ class ThroughputTimer(Callback):
         self.start = (time.perf_counter(), pl_module.rollout.env_steps)
 
     def on_train_end(self, trainer, pl_module) -> None:
-        self.sps = (pl_module.rollout.env_steps - self.start[1]) / (time.perf_counter() - self.start[0])
+        self.steps = pl_module.rollout.env_steps - self.start[1]
+        self.sps = self.steps / (time.perf_counter() - self.start[0])
 
 
-def rlgen_sps(task: dict, seed: int = 0) -> float:
-    """Env steps/s of ``rlgen fit`` on the task's config with the benchmark's budget (no evaluation)."""
+def rlgen_sps(task: dict, seed: int = 0) -> tuple[float, int]:
+    """Env steps/s of ``rlgen fit`` on the task's config with the benchmark's budget (no evaluation), and
+    the env steps timed."""
     phases = task["steps"] // task["train_frequency"]
     cli = run([
         "fit", "-c", str(REPO / task["config"]), f"--seed_everything={seed}", "--trainer.logger=false",
@@ -81,7 +92,8 @@ def rlgen_sps(task: dict, seed: int = 0) -> float:
         "--trainer.callbacks+=bench.rl_throughput.ThroughputTimer",
     ])
     # by name: run as a script, this module is __main__ and the CLI imported bench.rl_throughput
-    return next(c for c in cli.trainer.callbacks if type(c).__name__ == "ThroughputTimer").sps
+    timer = next(c for c in cli.trainer.callbacks if type(c).__name__ == "ThroughputTimer")
+    return timer.sps, timer.steps
 
 
 def plain_sps(task: dict, seed: int = 0, fused: bool = False) -> float:
@@ -125,12 +137,12 @@ def plain_sps(task: dict, seed: int = 0, fused: bool = False) -> float:
                 o, nx = torch.as_tensor(b_obs[idx]), torch.as_tensor(b_next[idx])
                 with torch.no_grad():
                     next_v = target(nx).max(1).values
-                    y = torch.as_tensor(b_rew[idx]) + 0.99 * (1 - torch.as_tensor(b_done[idx])) * next_v
+                    y = torch.as_tensor(b_rew[idx]) + task["gamma"] * (1 - torch.as_tensor(b_done[idx])) * next_v
                 q = q_net(o).gather(1, torch.as_tensor(b_act[idx]).view(-1, 1)).squeeze(1)
                 loss = F.smooth_l1_loss(q, y)
                 optimizer.zero_grad()
                 loss.backward()
-                torch.nn.utils.clip_grad_norm_(q_net.parameters(), 10.0)
+                torch.nn.utils.clip_grad_norm_(q_net.parameters(), task["max_grad_norm"])
                 optimizer.step()
                 grad_steps += 1
                 if grad_steps % task["target_every"] == 0:
@@ -156,11 +168,13 @@ def main(argv: list[str] | None = None) -> dict:
 
     results = {}
     for name, task in tasks.items():
-        plain, fused, rlgen = [], [], []
+        plain, fused, rlgen, rlgen_steps = [], [], [], []
         for i in range(args.repeats):
             plain.append(plain_sps(task, seed=i))
             fused.append(plain_sps(task, seed=i, fused=True))
-            rlgen.append(rlgen_sps(task, seed=i))
+            sps, steps = rlgen_sps(task, seed=i)
+            rlgen.append(sps)
+            rlgen_steps.append(steps)
             print(f"{name} repeat {i}: plain {plain[-1]:.0f} env steps/s, plain + fused Adam {fused[-1]:.0f}, "
                   f"rlgen {rlgen[-1]:.0f}", flush=True)
         results[name] = {
@@ -169,7 +183,7 @@ def main(argv: list[str] | None = None) -> dict:
             "rlgen_median": float(np.median(rlgen)),
             "ratio_rlgen_over_plain": float(np.median(rlgen) / np.median(plain)),
             "ratio_rlgen_over_plain_fused": float(np.median(rlgen) / np.median(fused)),
-            "env_steps_timed": task["steps"], "batch_size": task["batch_size"],
+            "env_steps_timed": task["steps"], "rlgen_env_steps_timed": rlgen_steps, "batch_size": task["batch_size"],
             "train_frequency": task["train_frequency"], "gradient_steps": task["gradient_steps"],
         }
     summary = {"threads": args.threads, "repeats": args.repeats, "smoke": args.smoke,

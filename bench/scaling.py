@@ -22,7 +22,7 @@ from pathlib import Path
 
 from pytorch_lightning import Callback
 
-REPO = Path(__file__).resolve().parents[1]
+from bench._common import REPO, bench_parser
 
 
 class Throughput(Callback):
@@ -65,9 +65,7 @@ def measure(devices: int, args: argparse.Namespace, work: Path) -> tuple[float, 
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", default=str(REPO.parent / "shared" / "data"))
-    parser.add_argument("--out-dir", default=str(REPO / "bench" / "results"))
+    parser = bench_parser(__doc__, threads=False, data=True)  # each process runs 1 thread
     parser.add_argument("--steps", type=int, default=300, help="training steps per run (per process)")
     parser.add_argument("--batch-size", type=int, default=128, help="per-process batch size")
     parser.add_argument("--repeats", type=int, default=3, help="alternating runs per process count")

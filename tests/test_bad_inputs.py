@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from rlgen.errors import RANGES, RlgenError, check_range
 from tests.conftest import CONFIGS, REPO
 from tests.test_cli import expect_error
 
@@ -38,10 +39,11 @@ FOLDER = ["-c", str(CONFIGS / "cyclegan" / "folder.yaml"), "--data.name=pair", "
 
 # id -> (arguments after `fit`, a function preparing tmp_path (or None), fragments of the message, exit status)
 CASES = {
-    "negative-learning-rate": (["-c", str(CONFIGS / "ae" / "mnist.yaml"), "--model.lr=-0.1"], None, ["lr"], 1),
+    "negative-learning-rate": (["-c", str(CONFIGS / "ae" / "mnist.yaml"), "--model.lr=-0.1"], None,
+                               ["model.lr must be > 0, got -0.1"], 1),
     "batch-size-zero": (["-c", str(CONFIGS / "ae" / "mnist.yaml"), "--data.batch_size=0"], None, ["batch_size"], 1),
     "epsilon-above-one": (["-c", str(CONFIGS / "dqn" / "cartpole.yaml"), "--model.eps_start=1.5"], None,
-                          ["eps_start", "[0, 1]"], 1),
+                          ["model.eps_start must be in [0, 1], got 1.5"], 1),
     "gan-k-zero": (["-c", str(CONFIGS / "gan" / "mnist.yaml"), "--model.k=0"], None, ["model.k", ">= 1"], 1),
     "unknown-class-path": (["--model=rlgen.lightning_modules.vae.NoSuchVAE"], None, ["NoSuchVAE"], 2),
     "mnist-missing-no-download": (["-c", str(CONFIGS / "vae" / "mnist.yaml"), "--data.data_dir={tmp}/empty",
@@ -107,7 +109,7 @@ CASES.update({
     "config-bad-yaml": (["-c", "{tmp}/bad.yaml"], write("bad.yaml", b"model: [1, 2\n"), ["bad.yaml"], 2),
     # numeric ranges and impossible combinations
     "dqn-gamma-above-one": ([*DQN, "--model.gamma=1.5"], None, ["gamma"], 1),
-    "dqn-tau-zero": ([*DQN, "--model.tau=0"], None, ["tau"], 1),
+    "dqn-tau-zero": ([*DQN, "--model.tau=0"], None, ["model.tau must be in (0, 1], got 0"], 1),
     "dqn-n-step-zero": ([*DQN, "--model.n_step=0"], None, ["n_step"], 1),
     "dqn-num-envs-zero": ([*DQN, "--model.num_envs=0"], None, ["num_envs"], 1),
     "dqn-per-alpha-two": ([*DQN, "--model.per_alpha=2"], None, ["per_alpha"], 1),
@@ -127,6 +129,17 @@ CASES.update({
     "gan-more-clusters-than-images": ([*GAN, "--model.clusters=2000", "--model.generator.init_args.cond_dim=2000",
                                        "--model.discriminator.init_args.cond_dim=2000", "--trainer.max_steps=1"], None,
                                       ["clusters", "images"], 1),
+    "q-net-hidden-width-zero": ([*DQN, "--model.q_net.init_args.hidden_sizes=[16, 0]"], None,
+                                ["QNetwork.hidden_sizes must be >= 1, got [16, 0]"], 1),
+    "policy-hidden-width-zero": ([*REINFORCE, "--model.policy.init_args.hidden_sizes=[0]"], None,
+                                 ["CategoricalPolicy.hidden_sizes must be >= 1"], 1),
+    "generator-latent-zero": ([*GAN, "--model.generator.init_args.latent_dim=0"], None,
+                              ["DCGANGenerator.latent_dim must be >= 1, got 0"], 1),
+    "discriminator-dropout-one": ([*GAN, "--model.discriminator.init_args.dropout=1"], None,
+                                  ["DCGANDiscriminator.dropout must be in [0, 1), got 1"], 1),
+    "cyclegan-beta1-one": ([*CYCLEGAN, "--model.beta1=1.0"], None, ["model.beta1 must be in [0, 1), got 1.0"], 1),
+    "cyclegan-generator-no-blocks": ([*CYCLEGAN, "--model.generator_ab.init_args.n_blocks=0"], None,
+                                     ["ResnetGenerator.n_blocks must be >= 1, got 0"], 1),
     "cyclegan-no-epochs": ([*CYCLEGAN, "--model.n_epochs=0", "--model.n_epochs_decay=0"], None, ["n_epochs"], 1),
     "crop-larger-than-load": ([*FOLDER, "--data.data_dir={tmp}", "--data.crop_size=32"],
                               lambda t, m: folders(t, [GREY, GREY]), ["crop_size", "load_size"], 1),
@@ -159,6 +172,33 @@ CASES.update({
 
 def test_the_table_is_large():
     assert len(CASES) >= 40
+
+
+# rule -> (values inside, values outside), at and around each bound
+RULE_CASES = {
+    "> 0": ([1e-9, 3], [0, -1]),
+    ">= 0": ([0, 2.5], [-1e-9]),
+    ">= 1": ([1, 7], [0, 0.5]),
+    ">= 2": ([2], [1]),
+    "in [0, 1]": ([0, 0.5, 1], [-0.1, 1.1]),
+    "in (0, 1]": ([1e-9, 1], [0, 1.5]),
+    "in [0, 1)": ([0, 0.999], [1, -0.5]),
+    "in (0, 1)": ([0.5], [0, 1]),
+}
+
+
+def test_check_range_bounds_and_message():
+    assert set(RULE_CASES) == set(RANGES)
+    for rule, (inside, outside) in RULE_CASES.items():
+        for value in inside:
+            check_range(rule, x=value, off=None)  # None: an option that is off
+        for value in outside:
+            with pytest.raises(RlgenError) as err:
+                check_range(rule, "data", ok=inside[0], x=value)
+            assert str(err.value) == f"data.x must be {rule}, got {value}"
+    check_range(">= 1", "QNetwork", hidden_sizes=[64, 64])
+    with pytest.raises(RlgenError, match=r"^QNetwork.hidden_sizes must be >= 1, got \[64, 0\]$"):
+        check_range(">= 1", "QNetwork", hidden_sizes=[64, 0])
 
 
 @pytest.mark.parametrize("case", list(CASES))

@@ -12,7 +12,7 @@ def test_vae_bench_smoke(mnist_dir, tmp_path):
     result = json.loads((tmp_path / "vae.json").read_text())
     assert result["smoke"] is True and result["iwae_k"] == 4 and result["target_nll"] == 88.0
     assert 0 < result["test_nll_iwae"] < 1000 and 0 < result["test_neg_elbo"] < 1000
-    assert result["passed"] == (result["test_nll_iwae"] <= 88.0)
+    assert result["passed"] is False, "one smoke epoch cannot reach the target NLL"
     assert len(result["val_neg_elbo_per_epoch"]) == 1
     assert (tmp_path / "vae.png").stat().st_size > 0
 
@@ -31,6 +31,7 @@ def test_overhead_bench_smoke(mnist_dir, tmp_path):
     overhead.main(["--smoke", f"--data-dir={mnist_dir}", f"--out-dir={tmp_path}"])
     result = json.loads((tmp_path / "overhead.json").read_text())
     assert len(result["rlgen_s"]) == len(result["plain_s"]) == len(result["ratios"]) == 1
-    assert result["median_ratio"] == result["rlgen_s"][0] / result["plain_s"][0] > 0
-    assert result["passed"] == (result["median_ratio"] <= 1.05)
+    assert result["median_ratio"] > 0
+    # the same work on both sides: the config's model and batch size, as many batches
+    assert result["batches_per_epoch"] == {"rlgen": [3], "plain": [3]}
     assert (tmp_path / "overhead.png").stat().st_size > 0

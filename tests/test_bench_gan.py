@@ -18,7 +18,7 @@ def test_classifier_bench_smoke(mnist_dir, tmp_path):
     result = json.loads((tmp_path / "classifier.json").read_text())
     assert result["smoke"] is True and result["target_test_acc"] == 0.99
     assert 0 <= result["test_acc"] <= 1 and len(result["per_class_acc"]) == 10
-    assert result["passed"] == (result["test_acc"] >= 0.99)
+    assert result["passed"] is False, "a smoke run cannot reach 99% test accuracy"
     assert 0 < result["checkpoint_bytes"] < 2_000_000, "the classifier checkpoint must stay small enough to commit"
     assert (tmp_path / "classifier.png").stat().st_size > 0
 
@@ -34,7 +34,7 @@ def test_dcgan_and_textgan_bench_smoke(mnist_dir, tmp_path, capsys):
     assert result["smoke"] is True and result["num_samples"] == 200 and result["target_is"] == 9.5
     assert 1.0 <= result["is"] <= 10.0 and 1.0 <= result["real_is"] <= 10.0
     assert result["fid"] >= 0 and result["real_fid"] >= 0
-    assert result["passed"] == (result["is"] >= 9.5)
+    assert result["passed"] is False, "a smoke run cannot reach the target Inception Score"
     assert 0 <= result["entropy"] <= math.log(10) and 0 <= result["unsure"] <= 1
     assert (tmp_path / "dcgan.png").stat().st_size > 0
 
@@ -53,7 +53,7 @@ def test_dcgan_and_textgan_bench_smoke(mnist_dir, tmp_path, capsys):
     assert result["smoke"] is True and result["target_prompt_acc"] == 0.9
     assert 0 <= result["prompt_acc"] <= 1 and len(result["per_digit_acc"]) == 10
     assert set(result["per_template_acc"]) >= {"{word}", "the digit {digit}"}
-    assert result["passed"] == (result["prompt_acc"] >= 0.9)
+    assert result["passed"] is False, "a smoke run cannot draw the prompted digits"
     diversity = result["within_prompt_diversity"]
     assert diversity["ratio"] >= 0 and len(diversity["real_pixel_std"]) == 10
     assert (tmp_path / "textgan.png").stat().st_size > 0

@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader, Dataset, random_split
 from torchvision import transforms
 from torchvision.datasets import MNIST
 
-from rlgen.errors import RlgenError
+from rlgen.errors import RlgenError, check_range
 
 MNIST_FILES = (
     "train-images-idx3-ubyte",
@@ -116,8 +116,8 @@ class MNISTDataModule(LightningDataModule):
             seed: seed of the train/validation split.
         """
         super().__init__()
-        if batch_size < 1:
-            raise RlgenError(f"data.batch_size must be >= 1, got {batch_size}")
+        check_range(">= 1", "data", batch_size=batch_size)
+        check_range(">= 0", "data", num_workers=num_workers)
         if not 0 < val_size < 60000:
             raise RlgenError(f"data.val_size must be between 1 and 59,999 images, got {val_size}")
         self.save_hyperparameters()

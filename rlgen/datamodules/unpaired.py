@@ -25,7 +25,7 @@ from torchvision import transforms
 from torchvision.datasets.utils import download_and_extract_archive
 
 from rlgen.datamodules.mnist import check_mnist_files, ensure_mnist, load_mnist
-from rlgen.errors import RlgenError
+from rlgen.errors import RlgenError, check_range
 
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 CYCLEGAN_URL = "http://efrosgans.eecs.berkeley.edu/cyclegan/datasets/{name}.zip"
@@ -200,9 +200,8 @@ class UnpairedImageDataModule(LightningDataModule):
             seed: seed of the MNIST pair's split into domains and validation digits.
         """
         super().__init__()
-        if batch_size < 1 or num_workers < 0:
-            raise RlgenError(f"data.batch_size must be >= 1 and data.num_workers >= 0, got {batch_size}, "
-                             f"{num_workers}")
+        check_range(">= 1", "data", batch_size=batch_size)
+        check_range(">= 0", "data", num_workers=num_workers)
         if not 0 < crop_size <= load_size:
             raise RlgenError(f"data.crop_size must be in [1, load_size={load_size}], got {crop_size}")
         if channels not in (None, 1, 3):

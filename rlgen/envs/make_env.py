@@ -40,7 +40,7 @@ from jsonargparse.typing import PositiveInt
 
 from rlgen.envs.atari import EpisodicLife, FireReset, needs_fire_reset
 from rlgen.envs.pong import PongPixels
-from rlgen.errors import RlgenError
+from rlgen.errors import RlgenError, check_range
 
 ATARI_FPS = 60  # frames per second of the emulator, for videos
 
@@ -127,8 +127,7 @@ def make_env(
     is_atari = _is_atari(env_id)
     if not is_atari and pong_from_pixels:
         raise RlgenError(f"pong_from_pixels needs an Atari Pong id such as ALE/Pong-v5, got '{env_id}'")
-    if frame_stack < 1:
-        raise RlgenError(f"frame_stack must be >= 1, got {frame_stack}")
+    check_range(">= 1", "env_options", frame_stack=frame_stack)
     env_seed = seed + idx
 
     def thunk() -> gym.Env:
@@ -187,8 +186,7 @@ def make_vector_env(env_id: str, num_envs: int, seed: int, *, num_threads: int =
         num_threads: threads of ale-py's vector env (ignored by the Python stack).
         **make_env_kwargs: forwarded to :func:`make_env`.
     """
-    if num_envs < 1:
-        raise RlgenError(f"num_envs must be >= 1, got {num_envs}")
+    check_range(">= 1", "make_vector_env", num_envs=num_envs)
     check_env_id(env_id)
     make_env(env_id, seed, **make_env_kwargs)  # checks the options (builds nothing)
     from rlgen.envs.ale_vector import ale_vector_supported, make_ale_vector_env

@@ -28,7 +28,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from rlgen.errors import RlgenError
+from rlgen.errors import RlgenError, check_range
 
 
 class ReplayBatch(NamedTuple):
@@ -69,10 +69,8 @@ class ReplayBuffer:
         seed: int = 0,
     ):
         obs_shape = tuple(int(d) for d in obs_shape)
-        if num_envs < 1 or frame_stack < 1 or n_step < 1:
-            raise RlgenError(f"num_envs, frame_stack and n_step must be >= 1, got {num_envs}, {frame_stack}, {n_step}")
-        if not 0.0 <= gamma <= 1.0:
-            raise RlgenError(f"gamma must lie in [0, 1], got {gamma}")
+        check_range(">= 1", "ReplayBuffer", num_envs=num_envs, frame_stack=frame_stack, n_step=n_step)
+        check_range("in [0, 1]", "ReplayBuffer", gamma=gamma)
         if frame_stack > 1 and (not obs_shape or obs_shape[0] != frame_stack):
             raise RlgenError(f"obs_shape {obs_shape} must start with frame_stack={frame_stack}")
         slots = capacity // num_envs
@@ -233,8 +231,7 @@ class ReplayBuffer:
                 self._retire(e, u)
 
     def _check_sample(self, batch_size: int) -> None:
-        if batch_size < 1:
-            raise RlgenError(f"batch_size must be >= 1, got {batch_size}")
+        check_range(">= 1", "ReplayBuffer", batch_size=batch_size)
         if self.count == 0:
             raise RlgenError("sample() from an empty ReplayBuffer: add transitions first (raise learning_starts)")
 
@@ -320,8 +317,8 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         **buffer_kwargs,
     ):
         super().__init__(capacity, obs_shape, **buffer_kwargs)
-        if alpha < 0 or beta < 0 or eps <= 0:
-            raise RlgenError(f"prioritized replay needs alpha >= 0, beta >= 0, eps > 0; got {alpha}, {beta}, {eps}")
+        check_range(">= 0", "PrioritizedReplayBuffer", alpha=alpha, beta=beta)
+        check_range("> 0", "PrioritizedReplayBuffer", eps=eps)
         self.alpha, self.beta, self.eps = alpha, beta, eps
         self.leaves = 1 << int(np.ceil(np.log2(self.num_envs * self.slots)))
         self.tree = np.zeros(2 * self.leaves, np.float64)  # tree[1] = total; leaf of (e, s) = leaves + e * N + s

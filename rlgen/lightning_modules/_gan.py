@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from torchmetrics.classification import MulticlassAccuracy
 
 from rlgen.callbacks.images import image_grid, log_image
-from rlgen.errors import RlgenError
+from rlgen.errors import RlgenError, check_range
 from rlgen.metrics import load_classifier, make_fid, make_inception_score
 
 
@@ -52,11 +52,7 @@ class GANSystem(LightningModule):
         """The arguments of the subclasses (documented there), and ``label_metric``: the name of the
         :class:`ImageQuality` label accuracy a conditional subclass logs (e.g. ``prompt_acc``)."""
         super().__init__()
-        if k < 1:
-            raise RlgenError(f"model.k (discriminator steps per generator step) must be >= 1, got {k}")
-        if sample_every_n_epochs < 1 or num_samples < 1:
-            raise RlgenError(f"model.sample_every_n_epochs and model.num_samples must be >= 1, got "
-                             f"{sample_every_n_epochs} and {num_samples}")
+        check_range(">= 1", k=k, sample_every_n_epochs=sample_every_n_epochs, num_samples=num_samples)
         self.automatic_optimization = False
         self.generator, self.discriminator = generator, discriminator
         self.latent_dim: int = getattr(generator, "latent_dim", 0)

@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader
 from rlgen.callbacks.video import log_video, save_video
 from rlgen.datamodules.experience import RolloutStats
 from rlgen.envs.make_env import EnvOptions, env_options_dict, offscreen_rendering
-from rlgen.errors import RlgenError
+from rlgen.errors import RlgenError, check_range
 
 _RANK_SEED_STRIDE = 10_000  # rank r's envs are seeded seed + r * stride (+ i for sub-env i)
 _EVAL_SEED_OFFSET = 5_000  # the evaluation env never replays a training env's seeds
@@ -40,10 +40,7 @@ class RLSystem(LightningModule):
     def __init__(self, env_id: str, env_options: EnvOptions | dict[str, Any] | None, num_envs: int, eval_episodes: int,
                  test_episodes: int, video_dir: str | None, seed: int | None) -> None:
         super().__init__()
-        if num_envs < 1:
-            raise RlgenError(f"num_envs={num_envs}: use at least one environment")
-        if eval_episodes < 1 or test_episodes < 1:
-            raise RlgenError("eval_episodes and test_episodes must be >= 1 (each evaluation plays whole episodes)")
+        check_range(">= 1", num_envs=num_envs, eval_episodes=eval_episodes, test_episodes=test_episodes)
         self.env_id, self.env_options, self.num_envs = env_id, env_options_dict(env_options), num_envs
         self.eval_episodes, self.test_episodes, self.video_dir = eval_episodes, test_episodes, video_dir
         self._seed = seed

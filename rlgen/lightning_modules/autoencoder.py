@@ -11,7 +11,7 @@ from pytorch_lightning import LightningModule
 from torchvision.utils import save_image
 
 from rlgen.callbacks.run_dir import output_folder
-from rlgen.errors import RlgenError
+from rlgen.errors import RlgenError, check_range
 from rlgen.nets.autoencoders import build_encoder_decoder
 
 
@@ -60,9 +60,9 @@ class AutoEncoder(LightningModule):
             predict_dir: folder where ``rlgen predict`` writes one PNG grid per batch (None: ``<run dir>/predictions``).
         """
         super().__init__()
-        check_positive(latent_dim=latent_dim, hidden_dim=hidden_dim, lr=lr)
-        if l1_weight < 0:
-            raise RlgenError(f"model.l1_weight must be >= 0, got {l1_weight}")
+        check_range(">= 1", latent_dim=latent_dim, hidden_dim=hidden_dim)
+        check_range("> 0", lr=lr)
+        check_range(">= 0", l1_weight=l1_weight)
         # predict_dir stays out of the checkpoint: LightningCLI lets a checkpoint's hyperparameters override
         # the command line, and `rlgen predict --ckpt_path ... --model.predict_dir out/` must work.
         self.save_hyperparameters(ignore=list(self.RUN_TIME_ARGS))
@@ -167,10 +167,8 @@ class DenoisingAutoEncoder(AutoEncoder):
             noise_level: masked fraction in [0, 1] for ``mask``; noise standard deviation (>= 0) for ``gaussian``.
             kwargs: the :class:`AutoEncoder` arguments (arch, latent_dim, hidden_dim, reconstruction, ...).
         """
-        if corruption == "mask" and not 0.0 <= noise_level <= 1.0:
-            raise RlgenError(f"model.noise_level is the masked fraction and must be in [0, 1], got {noise_level}")
-        if noise_level < 0:
-            raise RlgenError(f"model.noise_level is a standard deviation and must be >= 0, got {noise_level}")
+        # the masked fraction, or the standard deviation of the Gaussian noise
+        check_range("in [0, 1]" if corruption == "mask" else ">= 0", noise_level=noise_level)
         super().__init__(**kwargs)
 
     def corrupt(self, x: torch.Tensor) -> torch.Tensor:
@@ -195,13 +193,6 @@ def mask_pixels(x: torch.Tensor, fraction: float) -> torch.Tensor:
     idx = torch.rand_like(flat).topk(n_masked, dim=1).indices  # (B, n_masked), distinct per row
     keep = torch.ones_like(flat).scatter_(1, idx, 0.0)
     return (flat * keep).view_as(x)
-
-
-def check_positive(**values: float) -> None:
-    """Raise :class:`RlgenError` naming the first ``model.<name>`` that is not > 0."""
-    for name, value in values.items():
-        if not value > 0:
-            raise RlgenError(f"model.{name} must be > 0, got {value}")
 
 
 def check_unit_range(x: torch.Tensor) -> None:

@@ -8,7 +8,7 @@ from pytorch_lightning import LightningModule
 from torchmetrics.classification import MulticlassAccuracy
 
 from rlgen.datamodules.mnist import MNIST_MEAN, MNIST_STD
-from rlgen.errors import RlgenError
+from rlgen.errors import check_range
 from rlgen.nets.classifier import SmallCNN
 
 
@@ -53,14 +53,11 @@ class Classifier(LightningModule):
             std: pixel standard deviation used to standardize [0, 1] inputs.
         """
         super().__init__()
-        if in_channels < 1 or num_classes < 2:
-            raise RlgenError(f"model.in_channels must be >= 1 and model.num_classes >= 2, got "
-                             f"{in_channels} and {num_classes}")
-        if lr <= 0 or weight_decay < 0:
-            raise RlgenError(f"model.lr must be > 0 and model.weight_decay >= 0, got {lr} and {weight_decay}")
-        if width < 1 or not 0 <= dropout < 1 or std <= 0:
-            raise RlgenError(f"model.width must be >= 1, model.dropout in [0, 1) and model.std > 0, got "
-                             f"{width}, {dropout}, {std}")
+        check_range(">= 1", in_channels=in_channels, width=width)
+        check_range(">= 2", num_classes=num_classes)
+        check_range("> 0", lr=lr, std=std)
+        check_range(">= 0", weight_decay=weight_decay)
+        check_range("in [0, 1)", dropout=dropout)
         self.save_hyperparameters(ignore=list(self.RUN_TIME_ARGS))
         self.net = SmallCNN(in_channels, num_classes, width, dropout)
         self.num_features = self.net.num_features

@@ -15,7 +15,7 @@ from torchvision.utils import save_image
 
 from rlgen.callbacks.images import image_grid, log_image
 from rlgen.callbacks.run_dir import output_folder
-from rlgen.errors import RlgenError
+from rlgen.errors import RlgenError, check_range
 from rlgen.lightning_modules._gan import check_ddp_for_two_networks
 from rlgen.nets.cyclegan import PatchDiscriminator, ResnetGenerator, init_weights
 
@@ -148,17 +148,13 @@ class CycleGAN(LightningModule):
                 ``<log_dir>/translated``.
         """
         super().__init__()
-        if lambda_cycle < 0 or lambda_identity < 0:
-            raise RlgenError(f"model.lambda_cycle and model.lambda_identity must be >= 0, got {lambda_cycle}, "
-                             f"{lambda_identity}")
-        if pool_size < 0 or num_log_images < 0:
-            raise RlgenError(f"model.pool_size and model.num_log_images must be >= 0, got {pool_size}, "
-                             f"{num_log_images}")
-        if lr <= 0 or not 0 <= beta1 < 1:
-            raise RlgenError(f"model.lr must be > 0 and model.beta1 in [0, 1), got {lr} and {beta1}")
-        if n_epochs < 0 or n_epochs_decay < 0 or n_epochs + n_epochs_decay < 1:
-            raise RlgenError(f"model.n_epochs and model.n_epochs_decay must be >= 0 with a positive sum, got "
-                             f"{n_epochs} and {n_epochs_decay}")
+        check_range(">= 0", lambda_cycle=lambda_cycle, lambda_identity=lambda_identity, pool_size=pool_size,
+                    num_log_images=num_log_images, n_epochs=n_epochs, n_epochs_decay=n_epochs_decay)
+        check_range("> 0", lr=lr)
+        check_range("in [0, 1)", beta1=beta1)
+        if n_epochs + n_epochs_decay < 1:
+            raise RlgenError(f"model.n_epochs + model.n_epochs_decay must be >= 1 (the learning-rate schedule's "
+                             f"length), got {n_epochs} + {n_epochs_decay}")
         generator_ab = generator_ab if generator_ab is not None else ResnetGenerator()
         discriminator_b = discriminator_b if discriminator_b is not None else PatchDiscriminator()
         in_ch, out_ch = getattr(generator_ab, "in_channels", None), getattr(generator_ab, "out_channels", None)

@@ -14,7 +14,7 @@ from torch import nn
 from rlgen.datamodules.experience import ReplayExperience
 from rlgen.envs.make_env import EnvOptions
 from rlgen.envs.replay import PrioritizedBatch, ReplayBatch
-from rlgen.errors import RlgenError
+from rlgen.errors import RlgenError, check_range
 from rlgen.lightning_modules._rl import RLSystem
 from rlgen.nets.rl import QNetwork
 
@@ -151,25 +151,19 @@ class DQN(RLSystem):
             seed: environment seed; None uses the run's ``seed_everything``.
         """
         super().__init__(env_id, env_options, num_envs, eval_episodes, test_episodes, video_dir, seed)
-        for name, value in (("lr", lr), ("batch_size", batch_size), ("buffer_size", buffer_size),
-                            ("train_frequency", train_frequency), ("gradient_steps", gradient_steps),
-                            ("target_update_interval", target_update_interval), ("n_step", n_step)):
-            if value <= 0:
-                raise RlgenError(f"DQN {name}={value}: must be positive")
-        for name, value in (("eps_start", eps_start), ("eps_end", eps_end), ("eval_epsilon", eval_epsilon),
-                            ("gamma", gamma), ("per_alpha", per_alpha), ("per_beta", per_beta)):
-            if not 0.0 <= value <= 1.0:
-                raise RlgenError(f"DQN {name}={value}: must lie in [0, 1]")
-        if max_grad_norm is not None and max_grad_norm <= 0:
-            raise RlgenError(f"DQN max_grad_norm={max_grad_norm}: must be positive, or null for no clipping")
-        if not 0.0 < tau <= 1.0:
-            raise RlgenError(f"DQN tau={tau}: use 1 for hard target copies or a value in (0, 1) for Polyak")
+        check_range(">= 1", batch_size=batch_size, buffer_size=buffer_size, train_frequency=train_frequency,
+                    gradient_steps=gradient_steps, target_update_interval=target_update_interval, n_step=n_step)
+        check_range("> 0", lr=lr, max_grad_norm=max_grad_norm)  # max_grad_norm None: no clipping
+        check_range("in [0, 1]", gamma=gamma, eps_start=eps_start, eps_end=eps_end, eval_epsilon=eval_epsilon,
+                    per_alpha=per_alpha, per_beta=per_beta)
+        check_range("in (0, 1]", tau=tau)  # 1: hard copies; below 1: Polyak averaging
+        check_range(">= 0", eps_decay_steps=eps_decay_steps)
         if buffer_size < batch_size:
-            raise RlgenError(f"DQN buffer_size={buffer_size} < batch_size={batch_size}: the replay buffer must hold "
-                             "at least one batch")
+            raise RlgenError(f"model.buffer_size must be >= model.batch_size (the buffer holds at least one batch), "
+                             f"got {buffer_size} < {batch_size}")
         if warm_start_steps < batch_size:
-            raise RlgenError(f"DQN warm_start_steps={warm_start_steps} < batch_size={batch_size}: "
-                             "the first batch needs that many transitions")
+            raise RlgenError(f"model.warm_start_steps must be >= model.batch_size (the first batch needs that many "
+                             f"transitions), got {warm_start_steps} < {batch_size}")
         self.save_hyperparameters(ignore=list(self.RUN_TIME_ARGS))
         self.automatic_optimization = False  # all of a phase's gradient steps happen in one training_step
         self.q_net = q_net if q_net is not None else QNetwork()

@@ -15,7 +15,7 @@ from torchvision.utils import save_image
 from rlgen.callbacks.images import image_grid
 from rlgen.callbacks.run_dir import output_folder
 from rlgen.compat import early_train_dataloader
-from rlgen.errors import RlgenError
+from rlgen.errors import RlgenError, check_range
 from rlgen.lightning_modules._gan import Clusters, GANSystem
 from rlgen.nets.gan import DCGANDiscriminator, DCGANGenerator
 
@@ -156,14 +156,9 @@ class GAN(GANSystem):
                          sample_seed, predict_dir)
         if loss not in ("non_saturating", "minimax", "hinge"):
             raise RlgenError(f"model.loss must be non_saturating, minimax or hinge, got {loss!r}")
-        if ema_decay is not None and not 0.0 < ema_decay < 1.0:
-            raise RlgenError(f"model.ema_decay must be in (0, 1) (e.g. 0.999) or null, got {ema_decay}")
-        if not 0.0 < top_k <= 1.0:
-            raise RlgenError(f"model.top_k (share of fakes in G's loss) must be in (0, 1], got {top_k}")
-        if clusters < 0:
-            raise RlgenError(f"model.clusters must be >= 0 (0: unconditional), got {clusters}")
-        if mode_seeking < 0:
-            raise RlgenError(f"model.mode_seeking must be >= 0 (0: off), got {mode_seeking}")
+        check_range("in (0, 1)", ema_decay=ema_decay)  # e.g. 0.999; None: no EMA generator
+        check_range("in (0, 1]", top_k=top_k)  # the share of fakes in G's loss
+        check_range(">= 0", clusters=clusters, mode_seeking=mode_seeking)  # 0: off
         for name, net in (("generator", self.generator), ("discriminator", self.discriminator)):
             if clusters and getattr(net, "cond_dim", 0) != clusters:
                 raise RlgenError(f"model.clusters is {clusters}: set model.{name}.init_args.cond_dim to "

@@ -11,7 +11,7 @@ from torch import nn
 from rlgen.datamodules.experience import EpisodeBatch, EpisodeExperience, ReplayExperience
 from rlgen.envs import ReplayBatch, check_discrete_actions
 from rlgen.envs.make_env import EnvOptions
-from rlgen.errors import RlgenError
+from rlgen.errors import RlgenError, check_range
 from rlgen.lightning_modules._rl import RLSystem
 from rlgen.lightning_modules.reinforce import discounted_returns
 
@@ -75,15 +75,11 @@ class TabularQLearning(RLSystem):
             seed: environment and exploration seed; None uses the run's ``seed_everything``.
         """
         super().__init__(env_id, env_options, num_envs, eval_episodes, test_episodes, video_dir, seed)
-        if alpha <= 0:
-            raise RlgenError(f"TabularQLearning alpha={alpha}: the learning rate must be positive")
-        for name, value in (("gamma", gamma), ("epsilon", epsilon), ("epsilon_end", epsilon_end)):
-            if not 0.0 <= value <= 1.0:
-                raise RlgenError(f"TabularQLearning {name}={value}: must lie in [0, 1]")
-        if epsilon_decay_steps < 0:
-            raise RlgenError(f"TabularQLearning epsilon_decay_steps={epsilon_decay_steps}: must be >= 0")
+        check_range("> 0", alpha=alpha)
+        check_range("in [0, 1]", gamma=gamma, epsilon=epsilon, epsilon_end=epsilon_end)
+        check_range(">= 0", epsilon_decay_steps=epsilon_decay_steps)
         if target not in ("td", "mc"):
-            raise RlgenError(f"TabularQLearning target='{target}': use 'td' or 'mc'")
+            raise RlgenError(f"model.target must be td or mc, got {target!r}")
         self.save_hyperparameters(ignore=list(self.RUN_TIME_ARGS))
         self.q: nn.Parameter | None = None  # (n_states, n_actions), sized for the env in setup
         self.source: ReplayExperience | EpisodeExperience | None = None

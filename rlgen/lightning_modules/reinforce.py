@@ -11,7 +11,7 @@ from torch.distributions import Categorical
 
 from rlgen.datamodules.experience import EpisodeBatch, EpisodeExperience
 from rlgen.envs.make_env import EnvOptions
-from rlgen.errors import RlgenError
+from rlgen.errors import RlgenError, check_range
 from rlgen.lightning_modules._rl import RLSystem
 from rlgen.nets.rl import CategoricalPolicy
 
@@ -124,15 +124,12 @@ class Reinforce(RLSystem):
             seed: environment seed; None uses the run's ``seed_everything``.
         """
         super().__init__(env_id, env_options, num_envs, eval_episodes, test_episodes, video_dir, seed)
-        if lr <= 0 or episodes_per_batch <= 0:
-            raise RlgenError(f"Reinforce lr={lr}, episodes_per_batch={episodes_per_batch}: both must be positive")
-        for name, value in (("gamma", gamma), ("baseline_momentum", baseline_momentum)):
-            if not 0.0 <= value <= 1.0:
-                raise RlgenError(f"Reinforce {name}={value}: must lie in [0, 1]")
-        if value_coef < 0 or entropy_coef < 0:
-            raise RlgenError("Reinforce value_coef and entropy_coef must be >= 0")
+        check_range("> 0", lr=lr)
+        check_range(">= 1", episodes_per_batch=episodes_per_batch)
+        check_range("in [0, 1]", gamma=gamma, baseline_momentum=baseline_momentum)
+        check_range(">= 0", value_coef=value_coef, entropy_coef=entropy_coef)
         if action_map is not None and len(action_map) < 2:
-            raise RlgenError(f"Reinforce action_map={action_map}: list at least two env actions, e.g. [2, 3]")
+            raise RlgenError(f"model.action_map must list at least two env actions (e.g. [2, 3]), got {action_map}")
         policy = policy if policy is not None else CategoricalPolicy()
         if baseline == "value":
             policy.value_head = True

@@ -14,7 +14,7 @@ from torchvision.utils import save_image
 
 from rlgen.callbacks.images import image_grid
 from rlgen.callbacks.run_dir import output_folder
-from rlgen.errors import RlgenError
+from rlgen.errors import RlgenError, check_range
 from rlgen.lightning_modules._gan import GANSystem
 from rlgen.lightning_modules.gan import generator_loss, mode_seeking_loss, mode_seeking_pairs
 from rlgen.nets.gan import CharTokenizer, TextConditionalDiscriminator, TextConditionalGenerator
@@ -106,10 +106,8 @@ class TextGAN(GANSystem):
                          predict_dir, label_metric="prompt_acc")
         if loss not in ("non_saturating", "minimax"):
             raise RlgenError(f"model.loss must be non_saturating or minimax, got {loss!r}")
-        if mode_seeking < 0:
-            raise RlgenError(f"model.mode_seeking must be >= 0 (0: off), got {mode_seeking}")
-        if samples_per_prompt < 1:
-            raise RlgenError(f"model.samples_per_prompt must be >= 1, got {samples_per_prompt}")
+        check_range(">= 0", mode_seeking=mode_seeking)  # 0: off
+        check_range(">= 1", samples_per_prompt=samples_per_prompt)
         if prompts is not None and not all(isinstance(p, str) and p.strip() for p in prompts):
             raise RlgenError(f"model.prompts must be a list of non-empty strings, got {prompts!r}")
         self.save_hyperparameters(ignore=list(self.RUN_TIME_ARGS))

@@ -10,8 +10,8 @@ from pytorch_lightning import LightningModule
 from torch import nn
 
 from rlgen.callbacks.run_dir import output_folder
-from rlgen.errors import RlgenError
-from rlgen.lightning_modules.autoencoder import check_positive, write_predict_grid
+from rlgen.errors import check_range
+from rlgen.lightning_modules.autoencoder import write_predict_grid
 from rlgen.nets.autoencoders import build_encoder_decoder
 
 LOG_2PI = math.log(2 * math.pi)
@@ -72,11 +72,9 @@ class VAE(LightningModule):
                 (None: ``<run dir>/predictions``).
         """
         super().__init__()
-        check_positive(latent_dim=latent_dim, hidden_dim=hidden_dim, lr=lr, iwae_chunk=iwae_chunk)
-        if beta < 0:
-            raise RlgenError(f"model.beta must be >= 0, got {beta}")
-        if iwae_samples < 0:
-            raise RlgenError(f"model.iwae_samples must be >= 0 (0 skips the IWAE bound), got {iwae_samples}")
+        check_range(">= 1", latent_dim=latent_dim, hidden_dim=hidden_dim, iwae_chunk=iwae_chunk)
+        check_range("> 0", lr=lr)
+        check_range(">= 0", beta=beta, iwae_samples=iwae_samples)  # iwae_samples 0 skips the IWAE bound
         # Evaluation settings stay out of the checkpoint's hyperparameters: LightningCLI lets a checkpoint's
         # hyperparameters override the command line, and `rlgen test --model.iwae_samples 5000` must work.
         self.save_hyperparameters(ignore=list(self.RUN_TIME_ARGS))

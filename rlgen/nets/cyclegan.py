@@ -13,6 +13,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from rlgen.errors import check_range
+
 
 def init_weights(module: nn.Module, gain: float = 0.02) -> None:
     """The original ``init_type='normal'``: conv weights ~ N(0, gain), biases 0."""
@@ -70,8 +72,10 @@ class ResnetGenerator(nn.Module):
             dropout: dropout inside the residual blocks (the original's ``--no_dropout`` is 0).
         """
         super().__init__()
-        if min(in_channels, out_channels, ngf, n_blocks) < 1 or n_downsampling < 0:
-            raise ValueError("ResnetGenerator needs channels, ngf, n_blocks >= 1 and n_downsampling >= 0")
+        check_range(">= 1", "ResnetGenerator", in_channels=in_channels, out_channels=out_channels, ngf=ngf,
+                    n_blocks=n_blocks)
+        check_range(">= 0", "ResnetGenerator", n_downsampling=n_downsampling)
+        check_range("in [0, 1)", "ResnetGenerator", dropout=dropout)
         self.factor = 2**n_downsampling
         layers: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(in_channels, ngf, 7), _norm(ngf), nn.ReLU(True)]
         ch = ngf
@@ -114,8 +118,7 @@ class PatchDiscriminator(nn.Module):
             n_layers: stride-2 conv layers; 3 gives the 70x70 PatchGAN, 2 suits 28-32 px images.
         """
         super().__init__()
-        if min(in_channels, ndf, n_layers) < 1:
-            raise ValueError("PatchDiscriminator needs in_channels, ndf, n_layers >= 1")
+        check_range(">= 1", "PatchDiscriminator", in_channels=in_channels, ndf=ndf, n_layers=n_layers)
         layers: list[nn.Module] = [nn.Conv2d(in_channels, ndf, 4, stride=2, padding=1), nn.LeakyReLU(0.2, True)]
         mult = 1
         for n in range(1, n_layers + 1):  # stride 2 for n < n_layers, then one stride-1 layer

@@ -13,6 +13,8 @@ import string
 import torch
 from torch import nn
 
+from rlgen.errors import check_range
+
 
 class Maxout(nn.Module):
     """Maxout units (Goodfellow et al. 2013): ``out_features`` maxima over ``pieces`` linear pieces each."""
@@ -49,6 +51,7 @@ class MLPGenerator(nn.Module):
             batch_norm: BatchNorm after each hidden linear layer.
         """
         super().__init__()
+        check_range(">= 1", "MLPGenerator", latent_dim=latent_dim, hidden=hidden, image_shape=image_shape)
         self.latent_dim, self.image_shape = latent_dim, tuple(image_shape)
         layers: list[nn.Module] = []
         width = latent_dim
@@ -80,6 +83,8 @@ class MLPDiscriminator(nn.Module):
             dropout: dropout probability on each hidden layer's input (paper: 0.5; the input layer gets 0.2).
         """
         super().__init__()
+        check_range(">= 1", "MLPDiscriminator", image_shape=image_shape, hidden=hidden, maxout_pieces=maxout_pieces)
+        check_range("in [0, 1)", "MLPDiscriminator", dropout=dropout)
         layers: list[nn.Module] = [nn.Flatten()]
         width = math.prod(image_shape)
         for i, h in enumerate(hidden):
@@ -115,6 +120,8 @@ class DCGANGenerator(nn.Module):
                 1024 with c = 32 is the InfoGAN MNIST generator).
         """
         super().__init__()
+        check_range(">= 1", "DCGANGenerator", latent_dim=latent_dim, channels=channels, out_channels=out_channels)
+        check_range(">= 0", "DCGANGenerator", cond_dim=cond_dim, hidden=hidden)
         self.latent_dim, self.cond_dim = latent_dim, cond_dim
         c = channels
         fc = [nn.Linear(latent_dim + cond_dim, hidden, bias=False), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True)
@@ -161,6 +168,9 @@ class DCGANDiscriminator(nn.Module):
                 c = 64 is the InfoGAN MNIST discriminator).
         """
         super().__init__()
+        check_range(">= 1", "DCGANDiscriminator", in_channels=in_channels, channels=channels)
+        check_range(">= 0", "DCGANDiscriminator", cond_dim=cond_dim, hidden=hidden)
+        check_range("in [0, 1)", "DCGANDiscriminator", dropout=dropout)
         self.cond_dim = cond_dim
         c = channels
         sn = nn.utils.parametrizations.spectral_norm if spectral_norm else (lambda layer: layer)
@@ -229,6 +239,8 @@ class CharTextEncoder(nn.Module):
             max_length: captions are cut to this many characters.
         """
         super().__init__()
+        check_range(">= 1", "CharTextEncoder", embed_dim=embed_dim, hidden_dim=hidden_dim, out_dim=out_dim,
+                    max_length=max_length)
         self.tokenizer = CharTokenizer(max_length)
         self.out_dim = out_dim
         self.embed = nn.Embedding(self.tokenizer.vocab_size, embed_dim, padding_idx=0)
@@ -255,6 +267,8 @@ class TextConditionalGenerator(nn.Module):
             out_channels: channels of the generated image.
         """
         super().__init__()
+        check_range(">= 1", "TextConditionalGenerator", latent_dim=latent_dim, channels=channels,
+                    text_dim=text_dim, out_channels=out_channels)
         self.latent_dim = latent_dim
         self.text_encoder = CharTextEncoder(out_dim=text_dim)
         self.image = DCGANGenerator(latent_dim, channels, out_channels, cond_dim=text_dim)
@@ -275,6 +289,9 @@ class TextConditionalDiscriminator(nn.Module):
             dropout: dropout on the 7x7 feature maps.
         """
         super().__init__()
+        check_range(">= 1", "TextConditionalDiscriminator", channels=channels, text_dim=text_dim,
+                    in_channels=in_channels)
+        check_range("in [0, 1)", "TextConditionalDiscriminator", dropout=dropout)
         self.text_encoder = CharTextEncoder(out_dim=text_dim)
         self.image = DCGANDiscriminator(in_channels, channels, cond_dim=text_dim, dropout=dropout)
 

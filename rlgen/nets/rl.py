@@ -15,6 +15,8 @@ from typing import Literal
 import torch
 from torch import nn
 
+from rlgen.errors import check_range
+
 
 def mlp(in_features: int, hidden_sizes: Sequence[int], out_features: int | None = None,
         activation: type[nn.Module] = nn.ReLU) -> nn.Sequential:
@@ -118,6 +120,7 @@ class QNetwork(nn.Module):
                  cnn_features: int = 512, channels_last: bool = True,
                  cnn: Literal["nature", "nips"] = "nature") -> None:
         super().__init__()
+        check_range(">= 1", "QNetwork", hidden_sizes=hidden_sizes, cnn_features=cnn_features)
         self.hidden_sizes = list(hidden_sizes)
         self.dueling = dueling
         self.cnn_features = cnn_features
@@ -158,6 +161,7 @@ class CategoricalPolicy(nn.Module):
 
     def __init__(self, hidden_sizes: Sequence[int] = (128,), value_head: bool = False) -> None:
         super().__init__()
+        check_range(">= 1", "CategoricalPolicy", hidden_sizes=hidden_sizes)
         self.hidden_sizes = list(hidden_sizes)
         self.value_head = value_head
         self.logits: nn.Module | None = None
