@@ -63,6 +63,19 @@ def with_env_steps(curves: dict, tag: str) -> list[tuple[int, float, float]]:
     return out
 
 
+def step_rates(points: list[tuple[int, float, float]]) -> dict[str, float | None]:
+    """Agent steps per second of training, collection included, from curve points ``(agent steps, wall
+    minutes, value)``: over the whole curve, and the median over the intervals between its points (the
+    usual rate, without the pauses for evaluation games)."""
+    steps, minutes = np.array([p[0] for p in points], float), np.array([p[1] for p in points], float)
+    keep = np.diff(minutes) > 0
+    if len(points) < 2 or not keep.any():
+        return {"overall": None, "median_between_logs": None}
+    between = np.diff(steps)[keep] / (np.diff(minutes)[keep] * 60)
+    return {"overall": round(float((steps[-1] - steps[0]) / ((minutes[-1] - minutes[0]) * 60)), 1),
+            "median_between_logs": round(float(np.median(between)), 1)}
+
+
 def score(config: str, ckpt: str, games: int, overrides: list[str]) -> dict[str, Any]:
     """``rlgen test`` of ``ckpt`` for ``games`` whole games (the config's evaluation: unclipped scores)."""
     start = time.perf_counter()

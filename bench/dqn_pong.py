@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> dict:
         "agent_steps": env_steps,
         "gradient_steps": saved.get("global_step"),
         "training_wall_minutes": minutes,
+        "agent_steps_per_s": _pong.step_rates(train_returns),
         "final": final,
         "criterion": f"mean score of {final['games']} whole games, unclipped, epsilon 0.05",
         "target": f">= {TARGET} within 500,000 agent steps and 100 minutes",

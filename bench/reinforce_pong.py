@@ -55,6 +55,7 @@ def main(argv: list[str] | None = None) -> dict:
         "env_id": "ALE/Pong-v5 (sticky actions 0.25), actions UP/DOWN, 80x80 frame differences",
         "agent_steps": running[-1][0],
         "training_wall_minutes": running[-1][1],
+        "agent_steps_per_s": _pong.step_rates(running),  # target (issue 14): >= 2,500 on this CPU
         "final_running_mean_100": running[-1][2],
         "best_running_mean_100": {"agent_steps": best[0], "wall_minutes": best[1], "value": best[2]},
         "reached_target_at": {"agent_steps": reached[0], "wall_minutes": reached[1]} if reached else None,

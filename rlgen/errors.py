@@ -29,6 +29,10 @@ def check_range(rule: str, /, owner: str = "model", **values: object) -> None:
     The one check and message style for every numeric argument in rlgen. A list or tuple (layer widths,
     an image shape) is checked item by item. ``None`` passes: it means an option is off, and the
     signature's type says whether it may be None.
+
+    Why not jsonargparse's constrained types (``PositiveFloat``, ...): they check only what the CLI
+    parses (not a module built in Python or rebuilt from a checkpoint), and their values reach the
+    saved hyperparameters as ``!!python/object/new:jsonargparse.typing.PositiveFloat`` YAML tags.
     """
     inside = RANGES[rule]
     for name, value in values.items():

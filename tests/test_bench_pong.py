@@ -65,3 +65,12 @@ def test_dqn_step_cost_bench_smoke(tmp_path):
         ("nature", "contiguous"), ("nature", "channels_last"), ("nips", "contiguous"), ("nips", "channels_last")]
     assert all(r["threads"] == 1 and r["ms_median"] > 0 for r in summary["results"])
     assert [r["ratio_to_nature_channels_last"] for r in saved["results"]][1] == 1.0
+
+
+def test_step_rates_by_hand():
+    from bench._pong import step_rates
+
+    points = [(0, 0.0, -21.0), (600, 1.0, -20.0), (600, 1.0, -19.0), (1200, 3.0, -18.0)]  # a repeated log time
+    # 1,200 steps in 180 s; between logs: 600 steps in 60 s and 600 steps in 120 s
+    assert step_rates(points) == {"overall": round(1200 / 180, 1), "median_between_logs": 7.5}
+    assert step_rates(points[:1]) == {"overall": None, "median_between_logs": None}
