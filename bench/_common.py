@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import inspect
+import json
 from pathlib import Path
 from typing import Any
 
@@ -53,3 +54,16 @@ def save_figure(fig: Any, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def write_results(out: Path, name: str, summary: dict[str, Any], echo: bool = False,
+                  omit: tuple[str, ...] = ()) -> Path:
+    """Write ``summary`` to ``<out>/<name>.json`` (creating ``out``); ``echo`` also prints it without the
+    ``omit`` keys (long curves). Returns the file's path."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{name}.json"
+    path.write_text(json.dumps(summary, indent=1))
+    if echo:
+        print(json.dumps({k: v for k, v in summary.items() if k not in omit}, indent=1))
+    return path

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import bisect
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -16,7 +15,7 @@ import numpy as np
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from bench._common import REPO, bench_parser, plt, save_figure
+from bench._common import REPO, bench_parser, plt, save_figure, write_results
 from rlgen.checkpoints import read_checkpoint
 from rlgen.cli import run
 
@@ -144,6 +143,4 @@ def plot(path: Path, title: str, series: list[tuple[str, list[tuple[int, float, 
 
 
 def write(out_dir: Path, name: str, summary: dict) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / f"{name}.json").write_text(json.dumps(summary, indent=1))
-    print(json.dumps({k: v for k, v in summary.items() if k not in ("curves",)}, indent=1))
+    write_results(out_dir, name, summary, echo=True, omit=("curves",))

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from pytorch_lightning.callbacks import EarlyStopping
 
-from bench._common import REPO, bench_parser, config_args, plt, save_figure
+from bench._common import REPO, bench_parser, config_args, plt, save_figure, write_results
 from rlgen.callbacks.rl import ReturnCurve
 from rlgen.cli import run
 
@@ -122,7 +122,7 @@ def cartpole_bench(argv: list[str] | None, doc: str, name: str, config: str, uni
     summary = solve_seeds(config, args.seeds, overrides, CARTPOLE_SOLVED, unit)
     summary.update(threads=args.threads, smoke=args.smoke, target=f"solved within {budget:,} {UNITS[unit][1]} "
                    f"and a final evaluation >= {CARTPOLE_SOLVED:.0f}, 5/5 seeds")
-    (out / f"{name}.json").write_text(json.dumps(summary, indent=1))
+    write_results(out, name, summary)
 
     fig, ax = plt.subplots(figsize=(7, 4))
     index, xlabel = UNITS[unit]
@@ -137,5 +137,5 @@ def cartpole_bench(argv: list[str] | None, doc: str, name: str, config: str, uni
     ax.title.set_fontsize(9)
     ax.legend(loc="upper left", fontsize=8)
     save_figure(fig, out / f"{name}.png")
-    print(json.dumps({k: v for k, v in summary.items() if k != "runs"}, indent=1))
+    print(json.dumps({k: v for k, v in summary.items() if k != "runs"}, indent=1))  # after the figure
     return summary

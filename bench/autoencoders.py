@@ -12,7 +12,6 @@ input / 50%-masked input / reconstruction of the masked input).
 
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -22,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torchvision.utils import make_grid
 
-from bench._common import save_figure
+from bench._common import save_figure, write_results
 from bench._images import image_bench_parser, rlgen_fit, setup, show_grid
 from rlgen.lightning_modules.autoencoder import mask_pixels
 
@@ -63,7 +62,7 @@ def main(argv: list[str] | None = None) -> dict:
         "corruption": "masking noise, exactly round(p * 784) pixels zeroed per image", "models": results,
         "torch_threads": torch.get_num_threads(),
     }
-    (out / "autoencoders.json").write_text(json.dumps(summary, indent=2))
+    write_results(out, "autoencoders", summary)
     _plot(out / "autoencoders.png", results, grids)
     return summary
 

@@ -10,7 +10,6 @@ text-GAN prompt accuracy use (``--model.classifier_ckpt bench/results/mnist_clas
 
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -21,7 +20,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
 
-from bench._common import save_figure
+from bench._common import save_figure, write_results
 from bench._images import image_bench_parser, setup
 from rlgen.cli import run
 
@@ -59,7 +58,7 @@ def main(argv: list[str] | None = None) -> dict:
         "fit_wall_s": round(fit_s, 1), "checkpoint": _relative(ckpt), "checkpoint_bytes": ckpt.stat().st_size,
         "torch_threads": torch.get_num_threads(),
     }
-    (out / "classifier.json").write_text(json.dumps(result, indent=2))
+    write_results(out, "classifier", result)
     fig, ax = plt.subplots(figsize=(6, 3))
     ax.bar(range(len(per_class)), per_class)
     ax.axhline(TARGET_ACC, color="r", ls="--", label=f"target {TARGET_ACC}")

@@ -14,7 +14,6 @@ run under one busy process takes at most 1.5x its quiet time. Run it on an other
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -24,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench._common import REPO, bench_parser
+from bench._common import REPO, bench_parser, write_results
 
 CONFIG = "configs/dqn/cartpole.yaml"
 TARGET = 1.5
@@ -82,8 +81,7 @@ def main(argv: list[str] | None = None) -> dict:
     }
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "contention.json").write_text(json.dumps(summary, indent=1))
-    print(json.dumps(summary, indent=1))
+    write_results(out, "contention", summary, echo=True)
     return summary
 
 

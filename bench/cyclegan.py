@@ -13,7 +13,6 @@ mean |F(G(a)) - a| (and |G(F(b)) - b|) in [0, 1] pixel units. Writes ``<out-dir>
 
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -26,7 +25,7 @@ import torch
 from pytorch_lightning import Trainer
 from torch.utils.data import DataLoader, TensorDataset
 
-from bench._common import save_figure
+from bench._common import save_figure, write_results
 from bench._images import image_bench_parser, setup
 from rlgen.callbacks.images import image_grid
 from rlgen.cli import run
@@ -83,7 +82,7 @@ def main(argv: list[str] | None = None) -> dict:
         "target_label_preservation": TARGET,
     }
     result["passed"] = min(result["label_preservation_a2b"], result["label_preservation_b2a"]) >= TARGET
-    (out / "cyclegan.json").write_text(json.dumps(result, indent=2))
+    write_results(out, "cyclegan", result)
     _plot(result, [test["A"][:8], fake_b[:8], rec_a[:8], test["B"][:8], fake_a[:8], rec_b[:8]], out / "cyclegan.png")
     a2b, b2a = result["label_preservation_a2b"], result["label_preservation_b2a"]
     print(f"label preservation A->B {a2b:.4f}, B->A {b2a:.4f} "

@@ -18,7 +18,6 @@ clusters of the training images) or ``gan`` (``configs/gan/mnist.yaml``, which h
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -29,7 +28,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
 
-from bench._common import save_figure
+from bench._common import save_figure, write_results
 from bench._images import image_bench_parser, max_time, setup
 from rlgen.callbacks.images import image_grid
 from rlgen.cli import run
@@ -138,7 +137,7 @@ def main(argv: list[str] | None = None) -> dict:
         "num_samples": n, **scores, "target_is": target, "passed": None if target is None else scores["is"] >= target,
         "threads": args.threads, "fit_args": args.fit_arg,
     }
-    (out / f"{name}.json").write_text(json.dumps(result, indent=2))
+    write_results(out, name, result)
     plot(out / f"{name}.png", fake[:64], f"{title}, {epochs:.2f} epochs", {
         "IS (generated)": scores["is"], "IS (real test)": scores["real_is"],
         **({f"target {target}": target} if target else {}),

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import copy
 import itertools
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bench._common import bench_parser
+from bench._common import bench_parser, write_results
 from rlgen.lightning_modules.dqn import td_target
 from rlgen.nets.rl import QNetwork
 
@@ -98,7 +97,7 @@ def main(argv: list[str] | None = None) -> dict:
                "cpu_capability": torch.backends.cpu.get_cpu_capability(), "smoke": args.smoke, "results": results}
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "dqn_step_cost.json").write_text(json.dumps(summary, indent=1))
+    write_results(out, "dqn_step_cost", summary)
     return summary
 
 

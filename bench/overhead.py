@@ -15,7 +15,6 @@ is the median of the per-pair ratios. Target (issue 6): rlgen / plain <= 1.05.
 
 from __future__ import annotations
 
-import json
 import resource
 import statistics
 import tempfile
@@ -31,7 +30,7 @@ from torch.utils.data import DataLoader, random_split
 from torchvision import transforms
 from torchvision.datasets import MNIST
 
-from bench._common import config_args, save_figure
+from bench._common import config_args, save_figure, write_results
 from bench._images import image_bench_parser, rlgen_fit, setup
 from rlgen.nets.autoencoders import ConvDecoder, ConvEncoder
 
@@ -145,7 +144,7 @@ def main(argv: list[str] | None = None) -> dict:
         "workers": workers, "torch_threads": torch.get_num_threads(),
         "batches_per_epoch": {"rlgen": [t.batches for t in rlgen], "plain": [t.batches for t in plain]},
     }
-    (out / "overhead.json").write_text(json.dumps(result, indent=2))
+    write_results(out, "overhead", result)
     fig, ax = plt.subplots(figsize=(6, 3.5))
     pairs = range(1, repeats + 1)
     ax.plot(pairs, rlgen_s, "o-", label="rlgen fit")

@@ -14,7 +14,6 @@ Writes ``<out-dir>/qlearning.json`` and ``<out-dir>/qlearning.png``.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -23,7 +22,7 @@ import torch
 import yaml
 from pytorch_lightning import Callback, Trainer, seed_everything
 
-from bench._common import REPO, bench_parser, plt, save_figure
+from bench._common import REPO, bench_parser, plt, save_figure, write_results
 from rlgen.envs import JUMP_CHAIN_ID
 from rlgen.envs.jump_chain import JumpChain, optimal_q
 from rlgen.lightning_modules.qlearning import TabularQLearning
@@ -139,7 +138,7 @@ def main(argv: list[str] | None = None) -> dict:
               f"greedy-path error <= {v['max_greedy_path_error']:.2e}, greedy exact {v['greedy_exact']}, "
               f"avoids holes {v['avoids_holes']}", flush=True)
     summary["target"] = "Q converges to Q* (value iteration) and the greedy policy avoids both holes"
-    (out / "qlearning.json").write_text(json.dumps(summary, indent=1))
+    write_results(out, "qlearning", summary)
 
     ax.axhline(args.tol, color="gray", linestyle="--", linewidth=1, label=f"tol {args.tol}")
     ax.set_xlabel("environment steps")

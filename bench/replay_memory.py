@@ -16,14 +16,13 @@ Writes ``<out-dir>/replay_memory.json`` and ``<out-dir>/replay_memory.png``.
 
 from __future__ import annotations
 
-import json
 import time
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
-from bench._common import bench_parser, plt, save_figure
+from bench._common import bench_parser, plt, save_figure, write_results
 from rlgen.envs import PrioritizedReplayBuffer, ReplayBuffer, make_vector_env
 
 FRAME = 84 * 84
@@ -131,7 +130,7 @@ def main(argv: list[str] | None = None) -> dict:
         "fill": fill,
         "smoke": args.smoke,
     }
-    (out / "replay_memory.json").write_text(json.dumps(summary, indent=1))
+    write_results(out, "replay_memory", summary)
     print(
         f"bytes per slot {per_slot:.0f} ({per_slot / FRAME:.4f} x 7,056), per held transition {per_held:.0f} "
         f"({fill['game']}, {fill['episode_ends']} episode ends in {fill['transitions_added']} transitions); "

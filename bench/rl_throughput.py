@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from pytorch_lightning import Callback
 
-from bench._common import REPO, bench_parser, config_args, init_args, plt, save_figure
+from bench._common import REPO, bench_parser, config_args, init_args, plt, save_figure, write_results
 from rlgen.cli import run
 from rlgen.envs import make_env
 from rlgen.nets.rl import QNetwork
@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> dict:
         }
     summary = {"threads": args.threads, "repeats": args.repeats, "smoke": args.smoke,
                "target": "rlgen / plain >= 1.0 on CartPole; >= 1.5 on pong_8envs", "tasks": results}
-    (out / "rl_throughput.json").write_text(json.dumps(summary, indent=1))
+    write_results(out, "rl_throughput", summary)
 
     fig, axes = plt.subplots(1, len(results), figsize=(4 * len(results), 3.5), squeeze=False)
     for ax, (name, r) in zip(axes[0], results.items(), strict=True):

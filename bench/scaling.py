@@ -22,7 +22,7 @@ from pathlib import Path
 
 from pytorch_lightning import Callback
 
-from bench._common import REPO, bench_parser
+from bench._common import REPO, bench_parser, write_results
 
 
 class Throughput(Callback):
@@ -98,8 +98,7 @@ def main(argv: list[str] | None = None) -> dict:
     }
     print(f"VAE samples/s: 1 process {one:.0f}, {args.processes} processes {many:.0f} "
           f"(ratio {many / one:.2f}, median of {args.repeats})")
-    name = "scaling_smoke.json" if args.smoke else "scaling.json"
-    (out_dir / name).write_text(json.dumps(result, indent=2))
+    write_results(out_dir, "scaling_smoke" if args.smoke else "scaling", result)
     return result
 
 

@@ -12,7 +12,6 @@ character-level encoder generalizes. Writes ``textgan.json`` and ``textgan.png``
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -22,7 +21,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
 
-from bench._common import save_figure
+from bench._common import save_figure, write_results
 from bench._images import setup
 from bench.dcgan import gan_bench_parser, mnist_images, trained_model
 from rlgen.callbacks.images import image_grid
@@ -58,7 +57,7 @@ def main(argv: list[str] | None = None) -> dict:
         "within_prompt_diversity": diversity,
         "threads": args.threads, "fit_args": args.fit_arg,
     }
-    (out / "textgan.json").write_text(json.dumps(result, indent=2))
+    write_results(out, "textgan", result)
     plot(out / "textgan.png", model, seen, epochs)
     print(f"TextGAN after {epochs:.2f} epochs: prompt accuracy {seen['overall']:.3f} (target {TARGET_ACC}); "
           f"unseen phrasings {unseen['overall']:.3f}; within-prompt diversity vs real {diversity['ratio']:.2f}")

@@ -11,7 +11,6 @@ Target (issue 6): IWAE NLL <= 88 nats with k >= 200 (IWAE paper one-layer VAE: 8
 
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -21,7 +20,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torchvision.utils import make_grid
 
-from bench._common import save_figure
+from bench._common import save_figure, write_results
 from bench._images import image_bench_parser, max_time, rlgen_fit, setup, show_grid
 
 TARGET_NLL = 88.0
@@ -73,7 +72,7 @@ def main(argv: list[str] | None = None) -> dict:
         "val_neg_elbo_per_epoch": curve, "fit_wall_s": round(fit_s, 1), "test_wall_s": round(test_s, 1),
         "torch_threads": torch.get_num_threads(), "best_checkpoint_epoch_by": "val/neg_elbo",
     }
-    (out / "vae.json").write_text(json.dumps(result, indent=2))
+    write_results(out, "vae", result)
     _plot(out / "vae.png", curve, samples, result)
     print(f"VAE after {result['epochs_reached']} epochs ({fit_s / 60:.1f} min fit): test neg. ELBO "
           f"{neg_elbo:.2f} nats, IWAE NLL (k={k}, {n_iwae} images) {nll:.2f} nats (target <= {TARGET_NLL}); "
