@@ -74,3 +74,14 @@ def test_step_rates_by_hand():
     # 1,200 steps in 180 s; between logs: 600 steps in 60 s and 600 steps in 120 s
     assert step_rates(points) == {"overall": round(1200 / 180, 1), "median_between_logs": 7.5}
     assert step_rates(points[:1]) == {"overall": None, "median_between_logs": None}
+
+
+def test_pong_env_speed_bench_smoke_times_every_setting(tmp_path):
+    from bench import pong_env_speed
+
+    result = pong_env_speed.main(["--smoke", "--out-dir", str(tmp_path)])
+    assert json.loads((tmp_path / "pong_env_speed.json").read_text()) == result
+    medians = result["median_agent_steps_per_s"]
+    assert set(medians) == {f"{s}, 1 thread(s)" for s in ("ale-py make_vec", "rlgen DQN stack", "rlgen Pong pixels",
+                                                            "rlgen Pong pixels + policy")}
+    assert all(rate > 0 for rate in medians.values()) and all(len(r) == 1 for r in result["runs"].values())
