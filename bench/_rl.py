@@ -98,7 +98,6 @@ def plot_spread(ax: Any, curves: list[tuple[np.ndarray, np.ndarray]], grid: np.n
                     label="min-max over seeds")
 
 
-
 CARTPOLE_SOLVED = 475.0  # CartPole-v1's "solved"; the configs stop above 495
 UNITS = {"env_steps": (0, "environment steps"), "episodes": (1, "training episodes")}
 
@@ -130,8 +129,8 @@ def cartpole_bench(argv: list[str] | None, doc: str, name: str, config: str, uni
               for r in summary["runs"]]
     plot_spread(ax, curves, np.linspace(0, budget, 101), "greedy eval return")
     ax.axhline(CARTPOLE_SOLVED, color="gray", linestyle="--", linewidth=1, label=f"{CARTPOLE_SOLVED:.0f}")
-    algorithm = config_args(config)  # the evaluation's size, from the config
-    ax.set(xlabel=xlabel, ylabel=f"mean return ({algorithm['eval_episodes']} greedy episodes)",
+    eval_episodes = config_args(config)["eval_episodes"]  # the evaluation's size, from the config
+    ax.set(xlabel=xlabel, ylabel=f"mean return ({eval_episodes} greedy episodes)",
            title=f"{name.split('_')[0].upper()} CartPole-v1, {args.seeds} seeds, solved {summary['seeds_solved']} "
                  "(a run stops once solved; its last value is held)")
     ax.title.set_fontsize(9)
