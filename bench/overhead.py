@@ -63,17 +63,18 @@ def rlgen_epoch(data_dir: str, workers: int, max_batches: int | None) -> Timer:
     with tempfile.TemporaryDirectory() as runs:
         with Timer() as timer:
             cli = rlgen_fit("vae", data_dir, runs, f"--data.num_workers={workers}", "--trainer.max_epochs=1",
-                      "--trainer.limit_val_batches=0", "--trainer.num_sanity_val_steps=0",
-                      "--trainer.enable_checkpointing=false", "--trainer.callbacks=[]",
-                      "--trainer.enable_model_summary=false", *limit)
+                            "--trainer.limit_val_batches=0", "--trainer.num_sanity_val_steps=0",
+                            "--trainer.enable_checkpointing=false", "--trainer.callbacks=[]",
+                            "--trainer.enable_model_summary=false", *limit)
     timer.batches = cli.trainer.global_step
     return timer
 
 
 def plain_epoch(data_dir: str, workers: int, max_batches: int | None) -> Timer:
     """Wall and CPU seconds for the same epoch written as a plain PyTorch loop."""
+    model, data = plain_settings()
     with Timer() as timer:
-        timer.batches = _plain_loop(data_dir, workers, max_batches)
+        timer.batches = _plain_loop(model, data, data_dir, workers, max_batches)
     return timer
 
 
@@ -87,9 +88,8 @@ def plain_settings() -> tuple[dict, dict]:
     return model, data
 
 
-def _plain_loop(data_dir: str, workers: int, max_batches: int | None) -> int:
+def _plain_loop(model: dict, data: dict, data_dir: str, workers: int, max_batches: int | None) -> int:
     """One epoch (or ``max_batches``) of the config's VAE; returns the number of batches trained."""
-    model, data = plain_settings()
     torch.manual_seed(0)
     binarize = transforms.Compose([transforms.ToTensor(), transforms.Lambda(torch.bernoulli)])
     full = MNIST(data_dir, train=True, transform=binarize)
