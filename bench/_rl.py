@@ -65,11 +65,13 @@ def solve_seeds(config: str, seeds: int, overrides: list[str], threshold: float,
         print(f"seed {seed}: {unit} to solve {result[f'{unit}_to_solve']}, final evaluation {result['final_eval']}, "
               f"last.ckpt tested {result['last_ckpt_test_return']:.1f}, wall {result['wall_s']} s", flush=True)
     solved = [r[f"{unit}_to_solve"] for r in runs if r[f"{unit}_to_solve"] is not None]
+    eval_episodes = config_args(config)["eval_episodes"]  # unless an override changed it
     ending_solved = sum(r["final_eval"] is not None and r["final_eval"] >= threshold for r in runs)
     return {
         "config": config,
         "overrides": overrides,
-        "criterion": f"greedy evaluation mean over {config_args(config)['eval_episodes']} episodes > {threshold}",
+        "eval_episodes": eval_episodes,
+        "criterion": f"greedy evaluation mean over {eval_episodes} episodes > {threshold}",
         "seeds_solved": f"{len(solved)}/{seeds}",
         f"median_{unit}_to_solve": float(np.median(solved)) if solved else None,
         f"max_{unit}_to_solve": max(solved) if solved else None,
@@ -129,8 +131,7 @@ def cartpole_bench(argv: list[str] | None, doc: str, name: str, config: str, uni
               for r in summary["runs"]]
     plot_spread(ax, curves, np.linspace(0, budget, 101), "greedy eval return")
     ax.axhline(CARTPOLE_SOLVED, color="gray", linestyle="--", linewidth=1, label=f"{CARTPOLE_SOLVED:.0f}")
-    eval_episodes = config_args(config)["eval_episodes"]  # the evaluation's size, from the config
-    ax.set(xlabel=xlabel, ylabel=f"mean return ({eval_episodes} greedy episodes)",
+    ax.set(xlabel=xlabel, ylabel=f"mean return ({summary['eval_episodes']} greedy episodes)",
            title=f"{name.split('_')[0].upper()} CartPole-v1, {args.seeds} seeds, solved {summary['seeds_solved']} "
                  "(a run stops once solved; its last value is held)")
     ax.title.set_fontsize(9)

@@ -19,7 +19,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -79,9 +78,7 @@ def main(argv: list[str] | None = None) -> dict:
         "met": default_ratio <= TARGET,
         "smoke": args.smoke,
     }
-    out = Path(args.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    write_results(out, "contention", summary, echo=True)
+    write_results(args.out_dir, "contention", summary, echo=True)
     return summary
 
 

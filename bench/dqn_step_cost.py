@@ -20,7 +20,6 @@ import copy
 import itertools
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -95,9 +94,7 @@ def main(argv: list[str] | None = None) -> dict:
     summary = {"batch": args.batch, "network": "QNetwork with a dueling head, Double DQN target, fused Adam",
                "features": FEATURES, "torch": torch.__version__,
                "cpu_capability": torch.backends.cpu.get_cpu_capability(), "smoke": args.smoke, "results": results}
-    out = Path(args.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    write_results(out, "dqn_step_cost", summary)
+    write_results(args.out_dir, "dqn_step_cost", summary)
     return summary
 
 

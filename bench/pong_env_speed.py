@@ -6,8 +6,9 @@
 The ceiling of every Pong throughput target: agent steps/s of 8 Pong envs stepped with random
 actions, (a) ale-py's own vector env with its defaults (``gym.make_vec("ALE/Pong-v5", 8)``), (b) rlgen's
 DQN stack on it (``make_vector_env``: 84x84 grey, 4 stacked frames), (c) rlgen's Pong from pixel
-differences (``pong_from_pixels``), and (d) the same while the REINFORCE config's policy acts for all
-envs with one forward pass, as in training. ``--threads`` sets both the emulators' threads and torch's.
+differences (``pong_from_pixels``), (d) the same while the REINFORCE config's policy acts for all
+envs with one forward pass, as in training, and (e) as (d) with torch on 1 thread (only where
+``--threads`` is above 1). ``--threads`` sets both the emulators' threads and torch's.
 The settings run side by side: each of ``--repeats`` rounds times every setting in turn, so a busy
 moment hits them all; the medians go to ``<out-dir>/pong_env_speed.json``.
 """
@@ -27,7 +28,9 @@ from bench._common import bench_parser, config_args, init_args, write_results
 from rlgen.envs.make_env import make_vector_env
 from rlgen.nets.rl import CategoricalPolicy
 
-CONFIG = "configs/reinforce/pong.yaml"  # (d) acts with this config's policy and action map
+CONFIG = "configs/reinforce/pong.yaml"  # (d) and (e) act with this config's policy and action map
+SETTINGS = ["ale-py make_vec", "rlgen DQN stack", "rlgen Pong pixels", "rlgen Pong pixels + policy",
+            "rlgen Pong pixels + policy on 1 torch thread"]
 
 
 def make_envs(setting: str, num_envs: int, threads: int) -> gym.vector.VectorEnv:
@@ -42,9 +45,9 @@ def make_envs(setting: str, num_envs: int, threads: int) -> gym.vector.VectorEnv
 
 
 def actor(setting: str, envs: gym.vector.VectorEnv) -> Callable[[np.ndarray], np.ndarray]:
-    """Random actions, or (setting d) actions of the REINFORCE config's (untrained) policy."""
+    """Random actions, or (settings d, e) actions of the REINFORCE config's (untrained) policy."""
     rng = np.random.default_rng(0)
-    if not setting.endswith("+ policy"):
+    if "+ policy" not in setting:
         return lambda obs: rng.integers(envs.single_action_space.n, size=len(obs))
     model = config_args(CONFIG)
     policy = CategoricalPolicy(**init_args(model["policy"])).build(envs.single_observation_space.shape,
@@ -60,7 +63,7 @@ def actor(setting: str, envs: gym.vector.VectorEnv) -> Callable[[np.ndarray], np
 
 
 def steps_per_s(setting: str, num_envs: int, threads: int, steps: int) -> float:
-    torch.set_num_threads(threads)
+    torch.set_num_threads(1 if setting.endswith("1 torch thread") else threads)
     envs = make_envs(setting, num_envs, threads)
     act = actor(setting, envs)
     obs, _ = envs.reset(seed=0)
@@ -84,10 +87,10 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     if args.smoke:
         args.threads, args.steps, args.repeats = [1], 20, 1
-    settings = ["ale-py make_vec", "rlgen DQN stack", "rlgen Pong pixels", "rlgen Pong pixels + policy"]
-    rates: dict[str, list[float]] = {f"{s}, {t} thread(s)": [] for t, s in itertools.product(args.threads, settings)}
+    runs = [(t, s) for t, s in itertools.product(args.threads, SETTINGS) if t > 1 or s != SETTINGS[-1]]
+    rates: dict[str, list[float]] = {f"{s}, {t} thread(s)": [] for t, s in runs}
     for round_ in range(args.repeats):
-        for threads, setting in itertools.product(args.threads, settings):
+        for threads, setting in runs:
             rate = steps_per_s(setting, args.num_envs, threads, args.steps)
             rates[f"{setting}, {threads} thread(s)"].append(round(rate, 1))
             print(f"round {round_}: {setting}, {threads} thread(s): {rate:.0f} agent steps/s", flush=True)
