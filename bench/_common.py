@@ -49,6 +49,16 @@ def init_args(spec: dict[str, Any]) -> dict[str, Any]:
     return {**defaults, **spec.get("init_args", {})}
 
 
+def shown_path(path: str | Path) -> str:
+    """``path`` as a results file records it: relative to the repository when inside it, else its last three
+    parts (``v5/dqn_pong/version_0``), so that no machine's absolute paths are committed."""
+    resolved = Path(path).resolve()
+    try:
+        return str(resolved.relative_to(REPO))
+    except ValueError:
+        return str(Path(*resolved.parts[-3:]))
+
+
 def save_figure(fig: Any, path: Path) -> None:
     """Write ``fig`` to ``path`` (PNG) and close it."""
     fig.tight_layout()

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from bench._common import REPO, bench_parser, plt, save_figure, write_results
+from bench._common import REPO, bench_parser, plt, save_figure, shown_path, write_results
 from rlgen.checkpoints import read_checkpoint
 from rlgen.cli import run
 
@@ -81,7 +81,7 @@ def score(config: str, ckpt: str, games: int, overrides: list[str]) -> dict[str,
     cli = run(["test", "-c", str(REPO / config), f"--ckpt_path={ckpt}", f"--model.test_episodes={games}",
                "--trainer.logger=false", "--trainer.enable_progress_bar=false", *overrides])
     returns = [float(r) for r in cli.model.eval_returns]
-    return {"ckpt": str(ckpt), "games": len(returns), "returns": returns,
+    return {"ckpt": shown_path(ckpt), "games": len(returns), "returns": returns,
             "mean": sum(returns) / len(returns), "min": min(returns), "max": max(returns),
             "wall_s": round(time.perf_counter() - start, 1)}
 
@@ -109,15 +109,17 @@ def frame_strip(config: str, ckpt: str, path: Path, overrides: list[str], frames
     fig.suptitle(f"one game of the trained agent (right, green paddle): final score {score:+g}", fontsize=9)
     save_figure(fig, path)
     steps = int(cli.trainer.callback_metrics["test/episode_length"])
-    return {"png": str(path), "game_return": score, "game_steps": steps, "video_frames": len(game)}
+    return {"png": shown_path(path), "game_return": score, "game_steps": steps, "video_frames": len(game)}
 
 
 def export_weights(ckpt: str, path: Path, drop: tuple[str, ...] = ()) -> int:
-    """Write ``ckpt`` without optimizer, loop and callback states (and without the ``drop``-prefixed
-    weights, e.g. a target network that loading rebuilds); returns the file's size in bytes."""
+    """Write ``ckpt`` without optimizer, loop and callback states, without a saved replay buffer (and without
+    the ``drop``-prefixed weights, e.g. a target network that loading rebuilds); returns the file's size in bytes."""
     full = read_checkpoint(ckpt)
     keep = ("epoch", "global_step", "pytorch-lightning_version", "hyper_parameters", "hparams_name", "rl_state")
     small = {k: full[k] for k in keep if k in full}
+    if "rl_state" in small:  # the counters stay; the replay buffer (0.7 GB for Pong) is for resuming only
+        small["rl_state"] = {k: v for k, v in small["rl_state"].items() if k != "replay_buffer"}
     small["state_dict"] = {k: v for k, v in full["state_dict"].items() if not k.startswith(drop)}
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(small, path)
@@ -125,9 +127,13 @@ def export_weights(ckpt: str, path: Path, drop: tuple[str, ...] = ()) -> int:
 
 
 def plot(path: Path, title: str, series: list[tuple[str, list[tuple[int, float, float]], dict]],
-         target: float | None, target_label: str) -> None:
-    """Two panels, return against agent steps and against wall minutes, for each ``(label, points, style)``."""
+         target: float | None, target_label: str,
+         published: list[tuple[str, list[tuple[int, float]], dict]] = ()) -> None:
+    """Two panels, return against agent steps and against wall minutes, for each ``(label, points, style)``;
+    ``published`` points ``(agent steps, return)`` of other implementations go on the agent-steps panel."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    for label, points, style in published:
+        axes[0].plot([p[0] for p in points], [p[1] for p in points], label=label, linestyle="none", **style)
     for ax, x_index, xlabel in ((axes[0], 0, "agent steps"), (axes[1], 1, "wall minutes")):
         for label, points, style in series:
             if points:

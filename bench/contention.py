@@ -2,7 +2,7 @@
 competing busy process, with rlgen's thread default and with torch's (all cores).
 
     python -m bench.contention                    # 2 repeats of 4 runs (about 15 min on 2 cores)
-    python -m bench.contention --smoke --out-dir /tmp/x
+    python -m bench.contention --smoke --out-dir /tmp/x --competitor idle   # the plumbing, no load
 
 Each run is the README's first command as a subprocess (its own logs in a temporary folder), timed
 from start to exit. The competitor is a Python process spinning on one core (``while True: pass``),
@@ -27,12 +27,14 @@ from bench._common import REPO, bench_parser, write_results
 CONFIG = "configs/dqn/cartpole.yaml"
 TARGET = 1.5
 SETTINGS = {"rlgen default": [], "torch default (all cores)": ["--threads={cores}"]}
+COMPETITORS = {"spin": "while True: pass",  # the benchmark's load: one busy core
+               "idle": "import time\nwhile True: time.sleep(1)"}  # starts and is killed the same way, loads nothing
 
 
-def timed_run(extra: list[str], busy: bool, smoke: bool) -> float:
-    """Seconds of one ``rlgen fit`` subprocess, with a spinning competitor if ``busy``."""
+def timed_run(extra: list[str], busy: bool, smoke: bool, competitor_code: str = COMPETITORS["spin"]) -> float:
+    """Seconds of one ``rlgen fit`` subprocess, with a competing process (``competitor_code``) if ``busy``."""
     env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}  # the model's default decides
-    competitor = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
+    competitor = subprocess.Popen([sys.executable, "-c", competitor_code]) if busy else None
     try:
         with tempfile.TemporaryDirectory() as runs:
             tiny = ["--trainer.max_steps=256", "--model.warm_start_steps=300", "--trainer.val_check_interval=1",
@@ -52,14 +54,19 @@ def main(argv: list[str] | None = None) -> dict:
     parser = bench_parser(__doc__, threads=False)  # the runs choose their own threads
     parser.add_argument("--repeats", type=int, default=2, help="rounds of all four runs (median reported)")
     parser.add_argument("--smoke", action="store_true", help="one round of tiny runs (seconds)")
+    parser.add_argument("--competitor", choices=sorted(COMPETITORS), default="spin",
+                        help="the busy runs' competing process: spin (one busy core) or idle (tests the plumbing)")
+    parser.add_argument("--settings", nargs="+", choices=sorted(SETTINGS), default=list(SETTINGS),
+                        help="thread settings to time")
     args = parser.parse_args(argv)
     repeats = 1 if args.smoke else args.repeats
     cores = os.cpu_count() or 1
-    times: dict[str, dict[str, list[float]]] = {name: {"quiet": [], "busy": []} for name in SETTINGS}
+    times: dict[str, dict[str, list[float]]] = {name: {"quiet": [], "busy": []} for name in args.settings}
     for round_ in range(repeats):
-        for name, extra in SETTINGS.items():
+        for name in args.settings:
             for load in ("quiet", "busy"):
-                seconds = timed_run([e.format(cores=cores) for e in extra], load == "busy", args.smoke)
+                seconds = timed_run([e.format(cores=cores) for e in SETTINGS[name]], load == "busy", args.smoke,
+                                    COMPETITORS[args.competitor])
                 times[name][load].append(round(seconds, 1))
                 print(f"round {round_}: {name}, {load}: {seconds:.1f} s", flush=True)
     settings = {}
@@ -67,10 +74,11 @@ def main(argv: list[str] | None = None) -> dict:
         quiet, busy = float(np.median(by_load["quiet"])), float(np.median(by_load["busy"]))
         settings[name] = {"quiet_s": by_load["quiet"], "busy_s": by_load["busy"], "median_quiet_s": quiet,
                           "median_busy_s": busy, "ratio_busy_over_quiet": busy / quiet}
-    default_ratio = settings["rlgen default"]["ratio_busy_over_quiet"]
+    default_ratio = settings.get("rlgen default", {}).get("ratio_busy_over_quiet", float("nan"))
     summary = {
         "command": f"rlgen fit -c {CONFIG}",
-        "competitor": "one Python process spinning on one core",
+        "competitor": {"spin": "one Python process spinning on one core",
+                       "idle": "an idle Python process (plumbing check, no load)"}[args.competitor],
         "cores": cores,
         "repeats": repeats,
         "settings": settings,

@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from bench import _pong
+from bench._common import shown_path
 
 CONFIG = "configs/reinforce/pong.yaml"
 TARGET, STRETCH = -10.0, 0.0
@@ -51,7 +52,7 @@ def main(argv: list[str] | None = None) -> dict:
     summary = {
         "config": CONFIG,
         "overrides": overrides,
-        "run_dirs": [str(d) for d in run_dirs],
+        "run_dirs": [shown_path(d) for d in run_dirs],
         "env_id": "ALE/Pong-v5 (sticky actions 0.25), actions UP/DOWN, 80x80 frame differences",
         "agent_steps": running[-1][0],
         "training_wall_minutes": running[-1][1],

@@ -1,4 +1,4 @@
-from rlgen.cli import cli_main
+from rlgen.console import main
 
 if __name__ == "__main__":
-    cli_main()
+    main()

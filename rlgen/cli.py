@@ -44,8 +44,8 @@ from rlgen.checkpoints import (
     read_checkpoint,
 )
 from rlgen.compat import CheckpointHparamsHook
+from rlgen.console import version_line
 from rlgen.errors import RlgenError
-from rlgen.listing import list_configs
 from rlgen.quiet import quiet_third_party
 from rlgen.summary import closing_summary
 
@@ -230,24 +230,15 @@ DESCRIPTION = ("rlgen: classic deep RL and generative models as readable Lightni
                "`rlgen fit -c <config>` trains one.")
 
 
-def version_line() -> str:
-    import pytorch_lightning
-
-    from rlgen import __version__
-
-    return f"rlgen {__version__} (pytorch-lightning {pytorch_lightning.__version__}, torch {torch.__version__})"
-
-
 def cli_main(args: list[str] | None = None) -> None:
-    """Entry point of the ``rlgen`` console script and ``python -m rlgen``.
+    """The whole command line in this process, ``rlgen list`` and ``--version`` included (see :mod:`rlgen.console`).
 
     Args:
         args: command-line arguments; ``None`` reads ``sys.argv``.
     """
-    if (sys.argv[1:] if args is None else list(args))[:1] == ["list"]:
-        print(list_configs())
-        return
-    run(args)
+    from rlgen.console import main
+
+    main(args)
 
 
 def run(args: list[str] | None = None) -> RlgenCLI:

@@ -63,6 +63,7 @@ CASES = {
 
 DQN = ["-c", str(CONFIGS / "dqn" / "cartpole.yaml")]
 REINFORCE = ["-c", str(CONFIGS / "reinforce" / "cartpole.yaml")]
+PENDULUM = ["-c", str(CONFIGS / "reinforce" / "pendulum.yaml")]
 VAE = ["-c", str(CONFIGS / "vae" / "mnist.yaml"), "--data.data_dir={mnist}", "--data.num_workers=0"]
 GAN = ["-c", str(CONFIGS / "dcgan" / "mnist.yaml"), "--data.data_dir={mnist}", "--data.num_workers=0",
        "--model.classifier_ckpt=null"]
@@ -121,6 +122,15 @@ CASES.update({
     "reinforce-negative-lr": ([*REINFORCE, "--model.lr=-1"], None, ["lr"], 1),
     "reinforce-one-action": ([*REINFORCE, "--model.action_map=[2]"], None, ["action_map"], 1),
     "reinforce-unknown-baseline": ([*REINFORCE, "--model.baseline=median"], None, ["baseline"], 2),
+    "categorical-policy-on-box-actions": ([*REINFORCE, "--model.env_id=Pendulum-v1"], None,
+                                          ["Box actions", "GaussianPolicy", "model.policy null"], 1),
+    "gaussian-policy-on-discrete-actions": ([*PENDULUM, "--model.env_id=CartPole-v1"], None,
+                                            ["Discrete actions", "CategoricalPolicy"], 1),
+    "gaussian-init-std-zero": ([*PENDULUM, "--model.policy.init_args.init_std=0"], None,
+                               ["GaussianPolicy.init_std must be > 0, got 0"], 1),
+    "gaussian-init-std-negative": ([*PENDULUM, "--model.policy.init_args.init_std=-1"], None,
+                                   ["GaussianPolicy.init_std must be > 0, got -1"], 1),
+    "action-map-on-box-actions": ([*PENDULUM, "--model.action_map=[0, 1]"], None, ["action_map", "Discrete"], 1),
     "vae-iwae-negative": ([*VAE, "--model.iwae_samples=-1"], None, ["iwae_samples"], 1),
     "vae-latent-zero": ([*VAE, "--model.latent_dim=0"], None, ["latent_dim"], 1),
     "gan-ema-decay-above-one": ([*GAN, "--model.ema_decay=1.5"], None, ["ema_decay"], 1),
@@ -210,6 +220,19 @@ def test_bad_input_gives_one_line_error(case, tmp_path, monkeypatch, capsys, mni
     args = [a.replace("{tmp}", str(tmp_path)).replace("{mnist}", str(mnist_dir)) for a in args]
     command = ["fit", *args] if args[0].startswith("-") else args  # cases name their subcommand, or fit
     expect_error(capsys, [*command, "--trainer.enable_progress_bar=false"], *fragments, status=status)
+
+
+@pytest.mark.xdist_group("processes")
+def test_mujoco_without_the_mujoco_package(tmp_path):
+    code = ("import sys; sys.modules['mujoco'] = None\n"  # as if gymnasium[mujoco] were not installed
+            "from rlgen.cli import cli_main\n"
+            f"cli_main(['fit', '-c', {str(CONFIGS / 'reinforce' / 'inverted_pendulum.yaml')!r}, "
+            "'--trainer.max_steps=1'])\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("rlgen: error: ") and 'pip install "rlgen[mujoco]"' in last, last
 
 
 def test_atari_without_ale_py(tmp_path):

@@ -5,7 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import REPO
+
+# Starts processes of its own: these tests run one after another on one xdist worker (tests/conftest.py).
+pytestmark = pytest.mark.xdist_group("processes")
 
 SCRIPTS = sorted(p.stem for p in (REPO / "bench").glob("*.py") if not p.stem.startswith("_"))
 

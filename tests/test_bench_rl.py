@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bench import dqn_cartpole, reinforce_cartpole, rl_throughput
+import pytest
+
+from bench import dqn_cartpole, reinforce_cartpole, reinforce_continuous, rl_throughput
 from bench._common import config_args
 
 
@@ -36,6 +38,25 @@ def test_reinforce_cartpole_bench_smoke(tmp_path, monkeypatch):
     assert (tmp_path / "reinforce_cartpole.png").stat().st_size > 0
 
 
+def test_reinforce_continuous_bench_smoke(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    reinforce_continuous.main(["--smoke", "--out-dir", str(tmp_path), "--configs", "inverted_pendulum", "pendulum"])
+    for name, budget in (("inverted_pendulum", 500_000), ("pendulum", 1_000_000)):
+        text = (tmp_path / f"reinforce_{name}.json").read_text()
+        result = json.loads(text)
+        (run,) = result["runs"]
+        assert result["env_step_budget"] == budget, "the budget is read from the config"
+        assert run["gradient_steps"] == 2 and len(run["evaluations"]) == 2, "an evaluation after each of 2 steps"
+        assert len(run["episode_returns"]) == run["episodes"] >= 2 and result["final_evals"] == [run["final_eval"]]
+        assert run["last_ckpt_test_episodes"] == 1 and result["wall_s"] == [run["wall_s"]]
+        assert str(tmp_path) not in text and "/work/" not in text, "no machine paths in the results"
+        assert (tmp_path / f"reinforce_{name}.png").stat().st_size > 0
+    assert json.loads((tmp_path / "reinforce_inverted_pendulum.json").read_text())["seeds_at_target"] in ("0/1", "1/1")
+    pendulum = json.loads((tmp_path / "reinforce_pendulum.json").read_text())["runs"][0]
+    assert all(r < 0 for _, r in pendulum["episode_returns"]), "Pendulum's rewards are costs, <= 0"
+    assert all(steps % 200 == 0 for steps, _ in pendulum["episode_returns"]), "200-step episodes"
+
+
 def test_rl_throughput_bench_smoke(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     rl_throughput.main(["--smoke", "--out-dir", str(tmp_path)])
@@ -48,17 +69,21 @@ def test_rl_throughput_bench_smoke(tmp_path, monkeypatch):
     assert (cartpole["batch_size"], cartpole["train_frequency"]) == (config["batch_size"], config["train_frequency"])
 
 
-def test_contention_bench_smoke_times_each_setting_and_kills_its_competitor(tmp_path):
+@pytest.mark.xdist_group("processes")
+def test_contention_bench_smoke_times_each_load_and_kills_its_competitor(tmp_path):
+    """The plumbing only: an idle competitor (no test loads the machine; timing is the benchmark's job)."""
     from bench import contention
 
-    result = contention.main(["--smoke", "--out-dir", str(tmp_path)])
+    result = contention.main(["--smoke", "--out-dir", str(tmp_path), "--competitor", "idle",
+                              "--settings", "rlgen default"])
     assert json.loads((tmp_path / "contention.json").read_text()) == result
-    for setting in result["settings"].values():
-        assert len(setting["quiet_s"]) == len(setting["busy_s"]) == 1 and min(setting["quiet_s"]) > 0
-    spinning = []
+    assert result["settings"].keys() == {"rlgen default"} and "idle" in result["competitor"]
+    setting = result["settings"]["rlgen default"]
+    assert len(setting["quiet_s"]) == len(setting["busy_s"]) == 1 and min(setting["quiet_s"]) > 0
+    competitors = []
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
         try:
-            spinning += [cmdline] if b"while True: pass" in cmdline.read_bytes() else []
+            competitors += [cmdline] if contention.COMPETITORS["idle"].encode() in cmdline.read_bytes() else []
         except OSError:  # a process that ended meanwhile
             pass
-    assert not spinning, "the competing process is killed after each run"
+    assert not competitors, "the competing process is killed after each run"

@@ -1,6 +1,11 @@
 import json
 
+import pytest
+
 from bench.scaling import main
+
+# Starts processes of its own: these tests run one after another on one xdist worker (tests/conftest.py).
+pytestmark = pytest.mark.xdist_group("processes")
 
 
 def test_scaling_smoke_writes_results(tmp_path, mnist_dir):

@@ -145,6 +145,7 @@ def test_unwritable_log_directory(tmp_path, capsys):
                  "cannot write to the log directory")
 
 
+@pytest.mark.xdist_group("processes")
 def test_console_script_exit_status_and_single_line(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "rlgen", "fit", f"--model={BORING}", "--trainer.max_epohcs=1"],
                           capture_output=True, text=True, cwd=tmp_path, timeout=120,

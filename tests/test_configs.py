@@ -32,6 +32,9 @@ SMOKE: dict[str, list[str]] = {
     "reinforce/cartpole.yaml": ["--model.eval_episodes=1"],
     "reinforce/pong.yaml": ["--model.episodes_per_batch=1", "--model.eval_episodes=1",
                             '--model.env_options={"pong_from_pixels": true, "max_episode_steps": 50}'],
+    "reinforce/inverted_pendulum.yaml": ["--model.episodes_per_batch=1", "--model.eval_episodes=1"],
+    "reinforce/pendulum.yaml": ["--model.episodes_per_batch=1", "--model.eval_episodes=1"],
+    "reinforce/hopper.yaml": ["--model.episodes_per_batch=1", "--model.eval_episodes=1"],
 }
 
 

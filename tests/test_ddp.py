@@ -13,6 +13,9 @@ from pytorch_lightning import Callback, LightningModule, Trainer
 
 from tests.conftest import CONFIGS, REPO
 
+# Starts processes of its own: these tests run one after another on one xdist worker (tests/conftest.py).
+pytestmark = pytest.mark.xdist_group("processes")
+
 DDP_CPU = ["-c", str(CONFIGS / "trainer" / "ddp.yaml"), "--trainer.accelerator=cpu", "--trainer.devices=2",
            "--trainer.enable_progress_bar=false", "--trainer.limit_val_batches=0", "--trainer.num_sanity_val_steps=0"]
 

@@ -3,6 +3,7 @@ head, bad input, and resuming a run from its checkpoint."""
 
 from __future__ import annotations
 
+import copy
 import math
 from pathlib import Path
 
@@ -147,6 +148,33 @@ def test_resume_continues_env_steps_and_epsilon(tmp_path, monkeypatch, save_buff
     assert math.isfinite(second.trainer.callback_metrics["val/episodic_return"].item())
 
 
+class BufferAtTrainStart(pl.Callback):
+    """A copy of the replay buffer's state when training starts (after a resumed run has loaded its buffer)."""
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.state = {k: v.clone() if isinstance(v, torch.Tensor) else copy.deepcopy(v)
+                      for k, v in pl_module.buffer.state_dict().items()}
+
+
+@pytest.mark.parametrize("per_alpha", [0.0, 0.6], ids=["uniform", "prioritized"])
+def test_resumed_run_starts_from_the_saved_replay_buffer(tmp_path, monkeypatch, per_alpha):
+    """save_buffer: `--ckpt_path last` continues with the very transitions (and priorities, and sampler state)
+    the interrupted run had, not a refilled buffer."""
+    monkeypatch.chdir(tmp_path)
+    cfg = str(CONFIGS / "dqn" / "cartpole.yaml")
+    common = [*TINY, "--model.save_buffer=true", f"--model.per_alpha={per_alpha}"]
+    first = run(["fit", "-c", cfg, "--trainer.max_steps=20", *common])
+    saved = first.model.buffer.state_dict()
+    (last,) = tmp_path.rglob("last.ckpt")
+    second = run(["fit", "-c", cfg, "--trainer.max_steps=22", f"--ckpt_path={last}", *common,
+                  "--trainer.callbacks+=tests.test_dqn.BufferAtTrainStart"])
+    resumed = next(c for c in second.trainer.callbacks if isinstance(c, BufferAtTrainStart)).state
+    assert resumed.keys() == saved.keys() and saved["count"] == 104  # 64 warm-up + 10 phases of 4 env steps
+    for key, value in saved.items():
+        same = torch.equal(resumed[key], value) if isinstance(value, torch.Tensor) else resumed[key] == value
+        assert same, f"the resumed buffer's {key} differs from the saved one"
+
+
 class PhaseRecorder(pl.Callback):
     """Gradient norms before each optimizer step; (global_step, env_steps) after each training batch."""
 
@@ -229,7 +257,7 @@ def test_prioritized_loss_weights_transitions_and_sets_their_priorities(monkeypa
 
 @pytest.mark.atari
 def test_pong_config_trains_with_prioritized_replay_on_the_vector_env(tmp_path, monkeypatch):
-    """configs/dqn/pong.yaml end to end with a tiny budget: 8 C++ envs, PER, n-step, dueling; the
+    """configs/dqn/pong.yaml end to end with a tiny budget: 10 C++ envs, PER, n-step, dueling; the
     exported weights-only agent (online net alone) plays with `rlgen test`."""
     from bench._pong import export_weights
 
@@ -241,8 +269,8 @@ def test_pong_config_trains_with_prioritized_replay_on_the_vector_env(tmp_path, 
     from rlgen.envs import PrioritizedReplayBuffer
 
     assert isinstance(cli.model.buffer, PrioritizedReplayBuffer) and cli.trainer.global_step == 16
-    # the warm-up ends on a whole vector step of 8 envs, then 2 phases of 32 env steps (8 gradient steps each)
-    assert 300 <= cli.model.rollout.env_steps - 2 * 32 < 300 + 8
+    # the warm-up ends on a whole vector step of 10 envs, then 4 phases of 40 env steps (4 gradient steps each)
+    assert 300 <= cli.model.rollout.env_steps - 4 * 40 < 300 + 10
     tree = cli.model.buffer.tree
     assert tree[1] == pytest.approx(tree[cli.model.buffer.leaves:].sum())  # the sum tree stays consistent
     last = next((tmp_path / "runs").rglob("last.ckpt"))

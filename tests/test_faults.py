@@ -19,6 +19,9 @@ from pytorch_lightning.demos.boring_classes import BoringModel, RandomDataset
 
 from tests.conftest import REPO, run_cli
 
+# Starts processes of its own: these tests run one after another on one xdist worker (tests/conftest.py).
+pytestmark = pytest.mark.xdist_group("processes")
+
 EVERY_STEP = ("--trainer.callbacks+=ModelCheckpoint", "--trainer.callbacks.every_n_train_steps=1",
               "--trainer.callbacks.save_last=true")
 

@@ -5,6 +5,8 @@ of --help and of a missing -c, the thread default, and plain progress lines in a
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,7 +15,7 @@ import torch
 from rlgen.callbacks.progress import ProgressLines, default_progress
 from rlgen.cli import cli_main
 from rlgen.listing import OVERLAY_DIRS, list_configs
-from tests.conftest import CONFIGS
+from tests.conftest import CONFIGS, REPO
 
 CARTPOLE = str(CONFIGS / "dqn" / "cartpole.yaml")
 TINY_DQN = ["--trainer.max_steps=64", "--model.warm_start_steps=64", "--model.train_frequency=32",
@@ -122,6 +124,18 @@ def test_list_shows_every_config_with_the_expected_result_and_wall_time_of_its_h
     header = (CONFIGS / "dqn" / "cartpole.yaml").read_text()
     first_words = re.search(r"# Expected: (.{30})", header).group(1)
     assert first_words in out[out.index("dqn/cartpole.yaml"):]
+
+
+@pytest.mark.xdist_group("processes")
+def test_version_and_list_answer_without_importing_torch_or_lightning():
+    """They only print text: the console script answers them before the seconds-long imports."""
+    code = ("import sys\nfrom rlgen.console import main\nmain(['list'])\n"
+            "try:\n    main(['--version'])\nexcept SystemExit:\n    pass\n"
+            "heavy = sorted(m for m in ('torch', 'pytorch_lightning', 'lightning', 'gymnasium') if m in sys.modules)\n"
+            "print('IMPORTED', heavy)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "IMPORTED []" in proc.stdout and re.search(r"^rlgen \d+\.\d+\.\d+ \(", proc.stdout, re.M), proc.stdout[-500:]
 
 
 def test_missing_config_and_missing_subcommand_suggest_the_configs(capsys):

@@ -9,11 +9,15 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 
 from rlgen.cli import run
 from tests.conftest import CONFIGS, REPO
 from tests.test_faults import wait_until_training
+
+# Starts processes of its own: these tests run one after another on one xdist worker (tests/conftest.py).
+pytestmark = pytest.mark.xdist_group("processes")
 
 SLURM_ENV = {"SLURM_NTASKS": "1", "SLURM_NTASKS_PER_NODE": "1", "SLURM_JOB_NAME": "rlgen-test",
              "SLURM_JOB_ID": "4242", "SLURM_NODEID": "0", "SLURM_PROCID": "0", "SLURM_LOCALID": "0",

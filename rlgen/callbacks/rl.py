@@ -1,11 +1,13 @@
-"""Learning curves of the RL systems (stopping once solved is Lightning's ``EarlyStopping`` with a
-``stopping_threshold``, as in ``configs/dqn/cartpole.yaml``)."""
+"""Learning curves of the RL systems, and a budget in environment steps (stopping once solved is
+Lightning's ``EarlyStopping`` with a ``stopping_threshold``, as in ``configs/dqn/cartpole.yaml``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from pytorch_lightning import Callback, LightningModule, Trainer
+
+from rlgen.errors import check_range
 
 
 class ReturnCurve(Callback):
@@ -28,3 +30,25 @@ class ReturnCurve(Callback):
             return
         rollout: Any = pl_module.rollout
         self.evaluations.append((rollout.env_steps, rollout.episodes, float(value)))
+
+
+class EnvStepBudget(Callback):
+    """Stops training once the system has taken ``max_env_steps`` environment steps (``rollout.env_steps``).
+
+    ``trainer.max_steps`` counts gradient steps; where a batch is whole episodes (REINFORCE) its size in env
+    steps grows as the agent improves, so a budget such as "500,000 env steps" is set here.
+
+    Args:
+        max_env_steps: the budget, summed over the training environments of one process (DDP: the first rank
+            to spend it stops them all).
+    """
+
+    def __init__(self, max_env_steps: int) -> None:
+        check_range(">= 1", "EnvStepBudget", max_env_steps=max_env_steps)
+        self.max_env_steps = max_env_steps
+
+    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        spent = pl_module.rollout.env_steps >= self.max_env_steps
+        if trainer.strategy.reduce_boolean_decision(spent, all=False):  # DDP: every rank stops together
+            trainer.should_stop = True

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset
 
-ActFn = Callable[[np.ndarray], np.ndarray]  # observations (N, *obs_shape) -> actions (N,)
+ActFn = Callable[[np.ndarray], np.ndarray]  # observations (N, *obs_shape) -> actions (N,) or (N, A) continuous
 
 
 @dataclass
@@ -157,8 +157,8 @@ class ReplayExperience(IterableDataset):
 
 
 class EpisodeBatch(NamedTuple):
-    """Whole episodes laid end to end: ``obs (T, *obs_shape)``, ``actions (T,)``, ``rewards (T,)``,
-    ``lengths (E,)`` with ``lengths.sum() == T``."""
+    """Whole episodes laid end to end: ``obs (T, *obs_shape)``, ``actions`` (discrete: ``(T,)`` long;
+    continuous: ``(T, A)`` float32), ``rewards (T,)``, ``lengths (E,)`` with ``lengths.sum() == T``."""
 
     obs: torch.Tensor
     actions: torch.Tensor
@@ -174,7 +174,8 @@ class EpisodeExperience(IterableDataset):
 
     Args:
         envs: a Gymnasium vector env (next-step autoreset).
-        act: the system's stochastic policy, observations ``(N, *obs_shape)`` -> actions ``(N,)``.
+        act: the system's stochastic policy, observations ``(N, *obs_shape)`` -> actions ``(N,)`` (integers) or
+            ``(N, A)`` (continuous, kept as float32 in the batch).
         episodes_per_batch: finished episodes per yielded batch.
         seed: seed of the first ``reset``.
         stats: the counters to update (the system keeps and checkpoints them).
@@ -207,9 +208,11 @@ class EpisodeExperience(IterableDataset):
     def _batch(episodes: list[list[tuple]]) -> EpisodeBatch:
         steps = [step for episode in episodes for step in episode]
         obs, actions, rewards = zip(*steps, strict=True)
+        actions = np.array(actions)  # (T,) indices or (T, A) continuous actions
+        continuous = np.issubdtype(actions.dtype, np.floating)
         return EpisodeBatch(
             obs=torch.from_numpy(np.stack(obs)),  # (T, *obs_shape)
-            actions=torch.as_tensor(np.array(actions), dtype=torch.long),  # (T,)
+            actions=torch.as_tensor(actions, dtype=torch.float32 if continuous else torch.long),
             rewards=torch.as_tensor(np.array(rewards), dtype=torch.float32),  # (T,)
             lengths=torch.tensor([len(e) for e in episodes]),  # (E,)
         )

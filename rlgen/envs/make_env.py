@@ -86,11 +86,27 @@ def env_options_dict(options: EnvOptions | Mapping[str, Any] | None) -> dict[str
 
 
 def _gym_make(env_id: str, **kwargs: Any) -> gym.Env:
-    """``gym.make``, with a one-line error for keyword arguments the environment does not take."""
+    """``gym.make``, with one-line errors for keyword arguments the environment does not take and for a
+    missing optional package (MuJoCo: ``rlgen[mujoco]``)."""
     try:
         return gym.make(env_id, **kwargs)
     except TypeError as err:
         raise RlgenError(f"{env_id} does not accept these arguments ({err}); fix model.env_options.env_kwargs") from err
+    except gym.error.DependencyNotInstalled as err:
+        if is_mujoco(env_id):
+            raise RlgenError(f'{env_id} is a MuJoCo environment and needs the mujoco package: '
+                             'pip install "rlgen[mujoco]" (or pip install "gymnasium[mujoco]")') from None
+        raise RlgenError(f"{env_id} needs a package that is not installed: {_first_line(err)}") from None
+    except (ImportError, AttributeError, RuntimeError) as err:  # MuJoCo loads the OpenGL backend MUJOCO_GL names
+        if not (is_mujoco(env_id) and os.environ.get("MUJOCO_GL")):
+            raise
+        raise RlgenError(f"{env_id}: MuJoCo failed to load with MUJOCO_GL={os.environ['MUJOCO_GL']} "
+                         f"({type(err).__name__}: {_first_line(err)}); install that backend, or unset MUJOCO_GL "
+                         "(training needs no display; rlgen picks egl for videos)") from None
+
+
+def _first_line(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
 
 
 def make_env(
@@ -208,6 +224,25 @@ def check_discrete_actions(space: gym.Space, algo: str) -> int:
     )
 
 
+def check_policy_actions(space: gym.Space, algo: str) -> int:
+    """The number of actions of a ``Discrete`` space, or the dimension of a bounded 1-D ``Box``; a one-line
+    RlgenError for any other space (Dict, Tuple, MultiDiscrete, MultiBinary, unbounded or n-D Box)."""
+    if isinstance(space, gym.spaces.Discrete):
+        return int(space.n)
+    if isinstance(space, gym.spaces.Box):
+        if len(space.shape) != 1:
+            raise RlgenError(f"{algo} needs a Box of one vector of actions, but the environment's is {space} "
+                             f"(shape {space.shape}); use an env whose actions are one vector, shape (A,)")
+        if not (np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high))):
+            raise RlgenError(f"{algo} clips its continuous actions into the action space's bounds, but the "
+                             f"environment's {space} is unbounded; use an env whose Box actions have finite bounds")
+        return int(space.shape[0])
+    raise RlgenError(
+        f"{algo} supports Discrete actions or a bounded 1-D Box of continuous actions, but the environment's "
+        f"action space is {space}; use e.g. CartPole-v1 (Discrete) or Pendulum-v1 (Box)"
+    )
+
+
 def check_env_id(env_id: str) -> None:
     """Raise a one-line RlgenError for an unknown id, suggesting the closest registered ids."""
     if env_id in gym.registry:
@@ -275,6 +310,12 @@ def _add_note(err: Exception, note: str) -> None:
         err.add_note(note)
 
 
+def is_mujoco(env_id: str) -> bool:
+    """True for the registered ids of Gymnasium's MuJoCo environments (``InvertedPendulum-v5``, ``Hopper-v5``, ...)."""
+    entry = gym.registry[env_id].entry_point if env_id in gym.registry else None
+    return isinstance(entry, str) and entry.startswith("gymnasium.envs.mujoco")
+
+
 def looks_atari(env_id: str) -> bool:
     """True for ids of Atari games (``ALE/Pong-v5``, ``BreakoutNoFrameskip-v4``, ``Pong-v4``), registered or not."""
     return env_id.startswith("ALE/") or "NoFrameskip" in env_id or env_id.split("-")[0] in _ATARI_HINTS
@@ -294,9 +335,12 @@ def _frameskip(env: gym.Env) -> int:
 
 
 def offscreen_rendering() -> None:
-    """Let pygame (classic-control envs) render rgb_array frames with no display and no sound device."""
+    """Let pygame (classic-control envs) render rgb_array frames with no display and no sound device, and
+    MuJoCo through EGL (headless OpenGL; OSMesa, the other headless backend, is ``MUJOCO_GL=osmesa``).
+    Variables the user set are kept."""
     for driver in ("SDL_VIDEODRIVER", "SDL_AUDIODRIVER"):
         os.environ.setdefault(driver, "dummy")
+    os.environ.setdefault("MUJOCO_GL", "egl")
 
 
 def _record_video(env: gym.Env, video_dir: str | None, fps: int | None) -> gym.Env:

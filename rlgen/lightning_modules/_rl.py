@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader
 
 from rlgen.callbacks.video import log_video, save_video
 from rlgen.datamodules.experience import RolloutStats
-from rlgen.envs.make_env import EnvOptions, env_options_dict, offscreen_rendering
+from rlgen.envs.make_env import EnvOptions, env_options_dict, is_mujoco, offscreen_rendering
 from rlgen.errors import RlgenError, check_range
 
 _RANK_SEED_STRIDE = 10_000  # rank r's envs are seeded seed + r * stride (+ i for sub-env i)
@@ -168,6 +168,14 @@ class RLSystem(LightningModule):
             return env.render()
         except DependencyNotInstalled as err:  # CartPole & co. draw with pygame
             raise RlgenError(f"recording videos of {self.env_id} needs its renderer: {err}") from None
+        except Exception as err:  # MuJoCo draws with OpenGL: EGL or OSMesa without a display
+            if not is_mujoco(self.env_id):
+                raise
+            raise RlgenError(
+                f"recording videos of {self.env_id} needs MuJoCo's headless OpenGL, and MUJOCO_GL="
+                f"{os.environ.get('MUJOCO_GL')} failed here ({type(err).__name__}); install EGL or OSMesa "
+                "(apt install libegl1 or libosmesa6) and set MUJOCO_GL=egl or osmesa, or train without video_dir"
+            ) from None
 
     def _eval_action(self, obs: np.ndarray) -> int:
         raise NotImplementedError

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import math
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -13,7 +14,7 @@ from rlgen.datamodules.experience import EpisodeBatch, EpisodeExperience
 from rlgen.envs.make_env import EnvOptions
 from rlgen.errors import RlgenError, check_range
 from rlgen.lightning_modules._rl import RLSystem
-from rlgen.nets.rl import CategoricalPolicy
+from rlgen.nets.rl import CategoricalPolicy, GaussianPolicy, Policy
 
 
 def discounted_returns(rewards: np.ndarray, lengths: np.ndarray, gamma: float, reward_to_go: bool = True,
@@ -60,6 +61,39 @@ def reinforce_loss(logits: torch.Tensor, actions: torch.Tensor, advantages: torc
     return loss, entropy
 
 
+def gaussian_log_prob(mean: torch.Tensor, log_std: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    """``(T,)``: log N(a_t; mu_t, diag(sigma^2)), the sum over action dimensions i of
+    -(a_ti - mu_ti)^2 / (2 sigma_i^2) - log sigma_i - log(2 pi) / 2.
+
+    Args:
+        mean: ``(T, A)`` means mu(s_t).
+        log_std: ``(A,)`` log sigma (or ``(T, A)``).
+        actions: ``(T, A)`` actions taken (the unclipped samples).
+    """
+    z = (actions - mean) / log_std.exp()  # (T, A)
+    return (-0.5 * z.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(dim=-1)
+
+
+def gaussian_reinforce_loss(mean: torch.Tensor, log_std: torch.Tensor, actions: torch.Tensor, advantages: torch.Tensor,
+                            n_episodes: int, entropy_coef: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(loss, entropy)``: -1/E sum_t A_t log pi(a_t | s_t) - entropy_coef * H(pi), for a diagonal Gaussian pi.
+
+    The entropy sum_i (log sigma_i + (1 + log 2 pi) / 2) is the same in every state (sigma does not depend on s).
+
+    Args:
+        mean: ``(T, A)`` means mu(s_t).
+        log_std: ``(A,)`` log sigma.
+        actions: ``(T, A)`` actions taken (the unclipped samples).
+        advantages: ``(T,)`` weights of the log-probabilities (returns minus baseline, maybe normalized).
+        n_episodes: E, the number of episodes in the batch (the estimator averages over episodes).
+        entropy_coef: weight of the entropy bonus.
+    """
+    entropy = (log_std + 0.5 * (1.0 + math.log(2 * math.pi))).sum()
+    log_prob = gaussian_log_prob(mean, log_std, actions)  # (T,)
+    loss = -(log_prob * advantages.detach()).sum() / n_episodes - entropy_coef * entropy
+    return loss, entropy
+
+
 class Reinforce(RLSystem):
     r"""REINFORCE (Williams, "Simple statistical gradient-following algorithms for connectionist
     reinforcement learning", 1992): the Monte Carlo policy gradient over batches of whole episodes.
@@ -73,16 +107,34 @@ class Reinforce(RLSystem):
     :math:`G_0`), a baseline :math:`b_t` (none, a running mean of returns, or a learned
     :math:`V_\phi(s_t)`), and :math:`G_t - b_t` standardized within the batch if ``normalize_returns``.
 
+    The policy network outputs the parameters of a distribution over actions, one of two kinds, chosen by
+    the environment's action space (``policy: null``) or by the config:
+
+    * ``Discrete`` actions, :class:`~rlgen.nets.rl.CategoricalPolicy`: logits :math:`z(s)`, the probabilities
+      :math:`\pi(\cdot|s) = \mathrm{softmax}(z(s))`, actions drawn from that multinomial. Score function:
+      :math:`\nabla_z \log \pi(a|s) = \mathrm{onehot}(a) - \mathrm{softmax}(z(s))`. Greedy action: the argmax.
+    * ``Box`` actions, :class:`~rlgen.nets.rl.GaussianPolicy`: a mean :math:`\mu(s)` and a standard deviation
+      :math:`\sigma` (a learned parameter per action dimension), :math:`a \sim N(\mu(s), \mathrm{diag}(\sigma^2))`,
+      :math:`\log \pi(a|s) = \sum_i -\frac{(a_i - \mu_i)^2}{2\sigma_i^2} - \log \sigma_i - \frac{1}{2}\log 2\pi`.
+      Score functions: :math:`\nabla_\mu \log \pi = (a - \mu) / \sigma^2` and
+      :math:`\nabla_{\log \sigma} \log \pi = (a - \mu)^2 / \sigma^2 - 1`. The sample is clipped into the
+      space's bounds before ``env.step``, and :math:`\log \pi` is that of the unclipped sample (as CleanRL and
+      Stable-Baselines3 do). Greedy action: the mean, clipped.
+
     Deviations from the paper:
         * Adam instead of plain gradient ascent; the standardization is Karpathy's variance reduction.
         * With ``num_envs > 1`` an episode running when a batch fills continues into the next batch,
           so its first steps come from the previous policy.
+        * Continuous actions are clipped, not squashed: the environment sees ``clip(a, low, high)`` but the
+          gradient treats ``a`` as taken, which is biased where much of the Gaussian lies beyond a bound.
+          A tanh squash would need the change-of-variables term and an atanh at the bounds; clipping keeps
+          the plain Gaussian score above and lets the mean sit on a bound (bang-bang control).
     """
 
     def __init__(
         self,
         env_id: str = "CartPole-v1",
-        policy: CategoricalPolicy | None = None,
+        policy: Policy | None = None,
         env_options: EnvOptions = EnvOptions(),
         action_map: list[int] | None = None,
         num_envs: int = 1,
@@ -103,10 +155,11 @@ class Reinforce(RLSystem):
     ) -> None:
         """
         Args:
-            env_id: Gymnasium id with a discrete action space and flat observations.
-            policy: the policy network (None: ``CategoricalPolicy()``); sized for the environment in ``setup``.
+            env_id: Gymnasium id with flat observations and Discrete or bounded Box actions.
+            policy: the policy network, ``CategoricalPolicy`` (Discrete actions) or ``GaussianPolicy`` (Box actions);
+                None: the one the env's action space needs, with its defaults. Sized for the env in ``setup``.
             env_options: how the environments are built (:class:`rlgen.envs.EnvOptions`, e.g. pong_from_pixels).
-            action_map: env actions the policy chooses among (Pong: ``[2, 3]``, UP and DOWN); None uses all.
+            action_map: Discrete only: env actions the policy chooses among (Pong: ``[2, 3]``, UP and DOWN); None: all.
             num_envs: environments stepped together in this process (per DDP rank).
             episodes_per_batch: whole episodes per gradient step.
             lr: Adam learning rate.
@@ -130,34 +183,42 @@ class Reinforce(RLSystem):
         check_range(">= 0", value_coef=value_coef, entropy_coef=entropy_coef)
         if action_map is not None and len(action_map) < 2:
             raise RlgenError(f"model.action_map must list at least two env actions (e.g. [2, 3]), got {action_map}")
-        policy = policy if policy is not None else CategoricalPolicy()
-        if baseline == "value":
-            policy.value_head = True
         self.save_hyperparameters(ignore=list(self.RUN_TIME_ARGS))
-        self.policy = policy
+        self.policy = policy  # None: the default for the env's action space, chosen in setup
         self.source: EpisodeExperience | None = None
         self.register_buffer("baseline_mean", torch.zeros(()))
         self.register_buffer("action_map", torch.tensor(action_map or [], dtype=torch.long), persistent=False)
+        self.register_buffer("action_low", torch.zeros(0), persistent=False)  # Box bounds, set in setup
+        self.register_buffer("action_high", torch.zeros(0), persistent=False)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        """Most likely env actions ``(B,)`` for observations ``(B, D)``."""
-        logits, _ = self.policy(obs)
-        return self._to_env_action(logits.argmax(dim=1))
+        """Greedy env actions for observations ``(B, D)``: the most likely ``(B,)``, or the Gaussian's mean
+        clipped into the action bounds ``(B, A)``."""
+        out, _ = self.policy(obs)  # logits or means, (B, A)
+        if self.continuous:
+            return torch.clamp(out, self.action_low, self.action_high)
+        return self._to_env_action(out.argmax(dim=1))
 
     def training_step(self, batch: EpisodeBatch, batch_idx: int) -> torch.Tensor:
         hp = self.hparams
-        logits, values = self.policy(batch.obs)  # (T, A), (T,) or None
-        actions = self._to_policy_action(batch.actions)  # (T,)
+        out, values = self.policy(batch.obs)  # logits or means (T, A), values (T,) or None
         returns = torch.as_tensor(discounted_returns(batch.rewards.cpu().numpy(), batch.lengths.cpu().numpy(),
                                                      hp.gamma, hp.reward_to_go, hp.reset_return_on_reward),
                                   dtype=torch.float32, device=self.device)  # (T,)
         advantages = self._advantages(returns, values)  # (T,)
-        loss, entropy = reinforce_loss(logits, actions, advantages, len(batch.lengths), hp.entropy_coef)
+        n_episodes = len(batch.lengths)
+        if self.continuous:  # batch.actions: (T, A) unclipped samples
+            loss, entropy = gaussian_reinforce_loss(out, self.policy.log_std, batch.actions, advantages, n_episodes,
+                                                    hp.entropy_coef)
+        else:
+            actions = self._to_policy_action(batch.actions)  # (T,)
+            loss, entropy = reinforce_loss(out, actions, advantages, n_episodes, hp.entropy_coef)
         if values is not None:
             value_loss = F.mse_loss(values, returns)
             loss = loss + hp.value_coef * value_loss
         if self._is_logging_step(batch_idx):
-            self._log_rollout(**{"train/loss": loss.item(), "train/entropy": entropy.item()})
+            extra = {"train/std": self.policy.log_std.exp().mean().item()} if self.continuous else {}
+            self._log_rollout(**{"train/loss": loss.item(), "train/entropy": entropy.item(), **extra})
         return loss
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
@@ -165,18 +226,32 @@ class Reinforce(RLSystem):
 
     # ------------------------------------------------------------------------ Lightning hooks
     def setup(self, stage: str) -> None:
-        if self.policy.built:
+        if self.policy is not None and self.policy.built:
             return
-        from rlgen.envs import check_discrete_actions
+        from gymnasium.spaces import Box
+
+        from rlgen.envs import check_policy_actions
 
         obs_space, action_space = self._env_spaces()
-        n_actions = check_discrete_actions(action_space, "Reinforce")
-        if len(self.action_map):
+        n_actions = check_policy_actions(action_space, "Reinforce")  # Discrete: actions; Box: dimensions
+        continuous = isinstance(action_space, Box)
+        if self.policy is None:
+            self.policy = GaussianPolicy() if continuous else CategoricalPolicy()
+        if continuous != isinstance(self.policy, GaussianPolicy):
+            needed, kind = ("GaussianPolicy", "Box") if continuous else ("CategoricalPolicy", "Discrete")
+            raise RlgenError(f"{self.env_id} has {kind} actions, which need model.policy {needed} "
+                             f"(got {type(self.policy).__name__}); or leave model.policy null for the default")
+        if continuous:
+            if len(self.action_map):
+                raise RlgenError(f"model.action_map is for Discrete actions, but {self.env_id}'s are {action_space}")
+            self.action_low = torch.as_tensor(action_space.low, dtype=torch.float32, device=self.device)  # (A,)
+            self.action_high = torch.as_tensor(action_space.high, dtype=torch.float32, device=self.device)
+        elif len(self.action_map):
             bad = [a for a in self.action_map.tolist() if not 0 <= a < n_actions]
             if bad:
                 raise RlgenError(f"Reinforce action_map has {bad}, but {self.env_id} has actions 0..{n_actions - 1}")
             n_actions = len(self.action_map)
-        self.policy.build(obs_space.shape, n_actions)
+        self.policy.build(obs_space.shape, n_actions, value_head=self.hparams.baseline == "value")
 
     def on_fit_start(self) -> None:
         self.envs = self._make_train_envs()
@@ -185,11 +260,27 @@ class Reinforce(RLSystem):
                                         stats=self.rollout, obs_dtype=np.int8 if pong_like else None)
 
     # ------------------------------------------------------------------------------- helpers
+    @property
+    def continuous(self) -> bool:
+        """True for a Gaussian policy over Box actions."""
+        return isinstance(self.policy, GaussianPolicy)
+
+    def _make_train_envs(self) -> Any:
+        envs = super()._make_train_envs()
+        if self.continuous:  # the envs step clip(a, low, high); the batch keeps the sample a for log pi(a|s)
+            from gymnasium.wrappers.vector import ClipAction
+
+            envs = ClipAction(envs)
+        return envs
+
     @torch.no_grad()
     def _act(self, obs: np.ndarray) -> np.ndarray:
-        """Env actions ``(N,)`` sampled from pi(. | s) for observations ``(N, D)``."""
-        logits, _ = self.policy(torch.as_tensor(obs, device=self.device))
-        return self._to_env_action(Categorical(logits=logits).sample()).cpu().numpy()
+        """Env actions sampled from pi(. | s) for observations ``(N, D)``: ``(N,)`` indices, or ``(N, A)``
+        unclipped Gaussian samples (the training envs clip them)."""
+        out, _ = self.policy(torch.as_tensor(obs, device=self.device))  # logits or means, (N, A)
+        if self.continuous:
+            return (out + self.policy.log_std.exp() * torch.randn_like(out)).cpu().numpy()  # (N, A)
+        return self._to_env_action(Categorical(logits=out).sample()).cpu().numpy()
 
     def _advantages(self, returns: torch.Tensor, values: torch.Tensor | None) -> torch.Tensor:
         """The weights of log pi: G_t - b_t, standardized within the batch if ``normalize_returns``."""
@@ -205,8 +296,10 @@ class Reinforce(RLSystem):
             advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
         return advantages
 
-    def _eval_action(self, obs: np.ndarray) -> int:
-        return int(self(torch.as_tensor(obs, device=self.device).unsqueeze(0))[0])
+    @torch.no_grad()
+    def _eval_action(self, obs: np.ndarray) -> int | np.ndarray:
+        action = self(torch.as_tensor(obs, device=self.device).unsqueeze(0))[0]  # () index or (A,) clipped mean
+        return action.cpu().numpy() if self.continuous else int(action)
 
     def _to_env_action(self, index: torch.Tensor) -> torch.Tensor:
         return self.action_map[index] if len(self.action_map) else index

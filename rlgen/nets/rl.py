@@ -1,5 +1,6 @@
 """Networks for the RL systems: an MLP for vector observations, the DQN papers' CNNs for stacked Atari
-frames, a Q-network with an optional dueling head, and a categorical policy.
+frames, a Q-network with an optional dueling head, and the policies of REINFORCE: categorical (discrete
+actions) and Gaussian (continuous actions).
 
 Plain ``nn.Module`` classes without Lightning: the systems in ``rlgen/lightning_modules`` receive
 them as typed ``__init__`` arguments. Input sizes that depend on the environment (observation size,
@@ -9,6 +10,7 @@ is known, so a config only states the architecture (hidden sizes, dueling, ...).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Literal
 
@@ -16,6 +18,8 @@ import torch
 from torch import nn
 
 from rlgen.errors import check_range
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh}
 
 
 def mlp(in_features: int, hidden_sizes: Sequence[int], out_features: int | None = None,
@@ -147,7 +151,21 @@ class QNetwork(nn.Module):
         return self.head(self.torso(obs.float() if obs.dtype == torch.float64 else obs))  # (B, A)
 
 
-class CategoricalPolicy(nn.Module):
+class Policy(nn.Module):
+    """What ``Reinforce`` needs of a policy network: ``build(obs_shape, n_actions, value_head)`` creates the
+    layers once the environment is known, ``built`` says whether it has, and ``forward(obs)`` returns
+    ``(out (B, A), value (B,) or None)``: the logits of a categorical distribution (:class:`CategoricalPolicy`,
+    Discrete actions) or the means of a diagonal Gaussian (:class:`GaussianPolicy`, Box actions)."""
+
+    def build(self, obs_shape: Sequence[int], n_actions: int, value_head: bool = False) -> Policy:
+        raise NotImplementedError
+
+    @property
+    def built(self) -> bool:
+        raise NotImplementedError
+
+
+class CategoricalPolicy(Policy):
     """Logits of pi(a | s) over discrete actions, with an optional state-value network for a baseline.
 
     Vector observations only (Pong from pixels arrives as a flat 6,400-vector of frame differences).
@@ -156,7 +174,7 @@ class CategoricalPolicy(nn.Module):
 
     Args:
         hidden_sizes: MLP hidden layers of the policy (and of the value network).
-        value_head: add a V(s) network (used by a learned baseline).
+        value_head: always add a V(s) network (``Reinforce`` asks ``build`` for one with ``baseline: value``).
     """
 
     def __init__(self, hidden_sizes: Sequence[int] = (128,), value_head: bool = False) -> None:
@@ -167,12 +185,13 @@ class CategoricalPolicy(nn.Module):
         self.logits: nn.Module | None = None
         self.value: nn.Module | None = None
 
-    def build(self, obs_shape: Sequence[int], n_actions: int) -> CategoricalPolicy:
-        """Create the layers for flat observations of ``obs_shape`` and ``n_actions`` actions; returns self."""
+    def build(self, obs_shape: Sequence[int], n_actions: int, value_head: bool = False) -> CategoricalPolicy:
+        """Create the layers for flat observations of ``obs_shape`` and ``n_actions`` actions, with a V(s)
+        network if ``value_head`` (or the constructor's); returns self."""
         if len(obs_shape) != 1:
             raise ValueError(f"CategoricalPolicy takes flat (D,) observations, got {tuple(obs_shape)}")
         self.logits = mlp(obs_shape[0], self.hidden_sizes, n_actions)
-        self.value = mlp(obs_shape[0], self.hidden_sizes, 1) if self.value_head else None
+        self.value = mlp(obs_shape[0], self.hidden_sizes, 1) if self.value_head or value_head else None
         return self
 
     @property
@@ -185,3 +204,59 @@ class CategoricalPolicy(nn.Module):
         obs = obs.float()
         value = self.value(obs).squeeze(-1) if self.value is not None else None
         return self.logits(obs), value
+
+
+class GaussianPolicy(Policy):
+    """The mean mu(s) of a diagonal Gaussian pi(a | s) = N(mu(s), diag(sigma^2)) over continuous actions, with
+    a learned log sigma that does not depend on the state, and an optional state-value network for a baseline.
+
+    A state-independent sigma (one parameter per action dimension) is the choice of the PPO and TRPO papers'
+    MuJoCo policies, CleanRL and Stable-Baselines3: the exploration noise shrinks as the policy gradient
+    sees fit, and a bad state cannot blow up its own variance. The mean is unbounded; ``Reinforce`` clips the
+    sampled action into the action space's bounds before the environment sees it. The mean's output layer
+    starts at a hundredth of the default scale, so the first actions are ~N(0, init_std^2) everywhere.
+
+    Args:
+        hidden_sizes: MLP hidden layers of the mean (and of the value network).
+        activation: the hidden layers' nonlinearity (``tanh``: the PPO/TRPO MuJoCo networks).
+        init_std: sigma before training, in the action's own units (InvertedPendulum's force is in [-3, 3]).
+        value_head: always add a V(s) network (``Reinforce`` asks ``build`` for one with ``baseline: value``).
+    """
+
+    def __init__(self, hidden_sizes: Sequence[int] = (64, 64), activation: Literal["tanh", "relu"] = "tanh",
+                 init_std: float = 1.0, value_head: bool = False) -> None:
+        super().__init__()
+        check_range(">= 1", "GaussianPolicy", hidden_sizes=hidden_sizes)
+        check_range("> 0", "GaussianPolicy", init_std=init_std)
+        self.hidden_sizes = list(hidden_sizes)
+        self.activation = activation
+        self.init_std = init_std
+        self.value_head = value_head
+        self.mean: nn.Sequential | None = None
+        self.log_std: nn.Parameter | None = None
+        self.value: nn.Module | None = None
+
+    def build(self, obs_shape: Sequence[int], action_dim: int, value_head: bool = False) -> GaussianPolicy:
+        """Create the layers for flat observations of ``obs_shape`` and ``action_dim`` action dimensions, with
+        a V(s) network if ``value_head`` (or the constructor's); returns self."""
+        if len(obs_shape) != 1:
+            raise ValueError(f"GaussianPolicy takes flat (D,) observations, got {tuple(obs_shape)}")
+        act = ACTIVATIONS[self.activation]
+        self.mean = mlp(obs_shape[0], self.hidden_sizes, action_dim, activation=act)
+        with torch.no_grad():  # the first actions: mean ~0, spread by init_std alone
+            self.mean[-1].weight.mul_(0.01)
+            self.mean[-1].bias.zero_()
+        self.log_std = nn.Parameter(torch.full((action_dim,), math.log(self.init_std)))  # (A,)
+        self.value = mlp(obs_shape[0], self.hidden_sizes, 1, activation=act) if self.value_head or value_head else None
+        return self
+
+    @property
+    def built(self) -> bool:
+        return self.mean is not None
+
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(mean (B, A), value (B,) or None)``; sigma is ``log_std.exp()``, ``(A,)`` for every state."""
+        assert self.built, "call GaussianPolicy.build(obs_shape, action_dim) before using it"
+        obs = obs.float()
+        value = self.value(obs).squeeze(-1) if self.value is not None else None
+        return self.mean(obs), value

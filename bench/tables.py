@@ -1,0 +1,195 @@
+"""The README's results tables, generated from the benchmarks' results files: a measured number lives in
+its ``bench/results/<name>.json`` alone, and the README shows what this script makes of it.
+
+    python -m bench.tables            # print the tables
+    python -m bench.tables --write    # write them into README.md, between their markers
+
+``tests/test_tables.py`` fails when a table in README.md is not what this script makes of the committed
+JSON, so a table cannot drift from its results. Each row reads one results file; the commands, curves
+and earlier runs behind a number are in the JSON and in the family's page in docs/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NamedTuple
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results"
+README = REPO / "README.md"
+
+
+class Row(NamedTuple):
+    """One result: what was measured, its results file, the target and the measured value (both read from the
+    JSON), and whether the target was met (None: the benchmark reports a number without a target)."""
+
+    what: str
+    results: str  # bench/results/<results>.json
+    target: Callable[[dict], str]
+    measured: Callable[[dict], str]
+    met: Callable[[dict], bool | None]
+
+
+def _all(fraction: str) -> bool:
+    """``"5/5"`` -> True, ``"4/5"`` -> False."""
+    done, total = fraction.split("/")
+    return done == total
+
+
+def _seeds(d: dict, steps_key: str, unit: str) -> str:
+    return (f"{d['seeds_solved']} seeds solved, median {d[steps_key]:,.0f} {unit}; {d['seeds_ending_solved']} end "
+            f"solved; median {d['median_wall_s']:.0f} s a seed")
+
+
+def _continuous(d: dict) -> str:
+    runs = len(d["final_evals"])
+    anchors = "; ".join(f"{name} {value:g}" for name, value in d["anchors"].items())
+    return (f"median final greedy return {d['median_final_eval']:.1f} over {runs} seed(s) within "
+            f"{d['env_step_budget']:,.0f} env steps, median {d['median_wall_s']:.0f} s a seed ({anchors})")
+
+
+def _gan(d: dict) -> str:
+    return f"IS {d['is']:.2f}, FID {d['fid']:.2f} after {d['epochs_trained']:g} epochs"
+
+
+LEARNING = [
+    Row("Tabular Q-learning, JumpChain (TD target)", "qlearning", lambda d: d["target"],
+        lambda d: (f"{d['variants']['td']['seeds_converged']} seeds converge to Q* (median "
+                   f"{d['variants']['td']['median_steps_to_tol']:,.0f} steps), greedy path exact "
+                   f"{d['variants']['td']['greedy_exact']}; Monte Carlo target: "
+                   f"{d['variants']['mc']['seeds_converged']} converge"),
+        lambda d: _all(d["variants"]["td"]["seeds_converged"]) and _all(d["variants"]["td"]["avoids_holes"])),
+    Row("DQN, CartPole-v1", "dqn_cartpole", lambda d: d["target"],
+        lambda d: _seeds(d, "median_env_steps_to_solve", "env steps"),
+        lambda d: _all(d["seeds_solved"]) and _all(d["seeds_ending_solved"])),
+    Row("REINFORCE, CartPole-v1", "reinforce_cartpole", lambda d: d["target"],
+        lambda d: _seeds(d, "median_episodes_to_solve", "episodes"),
+        lambda d: _all(d["seeds_solved"]) and _all(d["seeds_ending_solved"])),
+    Row("REINFORCE, Gaussian policy, InvertedPendulum-v5", "reinforce_inverted_pendulum", lambda d: d["target"],
+        lambda d: (f"{d['seeds_at_target']} seeds reach 1000 (env steps: "
+                   f"{', '.join(f'{s:,.0f}' if s else '-' for s in d['env_steps_to_target'])}); last.ckpt tested "
+                   f"{', '.join(f'{r:.0f}' for r in d['last_ckpt_test_returns'])}; "
+                   f"{max(d['wall_s']) / 60:.1f} min at most a seed"),
+        lambda d: (_all(d["seeds_at_target"]) and _all(d["seeds_last_ckpt_at_floor"])
+                   and max(d["wall_s"]) <= 600)),
+    Row("REINFORCE, Gaussian policy, Pendulum-v1", "reinforce_pendulum", lambda d: d["target"], _continuous,
+        lambda d: None),
+    Row("REINFORCE, Gaussian policy, Hopper-v5", "reinforce_hopper", lambda d: d["target"], _continuous,
+        lambda d: None),
+    Row("DQN, Pong from 4 stacked frames", "dqn_pong", lambda d: d["target"],
+        lambda d: (f"{d['final']['mean']:+.1f} over {d['final']['games']} whole games after "
+                   f"{d['agent_steps']:,.0f} agent steps, {d['gradient_steps']:,.0f} gradient steps, "
+                   f"{d['training_wall_minutes']:.0f} min; best evaluation {d['best_evaluation'][2]:+.1f} at "
+                   f"{d['best_evaluation'][0]:,.0f} agent steps ({d['env_id']})"),
+        lambda d: d["met"]),
+    Row("REINFORCE, Pong from pixel differences", "reinforce_pong", lambda d: d["target"],
+        lambda d: (f"-10 reached after {d['reached_target_at']['wall_minutes']:.0f} min "
+                   f"({d['reached_target_at']['agent_steps']:,.0f} agent steps); greedy "
+                   f"{d['final_greedy']['mean']:+.1f} over {d['final_greedy']['games']} whole games"),
+        lambda d: d["met"]),
+    Row("VAE, binarized MNIST", "vae", lambda d: f"IWAE NLL <= {d['target_nll']:g} nats",
+        lambda d: (f"IWAE NLL {d['test_nll_iwae']:.2f} nats (k = {d['iwae_k']}), test neg. ELBO "
+                   f"{d['test_neg_elbo']:.2f}, {d['epochs_reached']} epochs"),
+        lambda d: d["passed"]),
+    Row("AE and denoising AE, MNIST", "autoencoders", lambda d: "report test MSE (clean / 25% / 50% masked)",
+        lambda d: "; ".join(f"{name} " + " / ".join(f"{v:.4f}" for v in m["test_recon_mse"].values())
+                            for name, m in d["models"].items()),
+        lambda d: None),
+    Row("MNIST classifier (FID/IS features)", "classifier", lambda d: f"test accuracy >= {d['target_test_acc']:.0%}",
+        lambda d: f"{d['test_acc']:.2%} after {d['epochs']} epochs", lambda d: d["passed"]),
+    Row("GAN (the paper's MLPs), MNIST", "gan", lambda d: "report IS and FID", _gan, lambda d: None),
+    Row("DCGAN, MNIST", "dcgan", lambda d: f"IS >= {d['target_is']:g}", _gan, lambda d: d["passed"]),
+    Row("DCGAN on k-means clusters, MNIST", "dcgan_clusters", lambda d: f"IS >= {d['target_is']:g}", _gan,
+        lambda d: d["passed"]),
+    Row("Text-conditional GAN, MNIST", "textgan", lambda d: f">= {d['target_prompt_acc']:.0%} of samples show the "
+        "prompted digit", lambda d: f"{d['prompt_acc']:.1%} after {d['epochs_trained']:g} epochs",
+        lambda d: d["passed"]),
+    Row("CycleGAN, MNIST pair", "cyclegan",
+        lambda d: f"label kept >= {d['target_label_preservation']:.0%} both ways",
+        lambda d: (f"{d['label_preservation_a2b']:.1%} / {d['label_preservation_b2a']:.1%}, cycle L1 "
+                   f"{d['cycle_l1_a']:.3f} / {d['cycle_l1_b']:.3f}"),
+        lambda d: d["passed"]),
+]
+
+SPEED = [
+    Row("Framework overhead: a VAE epoch, rlgen / plain PyTorch", "overhead",
+        lambda d: f"wall ratio <= {d['target_ratio']:g}",
+        lambda d: f"{d['median_ratio']:.3f} ({d['median_rlgen_s']:.1f} s vs {d['median_plain_s']:.1f} s)",
+        lambda d: d["passed"]),
+    Row("DQN CartPole env steps/s, rlgen / plain DQN", "rl_throughput", lambda d: "ratio >= 1",
+        lambda d: (f"{d['tasks']['cartpole']['ratio_rlgen_over_plain']:.2f} "
+                   f"({d['tasks']['cartpole']['rlgen_median']:.0f} vs {d['tasks']['cartpole']['plain_median']:.0f})"),
+        lambda d: d["tasks"]["cartpole"]["ratio_rlgen_over_plain"] >= 1.0),
+    Row("DQN Pong env steps/s, 8 envs / plain single env", "rl_throughput_pong_8envs", lambda d: "ratio >= 1.5",
+        lambda d: (f"{d['tasks']['pong_8envs']['ratio_rlgen_over_plain']:.2f} "
+                   f"({d['tasks']['pong_8envs']['rlgen_median']:.0f} vs "
+                   f"{d['tasks']['pong_8envs']['plain_median']:.0f})"),
+        lambda d: d["tasks"]["pong_8envs"]["ratio_rlgen_over_plain"] >= 1.5),
+    Row("Replay memory per Atari transition", "replay_memory",
+        lambda d: f"<= {d['target_bytes_per_transition']:,.0f} bytes",
+        lambda d: f"{d['bytes_per_slot']:,.0f} bytes ({d['bytes_per_slot'] / d['frame_bytes']:.3f} frames)",
+        lambda d: d["meets_target"]),
+    Row("DDP scaling, VAE samples/s, 2 CPU processes / 1", "scaling", lambda d: "report",
+        lambda d: f"{d['ratio']:.2f} ({d['samples_per_s_2']:,.0f} vs {d['samples_per_s_1']:,.0f})", lambda d: None),
+    Row("Default job beside one busy process, busy / quiet", "contention", lambda d: d["target"],
+        lambda d: (f"{d['settings']['rlgen default']['ratio_busy_over_quiet']:.2f} "
+                   f"({d['settings']['rlgen default']['median_quiet_s']:.0f} s quiet)"),
+        lambda d: d["met"]),
+]
+
+TABLES = {"learning": LEARNING, "speed": SPEED}
+MET = {True: "**met**", False: "not met", None: "-"}
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def table(rows: list[Row], results: Path = RESULTS) -> str:
+    """The markdown table of ``rows``, each read from ``results/<row.results>.json``."""
+    lines = ["| what | target | measured | met | results |", "| --- | --- | --- | --- | --- |"]
+    for row in rows:
+        path = results / f"{row.results}.json"
+        link = f"[{row.results}.json](bench/results/{row.results}.json)"
+        if not path.exists():
+            lines.append(f"| {row.what} | - | not measured yet | - | `{row.results}.json` |")
+            continue
+        data: dict[str, Any] = json.loads(path.read_text())
+        cells = (row.what, row.target(data), row.measured(data), MET[row.met(data)], link)
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def markers(name: str) -> tuple[str, str]:
+    return (f"<!-- {name} table: generated by python -m bench.tables --write -->", f"<!-- end of {name} table -->")
+
+
+def render(readme: str, results: Path = RESULTS) -> str:
+    """``readme`` with every table between its markers replaced by the one made from the results files."""
+    for name, rows in TABLES.items():
+        begin, end = markers(name)
+        pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.DOTALL)
+        if not pattern.search(readme):
+            raise SystemExit(f"README.md has no {name} table markers: {begin} ... {end}")
+        readme = pattern.sub(lambda _, rows=rows, b=begin, e=end: f"{b}\n{table(rows, results)}\n{e}", readme)
+    return readme
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--write", action="store_true", help="write the tables into README.md")
+    args = parser.parse_args(argv)
+    if args.write:
+        README.write_text(render(README.read_text()))
+        print(f"wrote the tables into {README.name}")
+    else:
+        for name, rows in TABLES.items():
+            print(f"{name}:\n{table(rows)}\n")
+
+
+if __name__ == "__main__":
+    main()
