@@ -104,16 +104,21 @@ CARTPOLE_SOLVED = 475.0  # CartPole-v1's "solved"; the configs stop above 495
 UNITS = {"env_steps": (0, "environment steps"), "episodes": (1, "training episodes")}
 
 
+def seeds_parser(doc: str) -> Any:
+    """``bench_parser`` with ``--seeds`` and ``--smoke``: the options of the multi-seed RL benchmarks."""
+    parser = bench_parser(doc)
+    parser.add_argument("--seeds", type=int, default=5, help="number of seeds (0, 1, ...)")
+    parser.add_argument("--smoke", action="store_true", help="1 seed, a tiny budget (seconds)")
+    return parser
+
+
 def cartpole_bench(argv: list[str] | None, doc: str, name: str, config: str, unit: str, budget: int,
                    smoke: list[str]) -> dict[str, Any]:
     """The benchmark ``bench/<name>.py``: ``config`` for ``--seeds`` seeds, each stopped once solved and
     then tested; ``<name>.json`` and ``<name>.png`` (the greedy evaluation return against ``unit``, up to
     ``budget``: every seed, the median and the min-max band). ``smoke``: overrides of ``--smoke``; the
     arguments the bench does not know go to rlgen, e.g. ``--model.lr=0.005``."""
-    parser = bench_parser(doc)
-    parser.add_argument("--seeds", type=int, default=5, help="number of seeds (0, 1, ...)")
-    parser.add_argument("--smoke", action="store_true", help="1 seed, a tiny budget (seconds)")
-    args, overrides = parser.parse_known_args(argv)
+    args, overrides = seeds_parser(doc).parse_known_args(argv)
     torch.set_num_threads(args.threads)
     if args.smoke:
         args.seeds, overrides = 1, [*smoke, *overrides]

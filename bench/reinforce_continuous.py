@@ -25,8 +25,8 @@ import numpy as np
 import torch
 import yaml
 
-from bench._common import REPO, bench_parser, config_args, plt, save_figure, write_results
-from bench._rl import plot_spread, train_seed
+from bench._common import REPO, config_args, plt, save_figure, write_results
+from bench._rl import plot_spread, seeds_parser, train_seed
 
 # Published anchors: RL Zoo's benchmark.md (DLR-RM/rl-baselines3-zoo; one trained agent each, deterministic
 # policy; MuJoCo -v3 ids), and the statement of RL Zoo's PPO on InvertedPendulum.
@@ -120,11 +120,9 @@ def plot(summary: dict[str, Any], path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> dict[str, dict]:
-    parser = bench_parser(__doc__)
+    parser = seeds_parser(__doc__)
     parser.add_argument("--configs", nargs="+", choices=list(TASKS), default=list(TASKS),
                         help="configs/reinforce/<name>.yaml to run, one after the other")
-    parser.add_argument("--seeds", type=int, default=5, help="number of seeds (0, 1, ...)")
-    parser.add_argument("--smoke", action="store_true", help="1 seed, a tiny budget (seconds)")
     args, overrides = parser.parse_known_args(argv)
     torch.set_num_threads(args.threads)
     if args.smoke:
