@@ -27,11 +27,13 @@ from bench._common import REPO, bench_parser, write_results
 CONFIG = "configs/dqn/cartpole.yaml"
 TARGET = 1.5
 SETTINGS = {"rlgen default": [], "torch default (all cores)": ["--threads={cores}"]}
-COMPETITORS = {"spin": "while True: pass",  # the benchmark's load: one busy core
-               "idle": "import time\nwhile True: time.sleep(1)"}  # starts and is killed the same way, loads nothing
+# name: (the competing process's code, how the results describe it)
+COMPETITORS = {"spin": ("while True: pass", "one Python process spinning on one core"),  # the benchmark's load
+               "idle": ("import time\nwhile True: time.sleep(1)",  # started and killed the same way, no load
+                        "an idle Python process (plumbing check, no load)")}
 
 
-def timed_run(extra: list[str], busy: bool, smoke: bool, competitor_code: str = COMPETITORS["spin"]) -> float:
+def timed_run(extra: list[str], busy: bool, smoke: bool, competitor_code: str = COMPETITORS["spin"][0]) -> float:
     """Seconds of one ``rlgen fit`` subprocess, with a competing process (``competitor_code``) if ``busy``."""
     env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}  # the model's default decides
     competitor = subprocess.Popen([sys.executable, "-c", competitor_code]) if busy else None
@@ -66,7 +68,7 @@ def main(argv: list[str] | None = None) -> dict:
         for name in args.settings:
             for load in ("quiet", "busy"):
                 seconds = timed_run([e.format(cores=cores) for e in SETTINGS[name]], load == "busy", args.smoke,
-                                    COMPETITORS[args.competitor])
+                                    COMPETITORS[args.competitor][0])
                 times[name][load].append(round(seconds, 1))
                 print(f"round {round_}: {name}, {load}: {seconds:.1f} s", flush=True)
     settings = {}
@@ -77,8 +79,7 @@ def main(argv: list[str] | None = None) -> dict:
     default_ratio = settings.get("rlgen default", {}).get("ratio_busy_over_quiet", float("nan"))
     summary = {
         "command": f"rlgen fit -c {CONFIG}",
-        "competitor": {"spin": "one Python process spinning on one core",
-                       "idle": "an idle Python process (plumbing check, no load)"}[args.competitor],
+        "competitor": COMPETITORS[args.competitor][1],
         "cores": cores,
         "repeats": repeats,
         "settings": settings,

@@ -83,7 +83,7 @@ def test_contention_bench_smoke_times_each_load_and_kills_its_competitor(tmp_pat
     competitors = []
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
         try:
-            competitors += [cmdline] if contention.COMPETITORS["idle"].encode() in cmdline.read_bytes() else []
+            competitors += [cmdline] if contention.COMPETITORS["idle"][0].encode() in cmdline.read_bytes() else []
         except OSError:  # a process that ended meanwhile
             pass
     assert not competitors, "the competing process is killed after each run"
