@@ -32,17 +32,17 @@ from bench._rl import plot_spread, seeds_parser, train_seed
 # policy; MuJoCo -v3 ids), and the statement of RL Zoo's PPO on InvertedPendulum.
 TASKS: dict[str, dict[str, Any]] = {
     "inverted_pendulum": {
-        "target": "greedy return 1000 (the maximum) for 5/5 seeds within 500,000 env steps; rlgen test "
-                  "--ckpt_path last >= 950; <= 10 minutes a seed",
+        "target": "greedy return 1000 (the maximum) for 5/5 seeds within 500,000 env steps; `rlgen test "
+                  "--ckpt_path last` >= 950; <= 10 minutes a seed",
         "last_ckpt_floor": 950.0,
         "anchors": {"RL Zoo PPO (1000 +- 0)": 1000.0},
     },
     "pendulum": {
-        "target": "measured: what REINFORCE reaches within 1,000,000 env steps",
+        "target": "what REINFORCE reaches within 1,000,000 env steps",
         "anchors": {"RL Zoo PPO, 100k steps": -172.2, "RL Zoo A2C, 1M steps": -163.0, "RL Zoo SAC, 20k steps": -157.0},
     },
     "hopper": {
-        "target": "measured: an honest curve over 1,000,000 env steps (REINFORCE is not expected to match PPO)",
+        "target": "an honest curve over 1,000,000 env steps (REINFORCE is not expected to match PPO)",
         "anchors": {"RL Zoo PPO Hopper-v3, 1M steps": 2410.4, "RL Zoo A2C Hopper-v3, 1M steps": 733.5},
     },
 }

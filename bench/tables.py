@@ -1,12 +1,13 @@
-"""The README's results tables, generated from the benchmarks' results files: a measured number lives in
-its ``bench/results/<name>.json`` alone, and the README shows what this script makes of it.
+"""The README's results tables and the configs' ``# Expected`` lines, generated from the benchmarks' results
+files: a measured number lives in its ``bench/results/<name>.json`` alone, and the README and the config
+headers (which ``rlgen list`` prints) show what this script makes of it.
 
     python -m bench.tables            # print the tables
-    python -m bench.tables --write    # write them into README.md, between their markers
+    python -m bench.tables --write    # write them into README.md (between their markers) and the configs
 
-``tests/test_tables.py`` fails when a table in README.md is not what this script makes of the committed
-JSON, so a table cannot drift from its results. Each row reads one results file; the commands, curves
-and earlier runs behind a number are in the JSON and in the family's page in docs/.
+``tests/test_tables.py`` fails when a table in README.md or a config's ``# Expected`` paragraph is not what
+this script makes of the committed JSON, so neither can drift from its results. Each row reads one results
+file; the commands, curves and earlier runs behind a number are in the JSON and in the family's page in docs/.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -21,6 +23,7 @@ from typing import Any, NamedTuple
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
 README = REPO / "README.md"
+CONFIGS = REPO / "configs"
 
 
 class Row(NamedTuple):
@@ -84,7 +87,7 @@ LEARNING = [
         lambda d: (f"{d['final']['mean']:+.1f} over {d['final']['games']} whole games after "
                    f"{d['agent_steps']:,.0f} agent steps, {d['gradient_steps']:,.0f} gradient steps, "
                    f"{d['training_wall_minutes']:.0f} min; best evaluation {d['best_evaluation'][2]:+.1f} at "
-                   f"{d['best_evaluation'][0]:,.0f} agent steps ({d['env_id']})"),
+                   f"{d['best_evaluation'][0]:,.0f} agent steps, {d['env_id']}"),
         lambda d: d["met"]),
     Row("REINFORCE, Pong from pixel differences", "reinforce_pong", lambda d: d["target"],
         lambda d: (f"-10 reached after {d['reached_target_at']['wall_minutes']:.0f} min "
@@ -144,6 +147,28 @@ SPEED = [
 TABLES = {"learning": LEARNING, "speed": SPEED}
 MET = {True: "**met**", False: "not met", None: "-"}
 
+# The configs whose "# Expected" paragraph states a learning row's result: configs/<key> -> bench/results/<value>.json.
+EXPECTED = {
+    "qlearning/jump_chain.yaml": "qlearning",
+    "dqn/cartpole.yaml": "dqn_cartpole",
+    "dqn/pong.yaml": "dqn_pong",
+    "reinforce/cartpole.yaml": "reinforce_cartpole",
+    "reinforce/inverted_pendulum.yaml": "reinforce_inverted_pendulum",
+    "reinforce/pendulum.yaml": "reinforce_pendulum",
+    "reinforce/hopper.yaml": "reinforce_hopper",
+    "reinforce/pong.yaml": "reinforce_pong",
+    "vae/mnist.yaml": "vae",
+    "ae/mnist.yaml": "autoencoders",
+    "dae/mnist.yaml": "autoencoders",
+    "classifier/mnist.yaml": "classifier",
+    "gan/mnist.yaml": "gan",
+    "dcgan/mnist.yaml": "dcgan",
+    "dcgan/mnist_clusters.yaml": "dcgan_clusters",
+    "textgan/mnist.yaml": "textgan",
+    "cyclegan/mnist.yaml": "cyclegan",
+}
+HEADER_WIDTH = 110
+
 
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
@@ -164,6 +189,39 @@ def table(rows: list[Row], results: Path = RESULTS) -> str:
     return "\n".join(lines)
 
 
+def expected(results: str, results_dir: Path = RESULTS) -> str:
+    """The text of a config's ``# Expected`` paragraph: the target and the measured result of its row."""
+    row = next(r for r in LEARNING if r.results == results)
+    path = results_dir / f"{results}.json"
+    if not path.exists():
+        return f"not measured yet (bench/results/{results}.json)."
+    data = json.loads(path.read_text())
+    met = {True: "met; ", False: "not met; ", None: ""}[row.met(data)]
+    return f"{row.target(data)}; measured: {row.measured(data)} ({met}bench/results/{results}.json)."
+
+
+def header_lines(text: str) -> list[str]:
+    """``text`` as a config header paragraph: ``# Expected: ...`` and indented ``#   `` continuation lines."""
+    return textwrap.wrap(f"Expected: {text}", HEADER_WIDTH - 2, initial_indent="# ", subsequent_indent="#   ",
+                         break_on_hyphens=False)
+
+
+def render_config(config: str, results: str, results_dir: Path = RESULTS) -> str:
+    """``config`` (a YAML file's text) with its ``# Expected`` paragraph made from ``results``'s JSON. The paragraph
+    is the ``# Expected`` line and the continuation lines below it (``#   ``, not a command), as ``rlgen list``
+    reads it."""
+    lines = config.splitlines(keepends=True)
+    start = next((i for i, line in enumerate(lines) if line.startswith("# Expected")), None)
+    if start is None:
+        raise SystemExit(f"a config of bench/results/{results}.json has no '# Expected' header line")
+    end = start + 1
+    while end < len(lines) and lines[end].startswith("#   ") and not lines[end][4:].lstrip().startswith(
+            ("rlgen ", "python ")):
+        end += 1
+    new = [line + "\n" for line in header_lines(expected(results, results_dir))]
+    return "".join(lines[:start] + new + lines[end:])
+
+
 def markers(name: str) -> tuple[str, str]:
     return (f"<!-- {name} table: generated by python -m bench.tables --write -->", f"<!-- end of {name} table -->")
 
@@ -181,11 +239,15 @@ def render(readme: str, results: Path = RESULTS) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--write", action="store_true", help="write the tables into README.md")
+    parser.add_argument("--write", action="store_true",
+                        help="write the tables into README.md and the Expected lines into the configs")
     args = parser.parse_args(argv)
     if args.write:
         README.write_text(render(README.read_text()))
-        print(f"wrote the tables into {README.name}")
+        for config, results in EXPECTED.items():
+            path = CONFIGS / config
+            path.write_text(render_config(path.read_text(), results))
+        print(f"wrote the tables into {README.name} and the Expected lines into {len(EXPECTED)} configs")
     else:
         for name, rows in TABLES.items():
             print(f"{name}:\n{table(rows)}\n")

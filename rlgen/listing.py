@@ -1,7 +1,8 @@
 """``rlgen list``: every algorithm's configs, with the expected result and wall time their headers state.
 
-Each config's header comment is the one source of truth: the ``# Expected`` and ``# Wall time``
-paragraphs (a line and its indented continuation lines) are printed as they are written there.
+The ``# Expected`` and ``# Wall time`` paragraphs of each config's header comment (a line and its indented
+continuation lines) are printed as they are written there. For benchmarked configs the Expected paragraph
+is generated from the results file (``python -m bench.tables --write``), where the measured number lives.
 """
 
 from __future__ import annotations

@@ -60,7 +60,8 @@ def test_config_fits(config, mnist_dir, tmp_path, monkeypatch):
 
 def test_every_config_has_a_header():
     for config in ALGO_CONFIGS:
-        head = config.read_text().splitlines()[:12]
+        lines = config.read_text().splitlines()
+        head = lines[:next((i for i, line in enumerate(lines) if not line.startswith("#")), len(lines))]
         text = "\n".join(head)
         assert head and head[0].startswith("#"), f"{config}: start with a header comment"
         for word in ("rlgen", "Expected", "Wall time"):

@@ -1,11 +1,15 @@
-"""The README's results tables are generated from the committed results files (bench/tables.py)."""
+"""The README's results tables and the configs' Expected lines are generated from the committed results files
+(bench/tables.py)."""
 
 from __future__ import annotations
 
 import json
 import shutil
 
+import pytest
+
 from bench import tables
+from rlgen.listing import header_paragraph
 
 
 def test_readme_tables_are_what_the_results_files_say():
@@ -22,3 +26,29 @@ def test_a_changed_number_changes_the_table_and_a_missing_file_says_so(tmp_path)
     assert "4/5 seeds solved, median 12,345 env steps" in rows["DQN, CartPole-v1"]
     assert "| not met |" in rows["DQN, CartPole-v1"], "4 of 5 seeds solved: the target is not met"
     assert "not measured yet" in rows["VAE, binarized MNIST"]
+
+
+@pytest.mark.parametrize("config, results", sorted(tables.EXPECTED.items()))
+def test_config_expected_lines_are_what_the_results_file_says(config, results):
+    text = (tables.CONFIGS / config).read_text()
+    assert tables.render_config(text, results) == text, \
+        f"configs/{config}: its Expected lines differ from {results}.json: python -m bench.tables --write"
+    # ... and `rlgen list` shows the whole paragraph (no continuation line is mistaken for a command)
+    assert header_paragraph(text.splitlines(), "Expected") == tables.expected(results)
+
+
+def test_a_changed_number_changes_only_the_expected_paragraph(tmp_path):
+    shutil.copy(tables.RESULTS / "dqn_cartpole.json", tmp_path)
+    saved = json.loads((tmp_path / "dqn_cartpole.json").read_text())
+    saved.update(median_env_steps_to_solve=12345, seeds_solved="4/5")
+    (tmp_path / "dqn_cartpole.json").write_text(json.dumps(saved))
+    before = (tables.CONFIGS / "dqn/cartpole.yaml").read_text()
+    after = tables.render_config(before, "dqn_cartpole", tmp_path)
+    paragraph = header_paragraph(after.splitlines(), "Expected")
+    assert "4/5 seeds solved, median 12,345 env steps" in paragraph and "(not met; " in paragraph
+    changed = [line for line in after.splitlines() if line not in before.splitlines()]
+    assert changed and all(line.startswith("#") and len(line) <= tables.HEADER_WIDTH for line in changed)
+    assert after.split("# Wall time")[1] == before.split("# Wall time")[1], "only the Expected paragraph changes"
+    (tmp_path / "dqn_cartpole.json").unlink()
+    assert "not measured yet" in header_paragraph(tables.render_config(before, "dqn_cartpole", tmp_path)
+                                                  .splitlines(), "Expected")
