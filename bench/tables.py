@@ -87,7 +87,9 @@ LEARNING = [
         lambda d: (f"{d['final']['mean']:+.1f} over {d['final']['games']} whole games after "
                    f"{d['agent_steps']:,.0f} agent steps, {d['gradient_steps']:,.0f} gradient steps, "
                    f"{d['training_wall_minutes']:.0f} min; best evaluation {d['best_evaluation'][2]:+.1f} at "
-                   f"{d['best_evaluation'][0]:,.0f} agent steps, {d['env_id']}"),
+                   f"{d['best_evaluation'][0]:,.0f} agent steps, {d['env_id']}"
+                   + (f"; with sticky actions (ALE/Pong-v5) {sticky['mean']:+.1f} over {sticky['games']} games"
+                      if (sticky := d.get("final_with_sticky_actions")) else "")),
         lambda d: d["met"]),
     Row("REINFORCE, Pong from pixel differences", "reinforce_pong", lambda d: d["target"],
         lambda d: (f"-10 reached after {d['reached_target_at']['wall_minutes']:.0f} min "

@@ -21,6 +21,7 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 import torch
 import yaml
@@ -30,7 +31,7 @@ from lightning_fabric.plugins import CheckpointIO
 from lightning_fabric.utilities.exceptions import MisconfigurationException
 from pytorch_lightning import LightningModule, Trainer
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint, ProgressBar
-from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
+from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger, WandbLogger
 
 from rlgen._registry import import_submodules
 from rlgen.callbacks.faults import FaultGuard
@@ -45,7 +46,7 @@ from rlgen.checkpoints import (
 )
 from rlgen.compat import CheckpointHparamsHook
 from rlgen.console import version_line
-from rlgen.errors import RlgenError
+from rlgen.errors import RlgenError, check_range, gib, physical_memory
 from rlgen.quiet import quiet_third_party
 from rlgen.summary import closing_summary
 
@@ -54,6 +55,16 @@ import_submodules("rlgen.lightning_modules")
 import_submodules("rlgen.datamodules")
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
+# Trainer options checked before anything is built: values Lightning lets through to a traceback or to a run
+# that silently misbehaves (rule -> options; a value of another type, e.g. a time string, is Lightning's).
+TRAINER_RANGES = {
+    ">= -1": ("max_epochs", "max_steps", "num_sanity_val_steps"),
+    ">= 0": ("min_epochs", "min_steps", "log_every_n_steps", "gradient_clip_val", "limit_train_batches",
+             "limit_val_batches", "limit_test_batches", "limit_predict_batches", "overfit_batches",
+             "reload_dataloaders_every_n_epochs"),
+    ">= 1": ("check_val_every_n_epoch", "accumulate_grad_batches", "num_nodes"),
+    "> 0": ("val_check_interval",),
+}
 
 
 class RlgenCLI(CheckpointHparamsHook):
@@ -84,9 +95,7 @@ class RlgenCLI(CheckpointHparamsHook):
 
     def instantiate_classes(self) -> None:
         options = self.config[self.subcommand] if self.subcommand else self.config
-        loggers = (options.get("trainer") or Namespace()).get("logger")
-        wandb = [logger for logger in (loggers if isinstance(loggers, list) else [loggers])
-                 if isinstance(logger, Namespace) and str(logger.get("class_path", "")).endswith("WandbLogger")]
+        wandb = config_entries(options, "logger", WandbLogger)
         saved = [logger.clone() for logger in wandb]
         try:
             for logger in wandb:
@@ -110,6 +119,7 @@ class RlgenCLI(CheckpointHparamsHook):
         if subcommand is None:
             return
         cfg = self.config[subcommand]
+        _check_trainer_ranges(cfg)
         _follow_default_root_dir(cfg)
         roots = _log_roots(cfg)
         if subcommand == "fit":
@@ -162,7 +172,11 @@ class RlgenCLI(CheckpointHparamsHook):
             # A monitored ModelCheckpoint refreshes last.ckpt only when its metric improves (and a second
             # writer would make last-v1.ckpt): an unmonitored one owns last.ckpt, always the newest state.
             for c in checkpoints:
-                c.save_last = False
+                if c.save_last:
+                    print(f"rlgen: last.ckpt is the newest state, written by rlgen's own checkpoint; save_last of "
+                          f"ModelCheckpoint(monitor={c.monitor}) is off (it would refresh last.ckpt only when "
+                          f"{c.monitor} improves)", file=sys.stderr)
+                    c.save_last = False
             defaults.append(ModelCheckpoint(save_last=True, filename="latest-{step}"))
         if not any(isinstance(c, FaultGuard) for c in callbacks):
             defaults.append(FaultGuard())
@@ -260,7 +274,7 @@ def run(args: list[str] | None = None) -> RlgenCLI:
             print(_model_help_hint(cli_args))
         raise
     except Exception as err:
-        message, status = _user_error(err)
+        message, status = _user_error(err, cli_args)
         if message is None or os.environ.get("RLGEN_DEBUG"):
             raise
         if message.startswith(("Problems parsing config", "Unexpected config")):
@@ -275,16 +289,24 @@ def run(args: list[str] | None = None) -> RlgenCLI:
 def run_name(args: list[str]) -> str:
     """``<algorithm>_<data>`` from the first config with a ``model`` (``configs/dqn/pong.yaml``: ``dqn_pong``),
     its file name alone outside such a folder, or ``rlgen`` without one."""
+    for path, _ in _model_configs(args)[:1]:
+        folder = path.resolve().parent.name
+        return f"{folder}_{path.stem}" if path.parent.name and folder != "configs" else path.stem
+    return "rlgen"
+
+
+def _model_configs(args: list[str]) -> list[tuple[Path, Any]]:
+    """The ``-c`` files of a command line that set ``model``, with that entry, read before jsonargparse parses
+    them (the run's name and the ``--help`` hint need them first); unreadable files are left to jsonargparse."""
+    found = []
     for config in _config_files(args):
         try:
             loaded = yaml.safe_load(Path(config).read_text())
         except (OSError, yaml.YAMLError):
-            continue  # jsonargparse reports it
+            continue
         if isinstance(loaded, dict) and "model" in loaded:
-            path = Path(config)
-            folder = path.resolve().parent.name
-            return f"{folder}_{path.stem}" if path.parent.name and folder != "configs" else path.stem
-    return "rlgen"
+            found.append((Path(config), loaded["model"]))
+    return found
 
 
 def default_logger(args: list[str]) -> TensorBoardLogger:
@@ -293,15 +315,34 @@ def default_logger(args: list[str]) -> TensorBoardLogger:
     return lazy_instance(TensorBoardLogger, save_dir="runs", name=run_name(args))
 
 
+def config_entries(cfg: Namespace, key: str, base: type | tuple[type, ...]) -> list[Namespace]:
+    """The entries of ``trainer.<key>`` (``logger`` or ``callbacks``: one entry or a list) whose class is ``base``
+    or a subclass of it, resolved from ``class_path``. rlgen edits the parsed config before anything is built
+    (LightningCLI has no hook between parsing and instantiation for this) only through these entries."""
+    trainer = cfg.get("trainer") or Namespace()
+    value = trainer.get(key)
+    entries = []
+    for entry in value if isinstance(value, list) else [value]:
+        if not isinstance(entry, (dict, Namespace)) or not entry.get("class_path"):
+            continue
+        module, _, name = str(entry.get("class_path")).rpartition(".")
+        try:
+            cls = getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError, ValueError):
+            continue  # jsonargparse reports it
+        if isinstance(cls, type) and issubclass(cls, base):
+            entries.append(entry)
+    return entries
+
+
 def _follow_default_root_dir(cfg: Namespace) -> None:
     """The default logger writes under ``trainer.default_root_dir`` (``runs``), as Lightning's own does:
     ``--trainer.default_root_dir X`` moves its ``save_dir`` from ``runs`` to ``X``."""
-    trainer = cfg.get("trainer") or Namespace()
-    logger, root = trainer.get("logger"), trainer.get("default_root_dir")
-    if (isinstance(logger, Namespace) and str(logger.get("class_path", "")).endswith("TensorBoardLogger")
-            and logger.get("init_args") is not None and logger.init_args.get("save_dir") == "runs"
-            and root not in (None, "runs")):
-        logger.init_args.save_dir = str(root)
+    root = (cfg.get("trainer") or Namespace()).get("default_root_dir")
+    for logger in config_entries(cfg, "logger", TensorBoardLogger):
+        if logger.get("init_args") is not None and logger.init_args.get("save_dir") == "runs" and (
+                root not in (None, "runs")):
+            logger.init_args.save_dir = str(root)
 
 
 def _model_help_hint(args: list[str]) -> str:
@@ -309,12 +350,7 @@ def _model_help_hint(args: list[str]) -> str:
     subcommand = next((a for a in args if a in SUBCOMMANDS), "fit")
     configs = _config_files(args)
     model = None
-    for config in configs:
-        try:
-            loaded = yaml.safe_load(Path(config).read_text()) or {}
-        except (OSError, yaml.YAMLError):
-            continue
-        spec = loaded.get("model") if isinstance(loaded, dict) else None
+    for _, spec in _model_configs(args):
         if isinstance(spec, dict) and spec.get("class_path"):
             model = str(spec["class_path"]).rsplit(".", 1)[-1]
     if model is None:
@@ -340,14 +376,9 @@ def _log_beside_checkpoint(cfg: Namespace, ckpt: Path, subcommand: str) -> None:
     ``<run>/<subcommand>/version_N``, not as a new run beside the training runs. A checkpoint outside a
     run directory gets ``<save_dir>/<name>/<subcommand>/version_N``."""
     run_dir = ckpt.resolve().parent.parent if ckpt.resolve().parent.name == "checkpoints" else None
-    trainer = cfg.get("trainer") or Namespace()
-    loggers = trainer.get("logger")
-    for logger in loggers if isinstance(loggers, list) else [loggers]:
-        if not isinstance(logger, (dict, Namespace)):
-            continue
-        class_path = str(logger.get("class_path", ""))
+    for logger in config_entries(cfg, "logger", (TensorBoardLogger, CSVLogger)):
         init = logger.get("init_args")
-        if init is None or not class_path.endswith(("TensorBoardLogger", "CSVLogger")):
+        if init is None:
             continue
         if run_dir is not None:
             init["save_dir"], init["name"] = str(run_dir), subcommand
@@ -356,7 +387,37 @@ def _log_beside_checkpoint(cfg: Namespace, ckpt: Path, subcommand: str) -> None:
         init["version"] = None
 
 
-def _user_error(err: Exception) -> tuple[str | None, int]:
+def _check_trainer_ranges(cfg: Namespace) -> None:
+    """``trainer.<option> must be <rule>, got <value>`` for the first numeric Trainer option outside
+    :data:`TRAINER_RANGES`."""
+    trainer = cfg.get("trainer") or Namespace()
+    for rule, names in TRAINER_RANGES.items():
+        values = {n: trainer.get(n) for n in names}
+        check_range(rule, "trainer", **{n: v for n, v in values.items()
+                                         if isinstance(v, (int, float)) and not isinstance(v, bool)})
+
+
+def _out_of_memory(err: BaseException, cli_args: list[str]) -> str:
+    """The one-line message for an allocation no machine (or not this one) holds: the allocator's words, the
+    machine's memory, and the largest numbers given on the command line, the likely culprits."""
+    what = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    what = re.sub(r"^\[enforce fail at [^]]*\]\s*", "", what)[:160]
+    numbers = []
+    for i, arg in enumerate(cli_args):
+        name, _, value = arg.partition("=")
+        if not value and i + 1 < len(cli_args):
+            value = cli_args[i + 1]
+        if name.startswith("--") and re.fullmatch(r"\d[\d_]*", value or ""):
+            numbers.append((int(value.replace("_", "")), f"{name}={value}"))
+    memory = physical_memory()
+    has = f" (this machine has {gib(memory)})" if memory else ""
+    culprits = ", ".join(text for _, text in sorted(numbers, reverse=True)[:2])
+    hint = f"; the largest sizes given: {culprits}: make the one that is too large smaller" if culprits else (
+        "; make the size options in the config (batch, buffer, layer sizes) smaller")
+    return f"out of memory{has}: {what}{hint}"
+
+
+def _user_error(err: Exception, cli_args: list[str] = ()) -> tuple[str | None, int]:
     """The one-line message and exit status for an error a user can fix, or ``(None, 0)`` for a bug."""
     if isinstance(err, ArgumentError):
         return _one_line_parse_error(str(err)), 2
@@ -365,6 +426,11 @@ def _user_error(err: Exception) -> tuple[str | None, int]:
         cause = cause.__cause__ or cause.__context__
     if cause is not None:
         return str(cause), 1
+    cause = err
+    while cause is not None and not _is_allocation_failure(cause):
+        cause = cause.__cause__ or cause.__context__
+    if cause is not None:
+        return _out_of_memory(cause, list(cli_args)), 1
     if isinstance(err, MisconfigurationException):  # contradictory trainer settings
         return _one_line_parse_error(str(err)), 2
     if isinstance(err, RuntimeError) and (explained := explain_state_dict_error(err)) is not None:
@@ -374,6 +440,12 @@ def _user_error(err: Exception) -> tuple[str | None, int]:
                 errno.EROFS: "read-only file system"}[err.errno]
         return f"cannot write {err.filename or 'a file'}: {what}; free space or choose another directory", 1
     return None, 0
+
+
+def _is_allocation_failure(err: BaseException) -> bool:
+    """numpy's and Python's MemoryError, torch's OutOfMemoryError (GPU) and its CPU allocator's failure."""
+    return isinstance(err, (MemoryError, torch.OutOfMemoryError)) or (
+        isinstance(err, RuntimeError) and "can't allocate memory" in str(err))
 
 
 _NOISE = re.compile(
@@ -413,12 +485,9 @@ def _adapt_to_model(cfg: Namespace) -> None:
         print(f"rlgen: {name} under DDP uses strategy {strategy}", file=sys.stderr)
     init_args = model.get("init_args") or Namespace()
     unlogged = cls.unlogged_metrics(init_args.as_dict()) if hasattr(cls, "unlogged_metrics") else ()
-    callbacks = trainer.get("callbacks") or []
-    for callback in callbacks if isinstance(callbacks, list) else [callbacks]:
-        args = callback.get("init_args") if isinstance(callback, Namespace) else None
-        if args is not None and str(callback.get("class_path", "")).endswith("ModelCheckpoint") and (
-            args.get("monitor") in unlogged
-        ):
+    for callback in config_entries(cfg, "callbacks", ModelCheckpoint):
+        args = callback.get("init_args")
+        if args is not None and args.get("monitor") in unlogged:
             print(f"rlgen: {name} logs no {args.monitor} with these arguments, so ModelCheckpoint keeps the "
                   "latest checkpoints instead of the best", file=sys.stderr)
             args.monitor = None
@@ -436,17 +505,13 @@ def _explicit_model_keys(args: list[str]) -> set[str]:
 
 def _log_roots(cfg: Namespace) -> list[Path]:
     """Directories the run logs into: ``<save_dir>/<name>`` of each configured logger, else default_root_dir."""
-    trainer = cfg.get("trainer") or Namespace()
-    root = Path(trainer.get("default_root_dir") or "runs")
-    loggers = trainer.get("logger")
-    loggers = loggers if isinstance(loggers, list) else [loggers]
+    root = Path((cfg.get("trainer") or Namespace()).get("default_root_dir") or "runs")
     roots = []
-    for logger in loggers:
-        if isinstance(logger, (dict, Namespace)):
-            init = logger.get("init_args") or {}
-            save_dir = init.get("save_dir") or init.get("root_dir") or str(root)
-            name = init.get("name") or init.get("project") or ""
-            roots.append(Path(save_dir) / str(name))
+    for logger in config_entries(cfg, "logger", Logger):
+        init = logger.get("init_args") or {}
+        save_dir = init.get("save_dir") or init.get("root_dir") or str(root)
+        name = init.get("name") or init.get("project") or ""
+        roots.append(Path(save_dir) / str(name))
     return roots or [root]
 
 

@@ -28,7 +28,7 @@ def early_train_dataloader(trainer: Trainer) -> Any:
 
 def add_tensorboard_summary(writer: Any, summary: Any, step: int) -> None:
     """Write a ready ``Summary`` proto (an animated GIF) with a ``SummaryWriter``. Why private: the public
-    ``add_video`` needs moviepy, which rlgen does not depend on; the writer has no public proto method."""
+    ``add_video`` still imports ``moviepy.editor``, which moviepy 2 removed; the writer has no public proto method."""
     writer._get_file_writer().add_summary(summary, step)
 
 

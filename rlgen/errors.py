@@ -4,6 +4,8 @@ The CLI prints its message as a single line (``rlgen: error: ...``) and exits wi
 set ``RLGEN_DEBUG=1`` to see the traceback instead.
 """
 
+import os
+
 
 class RlgenError(Exception):
     """A bad input (config, data, environment, checkpoint) with a message that says what to fix."""
@@ -12,6 +14,7 @@ class RlgenError(Exception):
 # The ranges rlgen's numeric arguments take, written as the message shows them.
 RANGES = {
     "> 0": lambda v: v > 0,
+    ">= -1": lambda v: v >= -1,  # -1: no limit (Lightning's max_steps, max_epochs)
     ">= 0": lambda v: v >= 0,
     ">= 1": lambda v: v >= 1,
     ">= 2": lambda v: v >= 2,
@@ -39,3 +42,16 @@ def check_range(rule: str, /, owner: str = "model", **values: object) -> None:
         items = value if isinstance(value, (list, tuple)) else [value]  # layer widths, shapes: every item
         if not all(v is None or inside(v) for v in items):
             raise RlgenError(f"{owner}.{name} must be {rule}, got {value}")
+
+
+def physical_memory() -> int | None:
+    """This machine's memory (RAM) in bytes, or None where the operating system does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def gib(nbytes: float) -> str:
+    """``nbytes`` as the message shows it: ``7.3 GiB``, ``6,505.0 GiB``."""
+    return f"{nbytes / 2**30:,.1f} GiB"

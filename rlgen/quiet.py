@@ -1,8 +1,9 @@
 """Known-harmless notices of third-party libraries, silenced for the duration of a run.
 
 Applied by ``rlgen.cli.run`` around each command (not at import time, so importing rlgen changes
-nothing for other programs). Every entry says why it is harmless; warnings rlgen itself causes are
-fixed where they arise instead.
+nothing for other programs). Every entry says why it is harmless. Two of them answer a choice DQN makes
+on purpose (manual optimization, ``dataloader_iter``) and Lightning warns about on every run; any other
+warning rlgen itself causes is fixed where it arises.
 """
 
 from __future__ import annotations

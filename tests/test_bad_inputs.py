@@ -171,6 +171,26 @@ CASES.update({
     "checkpoint-is-text": (["test", *DQN, "--ckpt_path={tmp}/notes.ckpt"], write("notes.ckpt", b"hello"),
                            ["notes.ckpt"], 1),
     "checkpoint-empty": (["test", *DQN, "--ckpt_path={tmp}/empty.ckpt"], write("empty.ckpt", b""), ["empty.ckpt"], 1),
+    # Trainer options whose bad values Lightning lets through (checked by rlgen before anything is built)
+    "trainer-check-val-every-zero": ([*DQN, "--trainer.check_val_every_n_epoch=0"], None,
+                                     ["trainer.check_val_every_n_epoch must be >= 1, got 0"], 1),
+    "trainer-accumulate-zero": ([*DQN, "--trainer.accumulate_grad_batches=0"], None,
+                                ["trainer.accumulate_grad_batches must be >= 1, got 0"], 1),
+    "trainer-gradient-clip-negative": ([*REINFORCE, "--trainer.gradient_clip_val=-1"], None,
+                                       ["trainer.gradient_clip_val must be >= 0, got -1"], 1),
+    "trainer-num-nodes-zero": ([*REINFORCE, "--trainer.num_nodes=0"], None,
+                               ["trainer.num_nodes must be >= 1, got 0"], 1),
+    "trainer-sanity-steps-below-minus-one": ([*DQN, "--trainer.num_sanity_val_steps=-2"], None,
+                                             ["trainer.num_sanity_val_steps must be >= -1, got -2"], 1),
+    "trainer-log-every-negative": ([*DQN, "--trainer.log_every_n_steps=-5"], None,
+                                   ["trainer.log_every_n_steps must be >= 0, got -5"], 1),
+    "trainer-limit-batches-negative": (["test", *DQN, "--trainer.limit_test_batches=-1"], None,
+                                       ["trainer.limit_test_batches must be >= 0, got -1"], 1),
+    # sizes no machine holds: one line naming the size, not a traceback (nor a crash hours later)
+    "replay-buffer-beyond-memory": ([*DQN, "--model.buffer_size=100000000000000"], None,
+                                    ["replay buffer of 100,000,000,000,000 transitions", "buffer_size of at most"], 1),
+    "layer-beyond-memory": (["-c", str(CONFIGS / "ae" / "mnist.yaml"), "--model.hidden_dim=100000000000"], None,
+                            ["out of memory", "--model.hidden_dim=100000000000"], 1),
     # subcommands a family does not support, and their arguments
     "predict-on-dqn": (["predict", *DQN], None, ["no predict step", "rlgen test"], 1),
     "predict-on-reinforce": (["predict", *REINFORCE], None, ["no predict step"], 1),
@@ -187,6 +207,7 @@ def test_the_table_is_large():
 # rule -> (values inside, values outside), at and around each bound
 RULE_CASES = {
     "> 0": ([1e-9, 3], [0, -1]),
+    ">= -1": ([-1, 0, 5], [-2, -1.5]),
     ">= 0": ([0, 2.5], [-1e-9]),
     ">= 1": ([1, 7], [0, 0.5]),
     ">= 2": ([2], [1]),

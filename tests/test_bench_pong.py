@@ -24,6 +24,8 @@ def test_dqn_pong_bench_smoke(tmp_path, monkeypatch):
     result = json.loads((tmp_path / "dqn_pong.json").read_text())
     final = result["final"]
     assert final["games"] == len(final["returns"]) == 2 and final["mean"] == sum(final["returns"]) / 2
+    # the config trains without sticky actions (PongNoFrameskip-v4): the agent also plays ALE/Pong-v5, scored beside
+    assert result["env_id"].startswith("PongNoFrameskip-v4") and result["final_with_sticky_actions"]["games"] == 2
     train = result["curves"]["train_episodic_return"]
     steps = [s for s, _, _ in train]
     assert train and steps == sorted(steps) and steps[-1] <= result["agent_steps"]

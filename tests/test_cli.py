@@ -171,7 +171,7 @@ class WorseningBoring(BoringModel):
         self.log("val/loss", float(self.current_epoch))
 
 
-def test_last_ckpt_is_the_newest_state_even_when_the_metric_stops_improving(tmp_path):
+def test_last_ckpt_is_the_newest_state_even_when_the_metric_stops_improving(tmp_path, capsys):
     run_cli("fit", "--model=tests.test_cli.WorseningBoring", f"--trainer.default_root_dir={tmp_path}",
             "--trainer.max_epochs=3", "--trainer.limit_train_batches=2", "--trainer.limit_val_batches=1",
             "--trainer.enable_progress_bar=false", "--trainer.callbacks+=ModelCheckpoint",
@@ -180,6 +180,8 @@ def test_last_ckpt_is_the_newest_state_even_when_the_metric_stops_improving(tmp_
     assert last["global_step"] == 6 and last["epoch"] == 2
     best = [p.name for p in tmp_path.rglob("*.ckpt") if p.name.startswith("epoch=")]
     assert best == ["epoch=0-step=2.ckpt"], best
+    # rlgen turned the user's save_last off (its own checkpoint writes last.ckpt), and said so, once
+    assert capsys.readouterr().err.count("save_last of ModelCheckpoint(monitor=val/loss) is off") == 1
 
 
 def test_errors_raised_in_a_model_init_are_one_line(capsys, tmp_path, monkeypatch):

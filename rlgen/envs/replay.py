@@ -28,7 +28,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from rlgen.errors import RlgenError, check_range
+from rlgen.errors import RlgenError, check_range, gib, physical_memory
 
 
 class ReplayBatch(NamedTuple):
@@ -83,6 +83,13 @@ class ReplayBuffer:
         self.obs_shape, self.obs_dtype = obs_shape, np.dtype(obs_dtype)
         self.frame_stack, self.n_step, self.gamma = frame_stack, n_step, gamma
         frame_shape = obs_shape[1:] if frame_stack > 1 else obs_shape
+        # a size no machine holds fails here, in one line, not in np.zeros (or, with lazy pages, hours later)
+        per_transition = int(np.prod(frame_shape)) * self.obs_dtype.itemsize + 16  # + action, reward, flags
+        memory = physical_memory()
+        if memory and capacity * per_transition > memory:
+            raise RlgenError(f"a replay buffer of {capacity:,} transitions needs {gib(capacity * per_transition)} of "
+                             f"memory, more than this machine's {gib(memory)}: choose a buffer_size of at most "
+                             f"{memory // 2 // per_transition:,} (half of the memory)")
         E, N = num_envs, slots
         # np.zeros reserves the memory; pages are touched as the rings fill.
         self.frames = np.zeros((E, N, *frame_shape), self.obs_dtype)  # (E, N, 84, 84) for Atari

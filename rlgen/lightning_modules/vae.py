@@ -175,14 +175,6 @@ class VAE(LightningModule):
         return gaussian_log_prob(x, out, self.log_sigma_x)
 
 
-def kl_diag_gaussians(
-    mu1: torch.Tensor, logvar1: torch.Tensor, mu2: torch.Tensor, logvar2: torch.Tensor
-) -> torch.Tensor:
-    """``KL(N(mu1, diag e^logvar1) || N(mu2, diag e^logvar2))`` summed over the last dimension."""
-    var_ratio = (logvar1 - logvar2).exp()
-    return 0.5 * (var_ratio + (mu1 - mu2).pow(2) / logvar2.exp() - 1 - (logvar1 - logvar2)).sum(-1)
-
-
 def kl_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """``KL(N(mu, diag e^logvar) || N(0, I))`` summed over the last dimension."""
     return 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(-1)
