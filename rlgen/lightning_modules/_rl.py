@@ -10,6 +10,7 @@ averages ``val/episodic_return`` over the N episodes (and shards them across DDP
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from torch.utils.data import DataLoader
 
 from rlgen.callbacks.video import log_video, save_video
 from rlgen.datamodules.experience import RolloutStats
-from rlgen.envs.make_env import EnvOptions, env_options_dict, is_mujoco, offscreen_rendering
+from rlgen.envs.make_env import EnvOptions, as_env_options, is_mujoco, offscreen_rendering
 from rlgen.errors import RlgenError, check_range
 
 _RANK_SEED_STRIDE = 10_000  # rank r's envs are seeded seed + r * stride (+ i for sub-env i)
@@ -41,7 +42,9 @@ class RLSystem(LightningModule):
                  test_episodes: int, video_dir: str | None, seed: int | None) -> None:
         super().__init__()
         check_range(">= 1", num_envs=num_envs, eval_episodes=eval_episodes, test_episodes=test_episodes)
-        self.env_id, self.env_options, self.num_envs = env_id, env_options_dict(env_options), num_envs
+        self.env_id, self.num_envs = env_id, num_envs
+        # The one conversion of env_options: a dict (a user's, or a checkpoint's hyperparameters) becomes the dataclass.
+        self.env_options: EnvOptions = as_env_options(env_options)
         self.eval_episodes, self.test_episodes, self.video_dir = eval_episodes, test_episodes, video_dir
         self._seed = seed
         self.rollout = RolloutStats()
@@ -114,7 +117,7 @@ class RLSystem(LightningModule):
         """Observation and action spaces, read from one throw-away environment."""
         from rlgen.envs import make_env
 
-        env = make_env(self.env_id, seed=self.env_seed, **self.env_options)()
+        env = make_env(self.env_id, self.env_options, seed=self.env_seed)()
         spaces = env.observation_space, env.action_space
         env.close()
         return spaces
@@ -122,17 +125,16 @@ class RLSystem(LightningModule):
     def _make_train_envs(self) -> Any:
         from rlgen.envs import make_vector_env
 
-        return make_vector_env(self.env_id, self.num_envs, seed=self.env_seed, num_threads=torch.get_num_threads(),
-                               **self.env_options)
+        return make_vector_env(self.env_id, self.num_envs, self.env_options, seed=self.env_seed,
+                               num_threads=torch.get_num_threads())
 
     def _make_eval_env(self) -> Any:
         """One env for evaluation: whole games (no life-loss terminals) and unclipped rewards."""
         from rlgen.envs import make_env
 
-        kwargs = {**self.env_options, "terminal_on_life_loss": False, "clip_rewards": False}
-        if self.video_dir is not None:  # frames for the videos come from env.render()
-            kwargs["env_kwargs"] = {**(kwargs["env_kwargs"] or {}), "render_mode": "rgb_array"}
-        return make_env(self.env_id, seed=self.env_seed + _EVAL_SEED_OFFSET, **kwargs)()
+        options = replace(self.env_options, terminal_on_life_loss=False, clip_rewards=False)
+        render_mode = "rgb_array" if self.video_dir is not None else None  # video frames come from env.render()
+        return make_env(self.env_id, options, seed=self.env_seed + _EVAL_SEED_OFFSET, render_mode=render_mode)()
 
     def _evaluate_step(self, stage: str, episode: int) -> None:
         if self._eval_env is None:

@@ -255,7 +255,7 @@ class Reinforce(RLSystem):
 
     def on_fit_start(self) -> None:
         self.envs = self._make_train_envs()
-        pong_like = self.env_options.get("pong_from_pixels", False)
+        pong_like = self.env_options.pong_from_pixels
         self.source = EpisodeExperience(self.envs, self._act, self.hparams.episodes_per_batch, seed=self.env_seed,
                                         stats=self.rollout, obs_dtype=np.int8 if pong_like else None)
 
