@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from bench._common import bench_parser, config_args, init_args, write_results
-from rlgen.envs.make_env import make_vector_env
+from rlgen.envs.make_env import EnvOptions, make_vector_env
 from rlgen.nets.rl import CategoricalPolicy
 
 CONFIG = "configs/reinforce/pong.yaml"  # (d) and (e) act with this config's policy and action map
@@ -40,8 +40,8 @@ def make_envs(setting: str, num_envs: int, threads: int) -> gym.vector.VectorEnv
         gym.register_envs(ale_py)
         return gym.make_vec("ALE/Pong-v5", num_envs, num_threads=threads)
     if setting == "rlgen DQN stack":
-        return make_vector_env("ALE/Pong-v5", num_envs, seed=0, num_threads=threads, frame_stack=4)
-    return make_vector_env("ALE/Pong-v5", num_envs, seed=0, num_threads=threads, pong_from_pixels=True)
+        return make_vector_env("ALE/Pong-v5", num_envs, EnvOptions(frame_stack=4), seed=0, num_threads=threads)
+    return make_vector_env("ALE/Pong-v5", num_envs, EnvOptions(pong_from_pixels=True), seed=0, num_threads=threads)
 
 
 def actor(setting: str, envs: gym.vector.VectorEnv) -> Callable[[np.ndarray], np.ndarray]:

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from bench._common import bench_parser, plt, save_figure, write_results
-from rlgen.envs import PrioritizedReplayBuffer, ReplayBuffer, make_vector_env
+from rlgen.envs import EnvOptions, PrioritizedReplayBuffer, ReplayBuffer, make_vector_env
 
 FRAME = 84 * 84
 TARGET = 1.05 * FRAME
@@ -35,7 +35,7 @@ def storage_per_slot(capacity: int) -> float:
 
 def real_fill(game: str, num_envs: int, vector_steps: int, capacity: int, samples: int) -> dict:
     """Fill a buffer from random play, verify sampled stacks against the env's, time add and sample."""
-    envs = make_vector_env(game, num_envs, seed=0, terminal_on_life_loss=True)
+    envs = make_vector_env(game, num_envs, EnvOptions(terminal_on_life_loss=True), seed=0)
     buffer = ReplayBuffer(capacity, (4, 84, 84), np.uint8, num_envs=num_envs, frame_stack=4, seed=0)
     prioritized = PrioritizedReplayBuffer(
         capacity, (4, 84, 84), obs_dtype=np.uint8, num_envs=num_envs, frame_stack=4, seed=0

@@ -34,7 +34,7 @@ from pytorch_lightning import Callback
 
 from bench._common import REPO, bench_parser, config_args, init_args, plt, save_figure, write_results
 from rlgen.cli import run
-from rlgen.envs import make_env
+from rlgen.envs import EnvOptions, make_env
 from rlgen.nets.rl import QNetwork
 
 
@@ -102,7 +102,7 @@ def plain_sps(task: dict, seed: int = 0, fused: bool = False) -> float:
     wrapper stack (``make_env``), as a single-file loop would build it."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    envs = gym.vector.SyncVectorEnv([make_env(task["env_id"], seed, **task["env_options"])])
+    envs = gym.vector.SyncVectorEnv([make_env(task["env_id"], EnvOptions(**task["env_options"]), seed=seed)])
     obs_shape, n_actions = envs.single_observation_space.shape, int(envs.single_action_space.n)
     q_net = QNetwork(task["hidden"]).build(obs_shape, n_actions)
     target = QNetwork(task["hidden"]).build(obs_shape, n_actions)

@@ -6,14 +6,15 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from rlgen.envs import make_env, make_vector_env
+from rlgen.envs import EnvOptions, make_env, make_vector_env
 
 pytestmark = pytest.mark.atari
 
 
-def python_stack(env_id: str, num_envs: int, seed: int, **options) -> gym.vector.VectorEnv:
+def python_stack(env_id: str, num_envs: int, options: EnvOptions = EnvOptions(), *,
+                 seed: int) -> gym.vector.VectorEnv:
     """The reference: a SyncVectorEnv of ``make_env`` thunks (what make_vector_env did before)."""
-    return gym.vector.SyncVectorEnv([make_env(env_id, seed, i, **options) for i in range(num_envs)])
+    return gym.vector.SyncVectorEnv([make_env(env_id, options, seed=seed, idx=i) for i in range(num_envs)])
 
 
 def play(envs: gym.vector.VectorEnv, actions: np.ndarray) -> dict[str, list]:
@@ -34,11 +35,13 @@ def play(envs: gym.vector.VectorEnv, actions: np.ndarray) -> dict[str, list]:
 
 def test_make_vector_env_uses_the_cpp_env_for_ale_ids_only():
     assert not isinstance(make_vector_env("ALE/Pong-v5", 2, seed=0), gym.vector.SyncVectorEnv)
-    assert not isinstance(make_vector_env("ALE/Pong-v5", 2, seed=0, pong_from_pixels=True), gym.vector.SyncVectorEnv)
-    assert not isinstance(make_vector_env("ALE/Breakout-v5", 2, seed=0, terminal_on_life_loss=True),
+    assert not isinstance(make_vector_env("ALE/Pong-v5", 2, EnvOptions(pong_from_pixels=True), seed=0),
+                          gym.vector.SyncVectorEnv)
+    assert not isinstance(make_vector_env("ALE/Breakout-v5", 2, EnvOptions(terminal_on_life_loss=True), seed=0),
                           gym.vector.SyncVectorEnv)
     # What the vector env cannot express keeps the Python stack.
-    assert isinstance(make_vector_env("ALE/Pong-v5", 1, seed=0, env_kwargs={"mode": 1}), gym.vector.SyncVectorEnv)
+    assert isinstance(make_vector_env("ALE/Pong-v5", 1, EnvOptions(env_kwargs={"mode": 1}), seed=0),
+                      gym.vector.SyncVectorEnv)
     assert isinstance(make_vector_env("CartPole-v1", 2, seed=0), gym.vector.SyncVectorEnv)
 
 
@@ -51,9 +54,9 @@ def test_pong_from_pixels_is_identical_on_both_paths():
     time-limit end only; it is compared apart."""
     rng = np.random.default_rng(0)
     actions = rng.integers(0, 6, size=(400, 2))
-    options = dict(pong_from_pixels=True, max_episode_steps=150)
-    cpp = play(make_vector_env("PongNoFrameskip-v4", 2, seed=3, **options), actions)
-    ref = play(python_stack("PongNoFrameskip-v4", 2, seed=3, **options), actions)
+    options = EnvOptions(pong_from_pixels=True, max_episode_steps=150)
+    cpp = play(make_vector_env("PongNoFrameskip-v4", 2, options, seed=3), actions)
+    ref = play(python_stack("PongNoFrameskip-v4", 2, options, seed=3), actions)
     assert cpp["obs"][0].shape == (2, 6400) and cpp["obs"][0].dtype == np.float32
     for key in ("rewards", "terminated", "truncated"):
         np.testing.assert_array_equal(np.stack(cpp[key]), np.stack(ref[key]), err_msg=key)
@@ -90,8 +93,9 @@ def test_episode_scores_are_unclipped_and_rewards_clipped():
     """SpaceInvaders scores 5-30 points an alien: the learner sees rewards in [-1, 1], the episode
     statistics (``rollout/episodic_return``) the real score, on both paths."""
     actions = np.random.default_rng(2).integers(0, 6, size=(200, 2))
-    for envs in (make_vector_env("ALE/SpaceInvaders-v5", 2, seed=0, max_episode_steps=120),
-                 python_stack("ALE/SpaceInvaders-v5", 2, seed=0, max_episode_steps=120)):
+    options = EnvOptions(max_episode_steps=120)
+    for envs in (make_vector_env("ALE/SpaceInvaders-v5", 2, options, seed=0),
+                 python_stack("ALE/SpaceInvaders-v5", 2, options, seed=0)):
         out = play(envs, actions)
         rewards = np.stack(out["rewards"])
         assert rewards.max() == 1.0 and rewards.min() >= -1.0
@@ -117,7 +121,7 @@ def test_life_loss_ends_the_learners_episode_but_not_the_game(cpp):
     """Breakout with terminal_on_life_loss: 5 learner episodes (one per life) per game, and the
     statistics report the whole game once, on both paths."""
     make = make_vector_env if cpp else python_stack
-    envs = make("ALE/Breakout-v5", 1, seed=0, terminal_on_life_loss=True, clip_rewards=False)
+    envs = make("ALE/Breakout-v5", 1, EnvOptions(terminal_on_life_loss=True, clip_rewards=False), seed=0)
     assert isinstance(envs, gym.vector.SyncVectorEnv) != cpp
     actions = np.random.default_rng(4).integers(0, 4, size=(3000, 1))
     out = play(envs, actions)

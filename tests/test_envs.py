@@ -8,7 +8,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from rlgen.envs import JUMP_CHAIN_ID, check_discrete_actions, make_env, make_vector_env
+from rlgen.envs import JUMP_CHAIN_ID, EnvOptions, as_env_options, check_discrete_actions, make_env, make_vector_env
 from rlgen.envs.jump_chain import JumpChain
 from rlgen.envs.pong import preprocess_pong_frame
 from rlgen.errors import RlgenError
@@ -40,7 +40,7 @@ def test_jump_chain_step_reward_is_configurable():
     env = gym.make(JUMP_CHAIN_ID, step_reward=-1.0)
     env.reset(seed=0)
     assert [env.step(a)[1:3] for a in (R, R, R)] == [(-1.0, False), (-1.0, False), (-10.0, True)]
-    thunk_env = make_env(JUMP_CHAIN_ID, seed=0, env_kwargs={"step_reward": -1.0})()
+    thunk_env = make_env(JUMP_CHAIN_ID, EnvOptions(env_kwargs={"step_reward": -1.0}), seed=0)()
     thunk_env.reset()
     assert thunk_env.step(R)[1] == -1.0
     assert isinstance(thunk_env.unwrapped, JumpChain)
@@ -64,7 +64,7 @@ def test_same_seed_same_episode_and_vector_env_seeds_each_env():
 
 
 def test_episode_statistics_and_time_limit():
-    env = make_env("CartPole-v1", seed=0, max_episode_steps=5)()
+    env = make_env("CartPole-v1", EnvOptions(max_episode_steps=5), seed=0)()
     env.reset()
     for _ in range(5):
         _, _, terminated, truncated, info = env.step(0 if _ % 2 else 1)
@@ -74,7 +74,7 @@ def test_episode_statistics_and_time_limit():
 
 @pytest.mark.atari
 def test_video_dir_records_each_episode(tmp_path):
-    env = make_env("ALE/Breakout-v5", seed=0, video_dir=str(tmp_path), max_episode_steps=5)()
+    env = make_env("ALE/Breakout-v5", EnvOptions(max_episode_steps=5), seed=0, video_dir=str(tmp_path))()
     for _ in range(2):
         env.reset()
         done = False
@@ -127,7 +127,7 @@ def test_pong_frame_preprocessing_values():
 
 @pytest.mark.atari
 def test_pong_from_pixels_observations():
-    env = make_env("ALE/Pong-v5", seed=0, pong_from_pixels=True)()
+    env = make_env("ALE/Pong-v5", EnvOptions(pong_from_pixels=True), seed=0)()
     obs, _ = env.reset()
     assert obs.shape == (6400,) and obs.dtype == np.float32 and not obs.any()  # no previous frame yet
     seen = set()
@@ -139,7 +139,7 @@ def test_pong_from_pixels_observations():
 
 @pytest.mark.atari
 def test_atari_stack_and_life_loss_keeps_the_game_going():
-    env = make_env("ALE/Breakout-v5", seed=0, terminal_on_life_loss=True)()
+    env = make_env("ALE/Breakout-v5", EnvOptions(terminal_on_life_loss=True), seed=0)()
     obs, _ = env.reset()
     assert obs.shape == (4, 84, 84) and obs.dtype == np.uint8
     assert env.observation_space.shape == (4, 84, 84)
@@ -160,10 +160,23 @@ def test_env_options_from_the_command_line_build_an_atari_stack():
     """jsonargparse hands EnvOptions a PositiveInt (an int subclass); the wrappers get plain ints."""
     from jsonargparse.typing import PositiveInt
 
-    from rlgen.envs import EnvOptions, env_options_dict, make_env
-
-    options = env_options_dict(EnvOptions(frame_stack=PositiveInt(2), max_episode_steps=PositiveInt(10)))
-    assert type(options["frame_stack"]) is int and type(options["max_episode_steps"]) is int
-    env = make_env("ALE/Pong-v5", seed=0, **options)()
+    options = EnvOptions(frame_stack=PositiveInt(2), max_episode_steps=PositiveInt(10))
+    assert type(options.frame_stack) is int and type(options.max_episode_steps) is int
+    env = make_env("ALE/Pong-v5", options, seed=0)()
     assert env.observation_space.shape == (2, 84, 84)
     env.close()
+
+
+def test_env_options_from_a_dict_are_checked_and_converted():
+    """A dict (a user's, or the hyperparameters of a checkpoint) becomes EnvOptions; a typo is one line."""
+    assert as_env_options(None) == EnvOptions()
+    options = as_env_options({"frame_stack": 2, "env_kwargs": {"step_reward": -1.0}})
+    assert options == EnvOptions(frame_stack=2, env_kwargs={"step_reward": -1.0})
+    assert as_env_options(options) == options
+    with pytest.raises(RlgenError, match=r"env_options: unknown key\(s\) frame_stak; valid keys: frame_stack, "):
+        as_env_options({"frame_stak": 4})
+    with pytest.raises(RlgenError, match="env_options must be an EnvOptions or a dict"):
+        make_env("CartPole-v1", 0, seed=0)  # the seed where the options go
+    env = make_env(JUMP_CHAIN_ID, {"env_kwargs": {"step_reward": -1.0}}, seed=0)()  # make_env converts a dict too
+    env.reset()
+    assert env.step(R)[1] == -1.0

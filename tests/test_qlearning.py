@@ -5,11 +5,12 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 import pytest
+import pytorch_lightning as pl
 import torch
 
 from rlgen.cli import run
 from rlgen.datamodules.experience import EpisodeBatch
-from rlgen.envs import JUMP_CHAIN_ID, ReplayBatch
+from rlgen.envs import JUMP_CHAIN_ID, EnvOptions, ReplayBatch
 from rlgen.errors import RlgenError
 from rlgen.lightning_modules.qlearning import TabularQLearning
 from tests.conftest import CONFIGS
@@ -126,6 +127,25 @@ def test_monte_carlo_targets_learn_a_greedy_policy_that_avoids_the_holes(tmp_pat
     assert path[-1] == 9 and not {3, 6} & set(path), f"greedy path {path} must avoid both holes"
     for s in path[:-1]:  # along the greedy path the returns were all +10
         assert q[s].max() == pytest.approx(10.0, abs=0.5)
+
+
+@pytest.mark.parametrize("options", [{"env_kwargs": {"step_reward": -1.0}},
+                                     EnvOptions(env_kwargs={"step_reward": -1.0})], ids=["dict", "dataclass"])
+def test_env_options_load_from_a_checkpoint_as_a_dict_or_a_dataclass(options, tmp_path):
+    """A checkpoint's hyperparameters hold env_options as given: a dict (a config, an older rlgen) or the
+    dataclass (a model built in Python). Both load, and the envs are built from them."""
+    model = table_module(env_options=options)
+    assert model.env_options == EnvOptions(env_kwargs={"step_reward": -1.0})
+    path = tmp_path / "q.ckpt"
+    torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams),
+                "pytorch-lightning_version": pl.__version__}, path)
+    loaded = TabularQLearning.load_from_checkpoint(path, weights_only=False)
+    assert loaded.env_options == EnvOptions(env_kwargs={"step_reward": -1.0})
+    env = loaded._make_eval_env()
+    env.reset()
+    assert env.step(0)[1] == -1.0  # JumpChain's step_reward
+    with pytest.raises(RlgenError, match=r"unknown key\(s\) step_rewards"):
+        TabularQLearning(env_options={"step_rewards": -1.0})
 
 
 def test_bad_arguments_are_one_line_errors():

@@ -7,10 +7,10 @@ import gymnasium as gym
 
 from rlgen.envs.make_env import (
     EnvOptions,
+    as_env_options,
     check_discrete_actions,
     check_env_id,
     check_policy_actions,
-    env_options_dict,
     make_env,
     make_vector_env,
 )
@@ -28,10 +28,10 @@ __all__ = [
     "PrioritizedReplayBuffer",
     "ReplayBatch",
     "ReplayBuffer",
+    "as_env_options",
     "check_discrete_actions",
     "check_env_id",
     "check_policy_actions",
-    "env_options_dict",
     "make_env",
     "make_vector_env",
 ]

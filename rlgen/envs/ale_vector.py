@@ -30,17 +30,15 @@ keep the Python stack: :func:`ale_vector_supported` says which. (The vector env'
 
 from __future__ import annotations
 
-from typing import Any
-
 import gymnasium as gym
 import numpy as np
 from gymnasium.wrappers.vector import ClipReward, RecordEpisodeStatistics
 
+from rlgen.envs.make_env import EnvOptions
 from rlgen.envs.pong import preprocess_pong_frames
 
 
-def ale_vector_supported(env_id: str, *, terminal_on_life_loss: bool = False, video_dir: str | None = None,
-                         env_kwargs: dict | None = None, pong_from_pixels: bool = False, **_: Any) -> bool:
+def ale_vector_supported(env_id: str, options: EnvOptions = EnvOptions(), *, video_dir: str | None = None) -> bool:
     """True when ``env_id`` is an ALE id and the options can all be expressed by the C++ vector env."""
     spec = gym.registry.get(env_id)
     entry = getattr(spec, "entry_point", None)
@@ -50,40 +48,38 @@ def ale_vector_supported(env_id: str, *, terminal_on_life_loss: bool = False, vi
         from ale_py.vector_env import AtariVectorEnv  # noqa: F401  (ale-py >= 0.11)
     except ImportError:
         return False
-    if pong_from_pixels and not isinstance(spec.kwargs.get("frameskip", 1), int):
+    if options.pong_from_pixels and not isinstance(spec.kwargs.get("frameskip", 1), int):
         return False  # a random frame skip (the -v0 ids) has no vector form
-    return video_dir is None and not env_kwargs
+    return video_dir is None and not options.env_kwargs
 
 
-def make_ale_vector_env(env_id: str, num_envs: int, seed: int, *, num_threads: int = 1, frame_stack: int = 4,
-                        terminal_on_life_loss: bool = False, clip_rewards: bool = True,
-                        pong_from_pixels: bool = False, max_episode_steps: int | None = None,
-                        **_: Any) -> gym.vector.VectorEnv:
+def make_ale_vector_env(env_id: str, num_envs: int, options: EnvOptions = EnvOptions(), *, seed: int,
+                        num_threads: int = 1) -> gym.vector.VectorEnv:
     """``num_envs`` copies of the ALE game ``env_id`` in one C++ vector env; env ``i`` is seeded ``seed + i``.
 
     Args:
         env_id: a registered ALE id (``ALE/Pong-v5``, ``BreakoutNoFrameskip-v4``, ...).
         num_envs: number of environments.
+        options: how the environments are built (:class:`~rlgen.envs.make_env.EnvOptions`): ``frame_stack``
+            stacked 84x84 frames, ``terminal_on_life_loss`` (a lost life ends the learner's episode, the game
+            goes on), ``clip_rewards`` (the learner's rewards; the episode statistics stay unclipped),
+            ``pong_from_pixels`` (Karpathy's float32 (6400,) frame differences instead of the DQN stack),
+            ``max_episode_steps`` (agent steps; ``None``: the id's default). ``env_kwargs`` must be empty.
         seed: base seed, used by the first ``reset()`` that gives none.
         num_threads: C++ threads stepping the emulators.
-        frame_stack: stacked 84x84 frames (DQN stack).
-        terminal_on_life_loss: a lost life ends the learner's episode (the game goes on).
-        clip_rewards: clip the learner's rewards to [-1, 1] (the episode statistics stay unclipped).
-        pong_from_pixels: Karpathy's frame differences, float32 (6400,), instead of the DQN stack.
-        max_episode_steps: truncate episodes after this many agent steps (``None``: the id's default).
     """
     from ale_py.vector_env import AtariVectorEnv
 
     spec = gym.registry[env_id]
     kw = spec.kwargs
-    frameskip = int(kw.get("frameskip", 1)) if pong_from_pixels else 4
+    frameskip = int(kw.get("frameskip", 1)) if options.pong_from_pixels else 4
     max_frames = int(kw.get("max_num_frames_per_episode", 108_000))
-    if max_episode_steps is not None:
-        max_frames = min(max_frames, max_episode_steps * max(frameskip, 1))
+    if options.max_episode_steps is not None:
+        max_frames = min(max_frames, options.max_episode_steps * max(frameskip, 1))
     common = dict(num_threads=num_threads, repeat_action_probability=float(kw.get("repeat_action_probability", 0.0)),
                   full_action_space=bool(kw.get("full_action_space", False)), max_num_frames_per_episode=max_frames,
                   reward_clipping=False, episodic_life=False, autoreset_mode="NextStep")
-    if pong_from_pixels:
+    if options.pong_from_pixels:
         envs = AtariVectorEnv(kw["game"], num_envs, img_height=210, img_width=160, grayscale=False, stack_num=1,
                               frameskip=max(frameskip, 1), maxpool=False, noop_max=0, use_fire_reset=False, **common)
         envs = RecordEpisodeStatistics(envs)
@@ -91,12 +87,13 @@ def make_ale_vector_env(env_id: str, num_envs: int, seed: int, *, num_threads: i
     else:
         meanings = _action_meanings(env_id)
         fire = len(meanings) >= 3 and meanings[1] == "FIRE"
-        envs = AtariVectorEnv(kw["game"], num_envs, img_height=84, img_width=84, grayscale=True, stack_num=frame_stack,
-                              frameskip=4, maxpool=True, noop_max=30, use_fire_reset=fire, **common)
+        envs = AtariVectorEnv(kw["game"], num_envs, img_height=84, img_width=84, grayscale=True,
+                              stack_num=options.frame_stack, frameskip=4, maxpool=True, noop_max=30,
+                              use_fire_reset=fire, **common)
         envs = RecordEpisodeStatistics(envs)
-        if terminal_on_life_loss:
+        if options.terminal_on_life_loss:
             envs = EpisodicLifeVector(envs)
-        if clip_rewards:
+        if options.clip_rewards:
             envs = ClipReward(envs, -1.0, 1.0)
         envs = RepeatFirstFrameVector(envs)
     return _SeedFirstResetVector(envs, seed)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import difflib
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import gymnasium as gym
@@ -47,10 +47,12 @@ ATARI_FPS = 60  # frames per second of the emulator, for videos
 
 @dataclass(frozen=True)
 class EnvOptions:
-    """How rlgen builds an environment: the RL systems' ``env_options`` (the keyword options of :func:`make_env`).
+    """How rlgen builds an environment: the RL systems' ``env_options``, and the ``options`` of :func:`make_env`
+    and :func:`make_vector_env`. The defaults live here and nowhere else.
 
     On the command line ``--model.env_options.frame_stack 2``; ``--help`` lists the fields, and an unknown key
-    or a wrong type is a one-line error.
+    or a wrong type is a one-line error. A dict (a user's, or the hyperparameters of a checkpoint) becomes an
+    ``EnvOptions`` through :func:`as_env_options`.
 
     Args:
         frame_stack: Atari only: number of stacked 84x84 frames.
@@ -68,21 +70,29 @@ class EnvOptions:
     max_episode_steps: PositiveInt | None = None
     env_kwargs: dict[str, Any] | None = None
 
+    def __post_init__(self) -> None:
+        # jsonargparse's PositiveInt is an int subclass that gymnasium's wrappers refuse (FrameStackObservation
+        # checks the type): hold plain ints.
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, int) and not isinstance(value, bool):
+                object.__setattr__(self, f.name, int(value))
 
-def env_options_dict(options: EnvOptions | Mapping[str, Any] | None) -> dict[str, Any]:
-    """``options`` as the keyword arguments of :func:`make_env`, every field present; a dict is checked."""
+
+def as_env_options(options: EnvOptions | Mapping[str, Any] | None) -> EnvOptions:
+    """``options`` as an :class:`EnvOptions`: None gives the defaults, a dict (a user's, or the hyperparameters
+    of a checkpoint) is checked for unknown keys, with a one-line error naming the valid ones."""
     if options is None:
-        options = EnvOptions()
-    elif not isinstance(options, EnvOptions):
-        unknown = sorted(set(options) - {f.name for f in fields(EnvOptions)})
-        if unknown:
-            valid = ", ".join(f.name for f in fields(EnvOptions))
-            raise RlgenError(f"env_options: unknown key(s) {', '.join(unknown)}; valid keys: {valid}")
-        options = EnvOptions(**options)
-    # jsonargparse's PositiveInt is an int subclass that gymnasium's wrappers refuse (FrameStackObservation
-    # checks the type): hand them plain ints.
-    values = {f.name: getattr(options, f.name) for f in fields(EnvOptions)}
-    return {k: int(v) if isinstance(v, int) and not isinstance(v, bool) else v for k, v in values.items()}
+        return EnvOptions()
+    if isinstance(options, EnvOptions):
+        return replace(options)  # a copy through __post_init__ (plain ints), also for one unpickled from a checkpoint
+    valid = ", ".join(f.name for f in fields(EnvOptions))
+    if not hasattr(options, "keys"):
+        raise RlgenError(f"env_options must be an EnvOptions or a dict of its fields ({valid}), got {options!r}")
+    unknown = sorted(set(options.keys()) - {f.name for f in fields(EnvOptions)})
+    if unknown:
+        raise RlgenError(f"env_options: unknown key(s) {', '.join(unknown)}; valid keys: {valid}")
+    return EnvOptions(**options)
 
 
 def _gym_make(env_id: str, **kwargs: Any) -> gym.Env:
@@ -111,16 +121,12 @@ def _first_line(err: BaseException) -> str:
 
 def make_env(
     env_id: str,
+    options: EnvOptions = EnvOptions(),
+    *,
     seed: int,
     idx: int = 0,
-    *,
-    frame_stack: int = 4,
-    terminal_on_life_loss: bool = False,
-    clip_rewards: bool = True,
-    pong_from_pixels: bool = False,
     video_dir: str | None = None,
-    max_episode_steps: int | None = None,
-    env_kwargs: dict | None = None,
+    render_mode: str | None = None,
 ) -> Callable[[], gym.Env]:
     """A thunk that builds environment number ``idx``, seeded ``seed + idx``.
 
@@ -129,29 +135,30 @@ def make_env(
 
     Args:
         env_id: any registered Gymnasium id (``CartPole-v1``, ``ALE/Pong-v5``, ``rlgen/JumpChain-v0``).
+        options: how the environment is built (:class:`EnvOptions`: frame_stack, clip_rewards, env_kwargs, ...;
+            a dict of its fields is checked and converted).
         seed: base seed; this env uses ``seed + idx``.
         idx: index of the env inside a vector env (and the DDP rank offset the caller adds).
-        frame_stack: Atari only: number of stacked 84x84 frames.
-        terminal_on_life_loss: Atari only: a lost life ends the learner's episode (the game goes on).
-        clip_rewards: Atari only: clip rewards to [-1, 1].
-        pong_from_pixels: Atari only: Karpathy's preprocessing, float32 (6400,) frame differences.
         video_dir: record every episode as an mp4 under this directory (rgb_array frames).
-        max_episode_steps: truncate episodes after this many agent steps (``None``: the id's default).
-        env_kwargs: extra keyword arguments for ``gym.make`` (e.g. ``{"step_reward": -1}``).
+        render_mode: the ``render_mode`` of ``gym.make`` (``rgb_array``: frames from ``env.render()``).
     """
+    options = as_env_options(options)
     check_env_id(env_id)
     is_atari = _is_atari(env_id)
-    if not is_atari and pong_from_pixels:
+    if not is_atari and options.pong_from_pixels:
         raise RlgenError(f"pong_from_pixels needs an Atari Pong id such as ALE/Pong-v5, got '{env_id}'")
-    check_range(">= 1", "env_options", frame_stack=frame_stack)
+    check_range(">= 1", "env_options", frame_stack=options.frame_stack)
     env_seed = seed + idx
+    max_episode_steps = options.max_episode_steps
 
     def thunk() -> gym.Env:
-        kwargs = dict(env_kwargs or {})
+        kwargs = dict(options.env_kwargs or {})
+        if render_mode is not None:
+            kwargs["render_mode"] = render_mode
         if video_dir is not None:
             kwargs["render_mode"] = "rgb_array"
             offscreen_rendering()
-        if is_atari and pong_from_pixels:
+        if is_atari and options.pong_from_pixels:
             env = _gym_make(env_id, **kwargs)  # the id's own frame skip, as in Karpathy's script
             env = _record_video(env, video_dir, fps=ATARI_FPS // _frameskip(env))
             env = _time_limit(env, max_episode_steps)
@@ -163,13 +170,13 @@ def make_env(
             env = AtariPreprocessing(env, noop_max=30, frame_skip=4, screen_size=84, terminal_on_life_loss=False)
             env = _time_limit(env, max_episode_steps)
             env = RecordEpisodeStatistics(env)
-            if terminal_on_life_loss:
+            if options.terminal_on_life_loss:
                 env = EpisodicLife(env)
             if needs_fire_reset(env):
                 env = FireReset(env)
-            if clip_rewards:
+            if options.clip_rewards:
                 env = ClipReward(env, -1.0, 1.0)
-            env = FrameStackObservation(env, frame_stack)  # (frame_stack, 84, 84) uint8
+            env = FrameStackObservation(env, options.frame_stack)  # (frame_stack, 84, 84) uint8
         else:
             if max_episode_steps is not None:
                 kwargs["max_episode_steps"] = max_episode_steps
@@ -185,8 +192,8 @@ def make_env(
     return thunk
 
 
-def make_vector_env(env_id: str, num_envs: int, seed: int, *, num_threads: int = 1,
-                    **make_env_kwargs) -> gym.vector.VectorEnv:
+def make_vector_env(env_id: str, num_envs: int, options: EnvOptions = EnvOptions(), *, seed: int,
+                    num_threads: int = 1, video_dir: str | None = None) -> gym.vector.VectorEnv:
     """``num_envs`` copies of ``env_id`` stepped in this process; env ``i`` is seeded ``seed + i``.
 
     ALE ids run on ale-py's C++ vector env (:mod:`rlgen.envs.ale_vector`: the same preprocessing and
@@ -198,18 +205,21 @@ def make_vector_env(env_id: str, num_envs: int, seed: int, *, num_threads: int =
     Args:
         env_id: any registered Gymnasium id.
         num_envs: number of environments.
+        options: how the environments are built (:class:`EnvOptions`; a dict of its fields is converted).
         seed: base seed.
         num_threads: threads of ale-py's vector env (ignored by the Python stack).
-        **make_env_kwargs: forwarded to :func:`make_env`.
+        video_dir: record every episode as an mp4 under this directory (keeps the Python stack).
     """
     check_range(">= 1", "make_vector_env", num_envs=num_envs)
     check_env_id(env_id)
-    make_env(env_id, seed, **make_env_kwargs)  # checks the options (builds nothing)
+    options = as_env_options(options)
+    make_env(env_id, options, seed=seed, video_dir=video_dir)  # checks the options (builds nothing)
     from rlgen.envs.ale_vector import ale_vector_supported, make_ale_vector_env
 
-    if ale_vector_supported(env_id, **make_env_kwargs):
-        return make_ale_vector_env(env_id, num_envs, seed, num_threads=num_threads, **make_env_kwargs)
-    envs = gym.vector.SyncVectorEnv([make_env(env_id, seed, i, **make_env_kwargs) for i in range(num_envs)])
+    if ale_vector_supported(env_id, options, video_dir=video_dir):
+        return make_ale_vector_env(env_id, num_envs, options, seed=seed, num_threads=num_threads)
+    envs = gym.vector.SyncVectorEnv([make_env(env_id, options, seed=seed, idx=i, video_dir=video_dir)
+                                     for i in range(num_envs)])
     envs.action_space.seed(seed)
     return envs
 

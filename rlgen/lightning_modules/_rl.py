@@ -10,6 +10,7 @@ averages ``val/episodic_return`` over the N episodes (and shards them across DDP
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from torch.utils.data import DataLoader
 
 from rlgen.callbacks.video import log_video, save_video
 from rlgen.datamodules.experience import RolloutStats
-from rlgen.envs.make_env import EnvOptions, env_options_dict, is_mujoco, offscreen_rendering
+from rlgen.envs.make_env import EnvOptions, as_env_options, is_mujoco, offscreen_rendering
 from rlgen.errors import RlgenError, check_range
 
 _RANK_SEED_STRIDE = 10_000  # rank r's envs are seeded seed + r * stride (+ i for sub-env i)
@@ -30,8 +31,14 @@ _EVAL_SEED_OFFSET = 5_000  # the evaluation env never replays a training env's s
 
 class RLSystem(LightningModule):
     """Base of the RL systems: environments, evaluation, videos, rollout logging. Subclasses pass the
-    environment arguments to ``super().__init__`` and implement ``_eval_action(obs)`` (the action for one
-    observation during evaluation)."""
+    environment arguments to ``super().__init__``, save their hyperparameters (``ignore=RUN_TIME_ARGS``) and
+    implement ``_eval_action(obs)`` (the action for one observation during evaluation).
+
+    Arguments are read one way, as in every rlgen module: saved hyperparameters from ``self.hparams``
+    (``env_id``, ``num_envs``, ``seed`` here), the run-time arguments (not saved) and built objects as
+    attributes: ``eval_episodes``, ``test_episodes``, ``video_dir``, and ``env_options``, the
+    :class:`~rlgen.envs.EnvOptions` built from the hyperparameter (which may be a dict, see ``as_env_options``).
+    """
 
     # Arguments chosen afresh for each run, never restored from a checkpoint (see rlgen/checkpoints.py):
     # `rlgen test --ckpt_path ... --model.video_dir videos/` must record.
@@ -41,9 +48,9 @@ class RLSystem(LightningModule):
                  test_episodes: int, video_dir: str | None, seed: int | None) -> None:
         super().__init__()
         check_range(">= 1", num_envs=num_envs, eval_episodes=eval_episodes, test_episodes=test_episodes)
-        self.env_id, self.env_options, self.num_envs = env_id, env_options_dict(env_options), num_envs
+        # The one conversion of env_options: a dict (a user's, or a checkpoint's hyperparameters) becomes the dataclass.
+        self.env_options: EnvOptions = as_env_options(env_options)
         self.eval_episodes, self.test_episodes, self.video_dir = eval_episodes, test_episodes, video_dir
-        self._seed = seed
         self.rollout = RolloutStats()
         self._eval_env: Any = None
         self.eval_returns: list[float] = []  # the episode returns of the latest validation or test
@@ -102,19 +109,20 @@ class RLSystem(LightningModule):
         shared cores: ``bench/contention.py``); None (all cores) for the conv nets on Atari pixels."""
         from rlgen.envs.make_env import looks_atari
 
-        return None if looks_atari(self.env_id) else 1
+        return None if looks_atari(self.hparams.env_id) else 1
 
     @property
     def env_seed(self) -> int:
         """Seed of this rank's environments: ``seed`` (or the run's ``seed_everything``) + rank offset."""
-        base = self._seed if self._seed is not None else int(os.environ.get("PL_GLOBAL_SEED", 0))
+        seed = self.hparams.seed
+        base = seed if seed is not None else int(os.environ.get("PL_GLOBAL_SEED", 0))
         return base + _RANK_SEED_STRIDE * self.global_rank
 
     def _env_spaces(self) -> tuple[Any, Any]:
         """Observation and action spaces, read from one throw-away environment."""
         from rlgen.envs import make_env
 
-        env = make_env(self.env_id, seed=self.env_seed, **self.env_options)()
+        env = make_env(self.hparams.env_id, self.env_options, seed=self.env_seed)()
         spaces = env.observation_space, env.action_space
         env.close()
         return spaces
@@ -122,17 +130,16 @@ class RLSystem(LightningModule):
     def _make_train_envs(self) -> Any:
         from rlgen.envs import make_vector_env
 
-        return make_vector_env(self.env_id, self.num_envs, seed=self.env_seed, num_threads=torch.get_num_threads(),
-                               **self.env_options)
+        return make_vector_env(self.hparams.env_id, self.hparams.num_envs, self.env_options, seed=self.env_seed,
+                               num_threads=torch.get_num_threads())
 
     def _make_eval_env(self) -> Any:
         """One env for evaluation: whole games (no life-loss terminals) and unclipped rewards."""
         from rlgen.envs import make_env
 
-        kwargs = {**self.env_options, "terminal_on_life_loss": False, "clip_rewards": False}
-        if self.video_dir is not None:  # frames for the videos come from env.render()
-            kwargs["env_kwargs"] = {**(kwargs["env_kwargs"] or {}), "render_mode": "rgb_array"}
-        return make_env(self.env_id, seed=self.env_seed + _EVAL_SEED_OFFSET, **kwargs)()
+        options = replace(self.env_options, terminal_on_life_loss=False, clip_rewards=False)
+        render_mode = "rgb_array" if self.video_dir is not None else None  # video frames come from env.render()
+        return make_env(self.hparams.env_id, options, seed=self.env_seed + _EVAL_SEED_OFFSET, render_mode=render_mode)()
 
     def _evaluate_step(self, stage: str, episode: int) -> None:
         if self._eval_env is None:
@@ -167,12 +174,12 @@ class RLSystem(LightningModule):
         try:
             return env.render()
         except DependencyNotInstalled as err:  # CartPole & co. draw with pygame
-            raise RlgenError(f"recording videos of {self.env_id} needs its renderer: {err}") from None
+            raise RlgenError(f"recording videos of {self.hparams.env_id} needs its renderer: {err}") from None
         except Exception as err:  # MuJoCo draws with OpenGL: EGL or OSMesa without a display
-            if not is_mujoco(self.env_id):
+            if not is_mujoco(self.hparams.env_id):
                 raise
             raise RlgenError(
-                f"recording videos of {self.env_id} needs MuJoCo's headless OpenGL, and MUJOCO_GL="
+                f"recording videos of {self.hparams.env_id} needs MuJoCo's headless OpenGL, and MUJOCO_GL="
                 f"{os.environ.get('MUJOCO_GL')} failed here ({type(err).__name__}); install EGL or OSMesa "
                 "(apt install libegl1 or libosmesa6) and set MUJOCO_GL=egl or osmesa, or train without video_dir"
             ) from None

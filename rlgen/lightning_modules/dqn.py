@@ -254,7 +254,7 @@ class DQN(RLSystem):
         self._rng = np.random.default_rng(self.env_seed)
         self.envs = self._make_train_envs()
         shape = self.obs_space.shape
-        kwargs = dict(obs_dtype=self.obs_space.dtype, num_envs=self.num_envs, n_step=hp.n_step, gamma=hp.gamma,
+        kwargs = dict(obs_dtype=self.obs_space.dtype, num_envs=hp.num_envs, n_step=hp.n_step, gamma=hp.gamma,
                       frame_stack=shape[0] if len(shape) == 3 else 1,  # pixels: store each frame once
                       seed=self.env_seed)
         if hp.per_alpha > 0:

@@ -106,7 +106,7 @@ class TabularQLearning(RLSystem):
         if not hasattr(obs_space, "n"):
             raise RlgenError(
                 f"TabularQLearning needs a Discrete observation space (one table row per state), but "
-                f"{self.env_id} has {type(obs_space).__name__}{getattr(obs_space, 'shape', '')} observations; "
+                f"{self.hparams.env_id} has {type(obs_space).__name__}{getattr(obs_space, 'shape', '')} observations; "
                 "use DQN for continuous or image observations"
             )
         self._build_table(int(obs_space.n), n_actions)
@@ -154,7 +154,8 @@ class TabularQLearning(RLSystem):
         from rich.table import Table
 
         names = self._action_names()
-        table = Table(title=f"Q table of {self.env_id} (gamma={self.hparams.gamma}, target={self.hparams.target})")
+        hp = self.hparams
+        table = Table(title=f"Q table of {hp.env_id} (gamma={hp.gamma}, target={hp.target})")
         table.add_column("state", justify="right")
         for name in names:
             table.add_column(f"Q(s, {name})", justify="right")
@@ -201,7 +202,8 @@ class TabularQLearning(RLSystem):
 
         n = self.q.shape[1]
         return (
-            list(ACTION_NAMES) if self.env_id.startswith("rlgen/JumpChain") and n == 2 else [str(a) for a in range(n)]
+            list(ACTION_NAMES) if self.hparams.env_id.startswith("rlgen/JumpChain") and n == 2
+            else [str(a) for a in range(n)]
         )
 
 

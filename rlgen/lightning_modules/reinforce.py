@@ -232,6 +232,7 @@ class Reinforce(RLSystem):
 
         from rlgen.envs import check_policy_actions
 
+        env_id = self.hparams.env_id
         obs_space, action_space = self._env_spaces()
         n_actions = check_policy_actions(action_space, "Reinforce")  # Discrete: actions; Box: dimensions
         continuous = isinstance(action_space, Box)
@@ -239,23 +240,23 @@ class Reinforce(RLSystem):
             self.policy = GaussianPolicy() if continuous else CategoricalPolicy()
         if continuous != isinstance(self.policy, GaussianPolicy):
             needed, kind = ("GaussianPolicy", "Box") if continuous else ("CategoricalPolicy", "Discrete")
-            raise RlgenError(f"{self.env_id} has {kind} actions, which need model.policy {needed} "
+            raise RlgenError(f"{env_id} has {kind} actions, which need model.policy {needed} "
                              f"(got {type(self.policy).__name__}); or leave model.policy null for the default")
         if continuous:
             if len(self.action_map):
-                raise RlgenError(f"model.action_map is for Discrete actions, but {self.env_id}'s are {action_space}")
+                raise RlgenError(f"model.action_map is for Discrete actions, but {env_id}'s are {action_space}")
             self.action_low = torch.as_tensor(action_space.low, dtype=torch.float32, device=self.device)  # (A,)
             self.action_high = torch.as_tensor(action_space.high, dtype=torch.float32, device=self.device)
         elif len(self.action_map):
             bad = [a for a in self.action_map.tolist() if not 0 <= a < n_actions]
             if bad:
-                raise RlgenError(f"Reinforce action_map has {bad}, but {self.env_id} has actions 0..{n_actions - 1}")
+                raise RlgenError(f"Reinforce action_map has {bad}, but {env_id} has actions 0..{n_actions - 1}")
             n_actions = len(self.action_map)
         self.policy.build(obs_space.shape, n_actions, value_head=self.hparams.baseline == "value")
 
     def on_fit_start(self) -> None:
         self.envs = self._make_train_envs()
-        pong_like = self.env_options.get("pong_from_pixels", False)
+        pong_like = self.env_options.pong_from_pixels
         self.source = EpisodeExperience(self.envs, self._act, self.hparams.episodes_per_batch, seed=self.env_seed,
                                         stats=self.rollout, obs_dtype=np.int8 if pong_like else None)
 
