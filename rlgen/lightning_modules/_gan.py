@@ -20,8 +20,8 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, Subset
 from torchmetrics.classification import MulticlassAccuracy
 
-from rlgen.callbacks.images import image_grid, log_image
 from rlgen.errors import RlgenError, check_range
+from rlgen.media.images import image_grid, log_image
 from rlgen.metrics import load_classifier, make_fid, make_inception_score
 
 

@@ -12,11 +12,11 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torchvision.utils import save_image
 
-from rlgen.callbacks.images import image_grid
 from rlgen.callbacks.run_dir import output_folder
 from rlgen.compat import early_train_dataloader
 from rlgen.errors import RlgenError, check_range
 from rlgen.lightning_modules._gan import Clusters, GANSystem
+from rlgen.media.images import image_grid
 from rlgen.nets.gan import DCGANDiscriminator, DCGANGenerator
 
 GANLoss = Literal["non_saturating", "minimax", "hinge"]
