@@ -21,8 +21,9 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from torchmetrics.classification import MulticlassAccuracy
 
 from rlgen.errors import RlgenError, check_range
+from rlgen.lightning_modules.classifier import load_classifier
 from rlgen.media.images import image_grid, log_image
-from rlgen.metrics import load_classifier, make_fid, make_inception_score
+from rlgen.metrics import make_fid, make_inception_score
 
 
 def default_adam(params) -> torch.optim.Optimizer:
