@@ -15,7 +15,7 @@ from torchvision.utils import save_image
 from rlgen.callbacks.run_dir import output_folder
 from rlgen.compat import early_train_dataloader
 from rlgen.errors import RlgenError, check_range
-from rlgen.lightning_modules._gan import Clusters, GANSystem
+from rlgen.lightning_modules.gan_system import Clusters, GANSystem
 from rlgen.media.images import image_grid
 from rlgen.nets.gan import DCGANDiscriminator, DCGANGenerator
 
@@ -85,7 +85,7 @@ class GAN(GANSystem):
     the idle network toggled off (``requires_grad=False``) while the other one steps. Under DDP each
     backward pass reaches one network only, which needs Lightning's ``ddp_find_unused_parameters_true``
     strategy; ``rlgen`` picks it for ``strategy: ddp`` (``ddp_strategy``; tested with two gloo ranks).
-    What GAN shares with TextGAN (sample grids, FID / IS, the step count) is in ``_gan.GANSystem``.
+    What GAN shares with TextGAN (sample grids, FID / IS, the step count) is in ``gan_system.GANSystem``.
 
     Counting: ``trainer.global_step`` counts *optimizer* steps of both networks, i.e. ``k + 1`` per ``k``
     batches (2 per batch with k = 1); ``max_steps`` and ``ModelCheckpoint(every_n_train_steps)`` use that
@@ -99,7 +99,7 @@ class GAN(GANSystem):
         * ``top_k``: G's loss from the fakes D rates most real only (:func:`generator_loss`).
         * ``mode_seeking``: a term that makes two noises give two images (:func:`mode_seeking_loss`).
         * ``clusters``: G and D conditioned on k-means clusters of the training images, found when fit
-          starts (``_gan.Clusters``; Liu et al. 2020); the fakes share the real batch's clusters.
+          starts (``gan_system.Clusters``; Liu et al. 2020); the fakes share the real batch's clusters.
 
     Images: data in [0, 1] is mapped to [-1, 1] for D; generators end in tanh. With ``classifier_ckpt``
     set, validation logs ``val/fid`` (vs the validation images) and ``val/is`` computed with rlgen's
