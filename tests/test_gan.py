@@ -16,8 +16,8 @@ from torch.utils.data import DataLoader, TensorDataset
 from rlgen.cli import run
 from rlgen.errors import RlgenError
 from rlgen.lightning_modules.classifier import Classifier
-from rlgen.lightning_modules.gan import GAN, discriminator_loss, generator_loss, mode_seeking_loss
-from rlgen.lightning_modules.gan_system import kmeans
+from rlgen.lightning_modules.gan import GAN
+from rlgen.lightning_modules.gan_system import discriminator_loss, generator_loss, kmeans, mode_seeking_loss
 from rlgen.nets.gan import DCGANDiscriminator, DCGANGenerator, Maxout, MLPDiscriminator, MLPGenerator
 from tests.test_classifier import save_classifier
 

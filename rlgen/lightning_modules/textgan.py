@@ -14,8 +14,7 @@ from torchvision.utils import save_image
 
 from rlgen.callbacks.run_dir import output_folder
 from rlgen.errors import RlgenError, check_range
-from rlgen.lightning_modules.gan import generator_loss, mode_seeking_loss, mode_seeking_pairs
-from rlgen.lightning_modules.gan_system import GANSystem
+from rlgen.lightning_modules.gan_system import GANSystem, generator_loss, mode_seeking_loss, mode_seeking_pairs
 from rlgen.media.images import image_grid
 from rlgen.nets.gan import CharTokenizer, TextConditionalDiscriminator, TextConditionalGenerator
 
