@@ -27,10 +27,10 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from bench._common import save_figure, write_results
 from bench._images import image_bench_parser, setup
-from rlgen.callbacks.images import image_grid
 from rlgen.cli import run
 from rlgen.datamodules.unpaired import mnist_pair
 from rlgen.lightning_modules.classifier import Classifier
+from rlgen.media.images import image_grid
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET = 0.95

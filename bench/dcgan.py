@@ -30,11 +30,12 @@ import torch
 
 from bench._common import save_figure, write_results
 from bench._images import image_bench_parser, max_time, setup
-from rlgen.callbacks.images import image_grid
 from rlgen.cli import run
 from rlgen.datamodules.mnist import MNISTDataModule
+from rlgen.lightning_modules.classifier import load_classifier
 from rlgen.lightning_modules.gan import GAN
-from rlgen.metrics import load_classifier, make_fid, make_inception_score
+from rlgen.media.images import image_grid
+from rlgen.metrics import make_fid, make_inception_score
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET_IS = 9.5

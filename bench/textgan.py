@@ -24,9 +24,9 @@ import torch
 from bench._common import save_figure, write_results
 from bench._images import setup
 from bench.dcgan import gan_bench_parser, mnist_images, trained_model
-from rlgen.callbacks.images import image_grid
+from rlgen.lightning_modules.classifier import load_classifier
 from rlgen.lightning_modules.textgan import CAPTION_TEMPLATES, DIGIT_WORDS, TextGAN, caption
-from rlgen.metrics import load_classifier
+from rlgen.media.images import image_grid
 
 TARGET_ACC = 0.9
 UNSEEN_TEMPLATES = ("digit {word}", "number {digit}", "handwritten {word}", "a {digit}")

@@ -8,8 +8,7 @@ import torch
 
 from rlgen.datamodules import MNISTDataModule
 from rlgen.errors import RlgenError
-from rlgen.lightning_modules.classifier import Classifier
-from rlgen.metrics import load_classifier
+from rlgen.lightning_modules.classifier import Classifier, load_classifier
 
 
 def save_classifier(model: Classifier, path) -> None:

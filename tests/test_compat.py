@@ -13,8 +13,8 @@ from pytorch_lightning.demos.boring_classes import BoringModel
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch.utils.tensorboard import SummaryWriter
 
-from rlgen.callbacks.video import gif_bytes
 from rlgen.compat import CheckpointHparamsHook, add_tensorboard_summary, batches_that_stepped, early_train_dataloader
+from rlgen.media.video import gif_bytes
 
 
 class TwoOptimizerSteps(BoringModel):

@@ -15,9 +15,9 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from rlgen.cli import run
 from rlgen.errors import RlgenError
-from rlgen.lightning_modules._gan import kmeans
 from rlgen.lightning_modules.classifier import Classifier
-from rlgen.lightning_modules.gan import GAN, discriminator_loss, generator_loss, mode_seeking_loss
+from rlgen.lightning_modules.gan import GAN
+from rlgen.lightning_modules.gan_system import discriminator_loss, generator_loss, kmeans, mode_seeking_loss
 from rlgen.nets.gan import DCGANDiscriminator, DCGANGenerator, Maxout, MLPDiscriminator, MLPGenerator
 from tests.test_classifier import save_classifier
 
@@ -377,7 +377,7 @@ def test_ddp_without_unused_parameter_search_stops_with_the_strategy_to_use(tmp_
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel
 
-    from rlgen.lightning_modules._gan import check_ddp_for_two_networks
+    from rlgen.lightning_modules.gan_system import check_ddp_for_two_networks
 
     dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'rendezvous'}", rank=0, world_size=1)
     try:

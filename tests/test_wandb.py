@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from pytorch_lightning.demos.boring_classes import BoringModel
 
-from rlgen.callbacks.images import log_image
 from rlgen.cli import run
+from rlgen.media.images import log_image
 from tests.conftest import CONFIGS
 
 

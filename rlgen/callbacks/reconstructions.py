@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from pytorch_lightning import Callback, LightningModule, Trainer
 
-from rlgen.callbacks.images import image_grid, log_image
 from rlgen.errors import RlgenError
+from rlgen.media.images import image_grid, log_image
 
 
 class AutoencoderImages(Callback):

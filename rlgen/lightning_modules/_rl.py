@@ -20,10 +20,10 @@ from gymnasium.error import DependencyNotInstalled
 from pytorch_lightning import LightningModule
 from torch.utils.data import DataLoader
 
-from rlgen.callbacks.video import log_video, save_video
 from rlgen.datamodules.experience import RolloutStats
 from rlgen.envs.make_env import EnvOptions, as_env_options, is_mujoco, offscreen_rendering
 from rlgen.errors import RlgenError, check_range
+from rlgen.media.video import log_video, save_video
 
 _RANK_SEED_STRIDE = 10_000  # rank r's envs are seeded seed + r * stride (+ i for sub-env i)
 _EVAL_SEED_OFFSET = 5_000  # the evaluation env never replays a training env's seeds

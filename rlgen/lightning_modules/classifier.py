@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 from pytorch_lightning import LightningModule
 from torchmetrics.classification import MulticlassAccuracy
 
 from rlgen.datamodules.mnist import MNIST_MEAN, MNIST_STD
-from rlgen.errors import check_range
+from rlgen.errors import RlgenError, check_range
 from rlgen.nets.classifier import SmallCNN
 
 
@@ -61,6 +63,7 @@ class Classifier(LightningModule):
         self.save_hyperparameters(ignore=list(self.RUN_TIME_ARGS))
         self.net = SmallCNN(in_channels, num_classes, width, dropout)
         self.num_features = self.net.num_features
+        self.num_classes = num_classes
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes, average="micro")
 
@@ -108,3 +111,20 @@ class Classifier(LightningModule):
             f"Classifier expects images (B, {self.hparams.in_channels}, H, W) in [0, 1], got {tuple(x.shape)}"
         )
         return (x - self.hparams.mean) / self.hparams.std
+
+
+def load_classifier(ckpt_path: str | Path, map_location: str | torch.device = "cpu") -> Classifier:
+    """The :class:`Classifier` stored in ``ckpt_path``, in eval mode with gradients switched off."""
+    path = Path(ckpt_path)
+    if not path.is_file():
+        raise RlgenError(
+            f"classifier checkpoint {path} not found; train one with `python -m bench.classifier` "
+            "(or `rlgen fit -c configs/classifier/mnist.yaml`), or set --model.classifier_ckpt null to skip FID / IS"
+        )
+    try:
+        model = Classifier.load_from_checkpoint(path, map_location=map_location)
+    except (KeyError, RuntimeError, TypeError) as err:
+        raise RlgenError(f"{path} is not a Classifier checkpoint ({type(err).__name__}: {err})") from err
+    model.eval()
+    model.requires_grad_(False)
+    return model

@@ -2,73 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import torch
-import torch.nn.functional as F
 from pytorch_lightning.cli import OptimizerCallable
 from pytorch_lightning.utilities import rank_zero_info
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torchvision.utils import save_image
 
-from rlgen.callbacks.images import image_grid
 from rlgen.callbacks.run_dir import output_folder
 from rlgen.compat import early_train_dataloader
 from rlgen.errors import RlgenError, check_range
-from rlgen.lightning_modules._gan import Clusters, GANSystem
+from rlgen.lightning_modules.gan_system import (
+    Clusters,
+    GANLoss,
+    GANSystem,
+    discriminator_loss,
+    generator_loss,
+    mode_seeking_loss,
+    mode_seeking_pairs,
+)
+from rlgen.media.images import image_grid
 from rlgen.nets.gan import DCGANDiscriminator, DCGANGenerator
-
-GANLoss = Literal["non_saturating", "minimax", "hinge"]
-
-
-def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, kind: GANLoss = "non_saturating"
-                       ) -> torch.Tensor:
-    """D's loss from its logits on real and fake images, averaged over the batch.
-
-    ``non_saturating`` / ``minimax``: ``-log D(x) - log(1 - D(G(z)))`` with D = sigmoid(logit);
-    ``hinge``: ``max(0, 1 - l(x)) + max(0, 1 + l(G(z)))`` (Lim & Ye 2017; Miyato et al. 2018).
-    """
-    if kind == "hinge":
-        return F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean()
-    return (F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
-            + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
-
-
-def generator_loss(fake_logits: torch.Tensor, kind: GANLoss, top_k: float = 1.0) -> torch.Tensor:
-    """The generator's loss from D's logits on fakes; with ``top_k < 1``, on that share of the fakes only,
-    those with the highest logits (Sinha et al. 2020).
-
-    ``minimax``: ``log(1 - D(G(z)))`` (the paper's objective, minimized; saturates when D wins);
-    ``non_saturating``: ``-log D(G(z))`` (the paper's practical suggestion, same fixed point);
-    ``hinge``: ``-l(G(z))``, the raw logit (the generator side of the hinge loss).
-    """
-    if top_k < 1.0:
-        fake_logits = fake_logits.topk(max(1, round(top_k * len(fake_logits)))).values
-    if kind == "minimax":
-        return -F.softplus(fake_logits).mean()  # log(1 - sigmoid(l)) = -softplus(l)
-    if kind == "hinge":
-        return -fake_logits.mean()
-    return F.softplus(-fake_logits).mean()  # -log sigmoid(l) = softplus(-l)
-
-
-def mode_seeking_loss(fake: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-    """Mao et al. 2019 (MSGAN): ``1 / (mean|G(z1) - G(z2)| / mean|z1 - z2| + 1e-5)`` between the batch's first
-    and second halves, which share their conditions; G minimizes it, so two noises must give two different
-    images. ``fake``: ``(B, ...)``, ``z``: ``(B, latent_dim)``; with an odd B the last row is left out."""
-    h = len(z) // 2
-    ratio = (fake[:h] - fake[h:2 * h]).abs().mean() / (z[:h] - z[h:2 * h]).abs().mean()
-    return 1 / (ratio + 1e-5)
-
-
-def mode_seeking_pairs(cond: tuple) -> tuple:
-    """The conditions for :func:`mode_seeking_loss`: the batch's second half gets its first half's (an odd
-    last row keeps its own)."""
-    def paired(c: torch.Tensor) -> torch.Tensor:
-        h = len(c) // 2
-        return torch.cat([c[:h], c[:h], c[2 * h:]])
-
-    return tuple(paired(c) for c in cond)
 
 
 class GAN(GANSystem):
@@ -85,7 +41,9 @@ class GAN(GANSystem):
     the idle network toggled off (``requires_grad=False``) while the other one steps. Under DDP each
     backward pass reaches one network only, which needs Lightning's ``ddp_find_unused_parameters_true``
     strategy; ``rlgen`` picks it for ``strategy: ddp`` (``ddp_strategy``; tested with two gloo ranks).
-    What GAN shares with TextGAN (sample grids, FID / IS, the step count) is in ``_gan.GANSystem``.
+    The losses are functions in ``gan_system.py``, shared with TextGAN, each with its equation:
+    :func:`discriminator_loss` (D's), :func:`generator_loss` (G's, by ``loss``) and :func:`mode_seeking_loss`.
+    The rest GAN shares with TextGAN (sample grids, FID / IS, the step count) is the base ``GANSystem``.
 
     Counting: ``trainer.global_step`` counts *optimizer* steps of both networks, i.e. ``k + 1`` per ``k``
     batches (2 per batch with k = 1); ``max_steps`` and ``ModelCheckpoint(every_n_train_steps)`` use that
@@ -99,7 +57,7 @@ class GAN(GANSystem):
         * ``top_k``: G's loss from the fakes D rates most real only (:func:`generator_loss`).
         * ``mode_seeking``: a term that makes two noises give two images (:func:`mode_seeking_loss`).
         * ``clusters``: G and D conditioned on k-means clusters of the training images, found when fit
-          starts (``_gan.Clusters``; Liu et al. 2020); the fakes share the real batch's clusters.
+          starts (``gan_system.Clusters``; Liu et al. 2020); the fakes share the real batch's clusters.
 
     Images: data in [0, 1] is mapped to [-1, 1] for D; generators end in tanh. With ``classifier_ckpt``
     set, validation logs ``val/fid`` (vs the validation images) and ``val/is`` computed with rlgen's

@@ -12,11 +12,10 @@ from torch import nn
 from torch.utils.data import DataLoader
 from torchvision.utils import save_image
 
-from rlgen.callbacks.images import image_grid
 from rlgen.callbacks.run_dir import output_folder
 from rlgen.errors import RlgenError, check_range
-from rlgen.lightning_modules._gan import GANSystem
-from rlgen.lightning_modules.gan import generator_loss, mode_seeking_loss, mode_seeking_pairs
+from rlgen.lightning_modules.gan_system import GANSystem, generator_loss, mode_seeking_loss, mode_seeking_pairs
+from rlgen.media.images import image_grid
 from rlgen.nets.gan import CharTokenizer, TextConditionalDiscriminator, TextConditionalGenerator
 
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
@@ -51,7 +50,7 @@ class TextGAN(GANSystem):
     With ``matching_aware: false``, L_D is the plain conditional GAN loss (no wrong-caption term).
 
     Optimization, step counting and logging are those of :class:`~rlgen.lightning_modules.gan.GAN` (k D
-    steps per G step, ``global_step`` = D + G optimizer steps, shared through ``_gan.GANSystem``).
+    steps per G step, ``global_step`` = D + G optimizer steps, shared through ``gan_system.GANSystem``).
     Validation logs ``val/prompt_acc`` (the share of generated digits that the MNIST classifier assigns
     to the captioned digit) next to ``val/fid`` and ``val/is`` when ``classifier_ckpt`` is set.
     ``rlgen predict ... --model.prompts '["seven", "the digit 3"]'`` writes one grid of

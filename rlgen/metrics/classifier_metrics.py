@@ -1,8 +1,11 @@
 """FID and Inception Score on MNIST, computed with rlgen's own digit classifier instead of Inception-v3.
 
 No Inception weights can be downloaded offline, and MNIST digits are not ImageNet photos anyway, so the
-torchmetrics metrics get a custom ``feature`` module: the penultimate layer of a trained
-:class:`~rlgen.lightning_modules.classifier.Classifier` for FID, its logits for the Inception Score.
+torchmetrics metrics get a custom ``feature`` module: the penultimate layer of a trained classifier for
+FID, its logits for the Inception Score. The classifier is rlgen's
+:class:`~rlgen.lightning_modules.classifier.Classifier`, read from its checkpoint with
+:func:`~rlgen.lightning_modules.classifier.load_classifier`; this module needs only what every such
+network has: ``forward(x)`` (logits), ``features(x)``, ``num_features`` and ``num_classes``.
 Scores are therefore comparable between rlgen runs (same classifier checkpoint), not with papers'
 Inception-based numbers. Every function takes images ``(B, 1, 28, 28)`` in [0, 1].
 """
@@ -10,33 +13,12 @@ Inception-based numbers. Every function takes images ``(B, 1, 28, 28)`` in [0, 1
 from __future__ import annotations
 
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Literal
 
 import torch
 from torch import nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.inception import InceptionScore
-
-from rlgen.errors import RlgenError
-from rlgen.lightning_modules.classifier import Classifier
-
-
-def load_classifier(ckpt_path: str | Path, map_location: str | torch.device = "cpu") -> Classifier:
-    """The :class:`Classifier` stored in ``ckpt_path``, in eval mode with gradients switched off."""
-    path = Path(ckpt_path)
-    if not path.is_file():
-        raise RlgenError(
-            f"classifier checkpoint {path} not found; train one with `python -m bench.classifier` "
-            "(or `rlgen fit -c configs/classifier/mnist.yaml`), or set --model.classifier_ckpt null to skip FID / IS"
-        )
-    try:
-        model = Classifier.load_from_checkpoint(path, map_location=map_location)
-    except (KeyError, RuntimeError, TypeError) as err:
-        raise RlgenError(f"{path} is not a Classifier checkpoint ({type(err).__name__}: {err})") from err
-    model.eval()
-    model.requires_grad_(False)
-    return model
 
 
 class ClassifierFeatures(nn.Module):
@@ -46,11 +28,11 @@ class ClassifierFeatures(nn.Module):
     (for the Inception Score). ``num_features`` spares torchmetrics its dummy forward pass.
     """
 
-    def __init__(self, classifier: Classifier, output: Literal["features", "logits"] = "features") -> None:
+    def __init__(self, classifier: nn.Module, output: Literal["features", "logits"] = "features") -> None:
         super().__init__()
         self.classifier = classifier.eval().requires_grad_(False)
         self.output = output
-        self.num_features = classifier.num_features if output == "features" else classifier.hparams.num_classes
+        self.num_features = classifier.num_features if output == "features" else classifier.num_classes
 
     def train(self, mode: bool = True) -> ClassifierFeatures:
         """Stay in eval mode (BatchNorm running statistics, no dropout) whatever the parent module does."""
@@ -64,19 +46,19 @@ class ClassifierFeatures(nn.Module):
         return self.classifier(x)  # (B, num_classes)
 
 
-def make_fid(classifier: Classifier) -> FrechetInceptionDistance:
+def make_fid(classifier: nn.Module) -> FrechetInceptionDistance:
     """A torchmetrics FID on the classifier's penultimate features; ``update(imgs, real=...)`` with [0, 1] images."""
     return FrechetInceptionDistance(feature=ClassifierFeatures(classifier, "features"), reset_real_features=True)
 
 
-def make_inception_score(classifier: Classifier, splits: int = 10) -> InceptionScore:
+def make_inception_score(classifier: nn.Module, splits: int = 10) -> InceptionScore:
     """A torchmetrics Inception Score on the classifier's logits; ``update(imgs)`` with [0, 1] images."""
     return InceptionScore(feature=ClassifierFeatures(classifier, "logits"), splits=splits)
 
 
 @torch.no_grad()
 def score_images(
-    classifier: Classifier,
+    classifier: nn.Module,
     fake: Iterable[torch.Tensor],
     real: Iterable[torch.Tensor] | None = None,
     splits: int = 10,

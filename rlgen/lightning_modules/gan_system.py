@@ -1,14 +1,17 @@
-"""What the GAN systems share, none of it an algorithm: :class:`GANSystem`, the base of :class:`~rlgen.
-lightning_modules.gan.GAN` and :class:`~rlgen.lightning_modules.textgan.TextGAN` (two networks, one injected
-optimizer each, sample grids, FID / IS, the step count), and the parts that compose with them:
-:class:`ImageQuality` (the metrics), :class:`Clusters` (self-conditioning on k-means clusters), :func:`kmeans`,
-:func:`check_ddp_for_two_networks` (also used by CycleGAN). Each system's ``training_step`` is its paper's
-Algorithm 1 and lives in its own file.
+"""What the GAN systems share: :class:`GANSystem`, the base of :class:`~rlgen.lightning_modules.gan.GAN` and
+:class:`~rlgen.lightning_modules.textgan.TextGAN` (two networks, one injected optimizer each, sample grids,
+FID / IS, the step count); the losses their ``training_step`` calls (:func:`discriminator_loss`,
+:func:`generator_loss`, :func:`mode_seeking_loss` with :func:`mode_seeking_pairs`); and the parts that
+compose with them: :class:`ImageQuality` (the metrics), :class:`Clusters` (self-conditioning on k-means
+clusters), :func:`kmeans`, :func:`check_ddp_for_two_networks` (also used by CycleGAN). Each system's
+``training_step`` is its paper's Algorithm 1 and lives in its own file.
+
+Subclass :class:`GANSystem` for a new two-network GAN (see ``docs/extending.md``).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -20,9 +23,61 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, Subset
 from torchmetrics.classification import MulticlassAccuracy
 
-from rlgen.callbacks.images import image_grid, log_image
 from rlgen.errors import RlgenError, check_range
-from rlgen.metrics import load_classifier, make_fid, make_inception_score
+from rlgen.lightning_modules.classifier import load_classifier
+from rlgen.media.images import image_grid, log_image
+from rlgen.metrics import make_fid, make_inception_score
+
+GANLoss = Literal["non_saturating", "minimax", "hinge"]
+
+
+def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, kind: GANLoss = "non_saturating"
+                       ) -> torch.Tensor:
+    """D's loss from its logits on real and fake images, averaged over the batch.
+
+    ``non_saturating`` / ``minimax``: ``-log D(x) - log(1 - D(G(z)))`` with D = sigmoid(logit);
+    ``hinge``: ``max(0, 1 - l(x)) + max(0, 1 + l(G(z)))`` (Lim & Ye 2017; Miyato et al. 2018).
+    """
+    if kind == "hinge":
+        return F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean()
+    return (F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
+            + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
+
+
+def generator_loss(fake_logits: torch.Tensor, kind: GANLoss, top_k: float = 1.0) -> torch.Tensor:
+    """The generator's loss from D's logits on fakes; with ``top_k < 1``, on that share of the fakes only,
+    those with the highest logits (Sinha et al. 2020).
+
+    ``minimax``: ``log(1 - D(G(z)))`` (the paper's objective, minimized; saturates when D wins);
+    ``non_saturating``: ``-log D(G(z))`` (the paper's practical suggestion, same fixed point);
+    ``hinge``: ``-l(G(z))``, the raw logit (the generator side of the hinge loss).
+    """
+    if top_k < 1.0:
+        fake_logits = fake_logits.topk(max(1, round(top_k * len(fake_logits)))).values
+    if kind == "minimax":
+        return -F.softplus(fake_logits).mean()  # log(1 - sigmoid(l)) = -softplus(l)
+    if kind == "hinge":
+        return -fake_logits.mean()
+    return F.softplus(-fake_logits).mean()  # -log sigmoid(l) = softplus(-l)
+
+
+def mode_seeking_loss(fake: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """Mao et al. 2019 (MSGAN): ``1 / (mean|G(z1) - G(z2)| / mean|z1 - z2| + 1e-5)`` between the batch's first
+    and second halves, which share their conditions; G minimizes it, so two noises must give two different
+    images. ``fake``: ``(B, ...)``, ``z``: ``(B, latent_dim)``; with an odd B the last row is left out."""
+    h = len(z) // 2
+    ratio = (fake[:h] - fake[h:2 * h]).abs().mean() / (z[:h] - z[h:2 * h]).abs().mean()
+    return 1 / (ratio + 1e-5)
+
+
+def mode_seeking_pairs(cond: tuple) -> tuple:
+    """The conditions for :func:`mode_seeking_loss`: the batch's second half gets its first half's (an odd
+    last row keeps its own)."""
+    def paired(c: torch.Tensor) -> torch.Tensor:
+        h = len(c) // 2
+        return torch.cat([c[:h], c[:h], c[2 * h:]])
+
+    return tuple(paired(c) for c in cond)
 
 
 def default_adam(params) -> torch.optim.Optimizer:

@@ -16,8 +16,8 @@ from PIL import Image
 from pytorch_lightning import Trainer
 from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
 
-from rlgen.callbacks.images import logged_step
 from rlgen.compat import add_tensorboard_summary
+from rlgen.media.images import logged_step
 
 
 def save_video(frames: Sequence[np.ndarray], path: str | Path, fps: int = 30) -> Path:
