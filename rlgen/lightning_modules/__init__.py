@@ -5,7 +5,6 @@ its class name or full path (``class_path: rlgen.lightning_modules.dqn.DQN``). A
 :class:`RLSystem`, :class:`GANSystem` or a plain ``LightningModule``: see ``docs/extending.md``.
 """
 
-from rlgen.lightning_modules._rl import RLSystem  # to become rl_system.py
 from rlgen.lightning_modules.autoencoder import AutoEncoder, DenoisingAutoEncoder
 from rlgen.lightning_modules.classifier import Classifier
 from rlgen.lightning_modules.cyclegan import CycleGAN
@@ -14,6 +13,7 @@ from rlgen.lightning_modules.gan import GAN
 from rlgen.lightning_modules.gan_system import GANSystem
 from rlgen.lightning_modules.qlearning import TabularQLearning
 from rlgen.lightning_modules.reinforce import Reinforce
+from rlgen.lightning_modules.rl_system import RLSystem
 from rlgen.lightning_modules.textgan import TextGAN
 from rlgen.lightning_modules.vae import VAE
 

@@ -15,7 +15,7 @@ from rlgen.datamodules.experience import ReplayExperience
 from rlgen.envs.make_env import EnvOptions
 from rlgen.envs.replay import PrioritizedBatch, ReplayBatch
 from rlgen.errors import RlgenError, check_range
-from rlgen.lightning_modules._rl import RLSystem
+from rlgen.lightning_modules.rl_system import RLSystem
 from rlgen.nets.rl import QNetwork
 
 

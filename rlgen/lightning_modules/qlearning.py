@@ -12,7 +12,7 @@ from rlgen.datamodules.experience import EpisodeBatch, EpisodeExperience, Replay
 from rlgen.envs import ReplayBatch, check_discrete_actions
 from rlgen.envs.make_env import EnvOptions
 from rlgen.errors import RlgenError, check_range
-from rlgen.lightning_modules._rl import RLSystem
+from rlgen.lightning_modules.rl_system import RLSystem
 from rlgen.lightning_modules.reinforce import discounted_returns
 
 

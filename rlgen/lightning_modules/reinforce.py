@@ -13,7 +13,7 @@ from torch.distributions import Categorical
 from rlgen.datamodules.experience import EpisodeBatch, EpisodeExperience
 from rlgen.envs.make_env import EnvOptions
 from rlgen.errors import RlgenError, check_range
-from rlgen.lightning_modules._rl import RLSystem
+from rlgen.lightning_modules.rl_system import RLSystem
 from rlgen.nets.rl import CategoricalPolicy, GaussianPolicy, Policy
 
 
