@@ -490,7 +490,7 @@ def _adapt_to_model(cfg: Namespace) -> None:
         if args is not None and args.get("monitor") in unlogged:
             print(f"rlgen: {name} logs no {args.monitor} with these arguments, so ModelCheckpoint keeps the "
                   "latest checkpoints instead of the best", file=sys.stderr)
-            args.monitor = None
+            args.monitor, args.save_last = None, True  # the latest, last.ckpt included (no second writer)
 
 
 def _explicit_model_keys(args: list[str]) -> set[str]:

@@ -12,9 +12,10 @@ from bench import tables
 from rlgen.listing import header_paragraph
 
 
-def test_readme_tables_are_what_the_results_files_say():
-    readme = tables.README.read_text()
-    assert tables.render(readme) == readme, "a README table differs from its JSON: python -m bench.tables --write"
+@pytest.mark.parametrize("document", list(tables.DOCUMENTS), ids=lambda p: p.name)
+def test_tables_are_what_the_results_files_say(document):
+    assert tables.render(document) == document.read_text(), \
+        f"a table in {document.name} differs from its JSON: python -m bench.tables --write"
 
 
 def test_a_changed_number_changes_the_table_and_a_missing_file_says_so(tmp_path):
