@@ -12,10 +12,8 @@ status 1 (2 for config parse errors); ``RLGEN_DEBUG=1`` shows the traceback inst
 
 from __future__ import annotations
 
-import errno
 import importlib
 import os
-import re
 import sys
 import tempfile
 import time
@@ -25,10 +23,9 @@ from typing import Any
 
 import torch
 import yaml
-from jsonargparse import ArgumentError, Namespace, lazy_instance
+from jsonargparse import Namespace, lazy_instance
 from jsonargparse.typing import PositiveInt
 from lightning_fabric.plugins import CheckpointIO
-from lightning_fabric.utilities.exceptions import MisconfigurationException
 from pytorch_lightning import LightningModule, Trainer
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint, ProgressBar
 from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger, WandbLogger
@@ -40,15 +37,15 @@ from rlgen.callbacks.run_dir import RunConfigCallback
 from rlgen.checkpoints import (
     AtomicCheckpointIO,
     check_model_class,
-    explain_state_dict_error,
     find_last_checkpoint,
     read_checkpoint,
 )
 from rlgen.compat import CheckpointHparamsHook
 from rlgen.console import version_line
-from rlgen.errors import RlgenError, check_range, gib, physical_memory
+from rlgen.errors import RlgenError, check_range
 from rlgen.quiet import quiet_third_party
 from rlgen.summary import closing_summary
+from rlgen.user_errors import user_error
 
 # Importing every module registers its classes, so configs may say `class_path: VAE`.
 import_submodules("rlgen.lightning_modules")
@@ -274,7 +271,7 @@ def run(args: list[str] | None = None) -> RlgenCLI:
             print(_model_help_hint(cli_args))
         raise
     except Exception as err:
-        message, status = _user_error(err, cli_args)
+        message, status = user_error(err, cli_args)
         if message is None or os.environ.get("RLGEN_DEBUG"):
             raise
         if message.startswith(("Problems parsing config", "Unexpected config")):
@@ -395,75 +392,6 @@ def _check_trainer_ranges(cfg: Namespace) -> None:
         values = {n: trainer.get(n) for n in names}
         check_range(rule, "trainer", **{n: v for n, v in values.items()
                                          if isinstance(v, (int, float)) and not isinstance(v, bool)})
-
-
-def _out_of_memory(err: BaseException, cli_args: list[str]) -> str:
-    """The one-line message for an allocation no machine (or not this one) holds: the allocator's words, the
-    machine's memory, and the largest numbers given on the command line, the likely culprits."""
-    what = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-    what = re.sub(r"^\[enforce fail at [^]]*\]\s*", "", what)[:160]
-    numbers = []
-    for i, arg in enumerate(cli_args):
-        name, _, value = arg.partition("=")
-        if not value and i + 1 < len(cli_args):
-            value = cli_args[i + 1]
-        if name.startswith("--") and re.fullmatch(r"\d[\d_]*", value or ""):
-            numbers.append((int(value.replace("_", "")), f"{name}={value}"))
-    memory = physical_memory()
-    has = f" (this machine has {gib(memory)})" if memory else ""
-    culprits = ", ".join(text for _, text in sorted(numbers, reverse=True)[:2])
-    hint = f"; the largest sizes given: {culprits}: make the one that is too large smaller" if culprits else (
-        "; make the size options in the config (batch, buffer, layer sizes) smaller")
-    return f"out of memory{has}: {what}{hint}"
-
-
-def _user_error(err: Exception, cli_args: list[str] = ()) -> tuple[str | None, int]:
-    """The one-line message and exit status for an error a user can fix, or ``(None, 0)`` for a bug."""
-    if isinstance(err, ArgumentError):
-        return _one_line_parse_error(str(err)), 2
-    cause = err
-    while cause is not None and not isinstance(cause, RlgenError):  # jsonargparse wraps errors of __init__
-        cause = cause.__cause__ or cause.__context__
-    if cause is not None:
-        return str(cause), 1
-    cause = err
-    while cause is not None and not _is_allocation_failure(cause):
-        cause = cause.__cause__ or cause.__context__
-    if cause is not None:
-        return _out_of_memory(cause, list(cli_args)), 1
-    if isinstance(err, MisconfigurationException):  # contradictory trainer settings
-        return _one_line_parse_error(str(err)), 2
-    if isinstance(err, RuntimeError) and (explained := explain_state_dict_error(err)) is not None:
-        return str(explained), 1
-    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EACCES, errno.EROFS):
-        what = {errno.ENOSPC: "the disk is full", errno.EACCES: "permission denied",
-                errno.EROFS: "read-only file system"}[err.errno]
-        return f"cannot write {err.filename or 'a file'}: {what}; free space or choose another directory", 1
-    return None, 0
-
-
-def _is_allocation_failure(err: BaseException) -> bool:
-    """numpy's and Python's MemoryError, torch's OutOfMemoryError (GPU) and its CPU allocator's failure."""
-    return isinstance(err, (MemoryError, torch.OutOfMemoryError)) or (
-        isinstance(err, RuntimeError) and "can't allocate memory" in str(err))
-
-
-_NOISE = re.compile(
-    r"^(Does not validate against any of the Union subtypes|Subtypes: .*|Errors:|Given value type: .*)$"
-)
-
-
-def _one_line_parse_error(text: str) -> str:
-    lines = [ln.strip(" -") for ln in text.strip().splitlines()]
-    kept = [ln for ln in lines if ln and not _NOISE.match(ln)]
-    line = " ".join(kept)
-    if any(hint in line for hint in ("does not accept option", "Parser key", "unrecognized arguments")):
-        line += " (run `rlgen <subcommand> --help` for the accepted keys and types)"
-    if 'expected "subcommand"' in line:
-        line = line.rstrip(".") + "; e.g. `rlgen fit -c configs/dqn/cartpole.yaml` (`rlgen list` shows every config)"
-    if re.search(r"required: \w+\.model\b", line):
-        line += "; pass a config, e.g. `rlgen fit -c configs/dqn/cartpole.yaml` (`rlgen list` shows them all)"
-    return line
 
 
 def _adapt_to_model(cfg: Namespace) -> None:

@@ -12,8 +12,8 @@ from rlgen.datamodules.experience import EpisodeBatch, EpisodeExperience, Replay
 from rlgen.envs import ReplayBatch, check_discrete_actions
 from rlgen.envs.make_env import EnvOptions
 from rlgen.errors import RlgenError, check_range
-from rlgen.lightning_modules.rl_system import RLSystem
 from rlgen.lightning_modules.reinforce import discounted_returns
+from rlgen.lightning_modules.rl_system import RLSystem
 
 
 class TabularQLearning(RLSystem):
