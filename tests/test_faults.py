@@ -19,8 +19,9 @@ from pytorch_lightning.demos.boring_classes import BoringModel, RandomDataset
 
 from tests.conftest import REPO, run_cli
 
-# Starts processes of its own: these tests run one after another on one xdist worker (tests/conftest.py).
-pytestmark = pytest.mark.xdist_group("processes")
+# The tests that start a process of their own (kill -9, signals) run one after another on one xdist worker
+# (xdist_group "processes", tests/conftest.py); the others run in this process, on either worker.
+PROCESSES = pytest.mark.xdist_group("processes")
 
 EVERY_STEP = ("--trainer.callbacks+=ModelCheckpoint", "--trainer.callbacks.every_n_train_steps=1",
               "--trainer.callbacks.save_last=true")
@@ -122,6 +123,7 @@ def _resume_steps(root: Path) -> int:
     return saved
 
 
+@PROCESSES
 def test_kill_9_leaves_an_intact_checkpoint_that_resumes(tmp_path):
     proc = _start_slow_fit(tmp_path)
     try:
@@ -137,12 +139,13 @@ def test_kill_9_leaves_an_intact_checkpoint_that_resumes(tmp_path):
     assert all(p.parent == killed_dir for p in tmp_path.rglob("*.tmp*")), list(tmp_path.rglob("*.tmp*"))
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-def test_interrupt_saves_a_checkpoint_at_the_current_step(tmp_path, sig):
+@PROCESSES
+def test_ctrl_c_saves_a_checkpoint_at_the_current_step(tmp_path):
+    """SIGINT to the run alone; SIGTERM is sent to the whole process group below (what scancel does)."""
     proc = _start_slow_fit(tmp_path, "--trainer.callbacks.every_n_train_steps=1000")
     try:
         wait_until_training(tmp_path, proc)  # no periodic checkpoint is due before step 1000
-        proc.send_signal(sig)
+        proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
     finally:
         proc.kill()
@@ -151,6 +154,7 @@ def test_interrupt_saves_a_checkpoint_at_the_current_step(tmp_path, sig):
     assert step > 0 and not math.isnan(step)
 
 
+@PROCESSES
 def test_sigterm_to_the_process_group_saves_a_checkpoint(tmp_path):
     """scancel and ``kill -TERM -<pgid>`` end the DataLoader workers as well as the run: still saved."""
     proc = _start_slow_fit(tmp_path, "--trainer.callbacks.every_n_train_steps=1000", model="SlowBoringWithWorkers")

@@ -1,4 +1,4 @@
-"""Same seed, same run: two CPU runs log identical losses for their first 200 steps."""
+"""Same seed, same run: two CPU runs log identical losses, step for step, for their first 60 steps."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import CONFIGS, run_cli
 
-COMMON = ["-c", str(CONFIGS / "logger" / "csv.yaml"), "--trainer.max_steps=200", "--trainer.log_every_n_steps=1",
+COMMON = ["-c", str(CONFIGS / "logger" / "csv.yaml"), "--trainer.max_steps=60", "--trainer.log_every_n_steps=1",
           "--trainer.enable_progress_bar=false", "--trainer.limit_val_batches=0", "--trainer.num_sanity_val_steps=0",
           "--trainer.callbacks=[]"]
 
@@ -17,7 +17,7 @@ COMMON = ["-c", str(CONFIGS / "logger" / "csv.yaml"), "--trainer.max_steps=200",
 def logged(root: Path, key: str) -> list[tuple[int, str]]:
     rows = list(csv.DictReader(open(next(root.rglob("metrics.csv")))))
     values = [(int(r["step"]), r[key]) for r in rows if r.get(key)]
-    assert len(values) >= 150, f"expected a {key} value for (nearly) every one of 200 steps, got {len(values)}"
+    assert len(values) >= 50, f"expected a {key} value for (nearly) every one of 60 steps, got {len(values)}"
     return values
 
 
