@@ -19,7 +19,7 @@ from pytorch_lightning import LightningModule, Trainer
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 
 from rlgen.callbacks.progress import format_duration
-from rlgen.callbacks.run_dir import run_directory
+from rlgen.paths import run_directory
 
 _MAX_FILES = 4  # files listed by name; the rest are counted
 _MEDIA = {".png", ".jpg", ".jpeg", ".gif", ".mp4"}

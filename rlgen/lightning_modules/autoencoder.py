@@ -10,9 +10,9 @@ import torch.nn.functional as F
 from pytorch_lightning import LightningModule
 from torchvision.utils import save_image
 
-from rlgen.callbacks.run_dir import output_folder
 from rlgen.errors import RlgenError, check_range
 from rlgen.nets.autoencoders import build_encoder_decoder
+from rlgen.paths import output_folder
 
 
 class AutoEncoder(LightningModule):

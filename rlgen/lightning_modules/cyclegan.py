@@ -13,11 +13,11 @@ from pytorch_lightning.utilities import rank_zero_warn
 from torch import nn
 from torchvision.utils import save_image
 
-from rlgen.callbacks.run_dir import output_folder
 from rlgen.errors import RlgenError, check_range
 from rlgen.lightning_modules.gan_system import check_ddp_for_two_networks
 from rlgen.media.images import image_grid, log_image
 from rlgen.nets.cyclegan import PatchDiscriminator, ResnetGenerator, init_weights
+from rlgen.paths import output_folder
 
 
 class ImagePool:

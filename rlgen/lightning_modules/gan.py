@@ -11,7 +11,6 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torchvision.utils import save_image
 
-from rlgen.callbacks.run_dir import output_folder
 from rlgen.compat import early_train_dataloader
 from rlgen.errors import RlgenError, check_range
 from rlgen.lightning_modules.gan_system import (
@@ -25,6 +24,7 @@ from rlgen.lightning_modules.gan_system import (
 )
 from rlgen.media.images import image_grid
 from rlgen.nets.gan import DCGANDiscriminator, DCGANGenerator
+from rlgen.paths import output_folder
 
 
 class GAN(GANSystem):

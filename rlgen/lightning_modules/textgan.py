@@ -12,11 +12,11 @@ from torch import nn
 from torch.utils.data import DataLoader
 from torchvision.utils import save_image
 
-from rlgen.callbacks.run_dir import output_folder
 from rlgen.errors import RlgenError, check_range
 from rlgen.lightning_modules.gan_system import GANSystem, generator_loss, mode_seeking_loss, mode_seeking_pairs
 from rlgen.media.images import image_grid
 from rlgen.nets.gan import CharTokenizer, TextConditionalDiscriminator, TextConditionalGenerator
+from rlgen.paths import output_folder
 
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 CAPTION_TEMPLATES = (

@@ -9,10 +9,10 @@ import torch
 from pytorch_lightning import LightningModule
 from torch import nn
 
-from rlgen.callbacks.run_dir import output_folder
 from rlgen.errors import check_range
 from rlgen.lightning_modules.autoencoder import write_predict_grid
 from rlgen.nets.autoencoders import build_encoder_decoder
+from rlgen.paths import output_folder
 
 LOG_2PI = math.log(2 * math.pi)
 

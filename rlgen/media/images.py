@@ -7,8 +7,8 @@ from pytorch_lightning import Trainer
 from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
 from torchvision.utils import make_grid, save_image
 
-from rlgen.callbacks.run_dir import run_directory
 from rlgen.compat import batches_that_stepped
+from rlgen.paths import run_directory
 
 
 def image_grid(images: torch.Tensor, nrow: int = 8, value_range: tuple[float, float] | None = None) -> torch.Tensor:
