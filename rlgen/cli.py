@@ -79,10 +79,12 @@ class RlgenCLI(CheckpointHparamsHook):
     _started = 0.0  # time.time() when the subcommand began (before_<subcommand>)
 
     def setup_parser(self, add_subcommands: bool, main_kwargs: dict, subparser_kwargs: dict) -> None:
+        """LightningCLI has no ``--version``."""
         super().setup_parser(add_subcommands, main_kwargs, subparser_kwargs)
         self.parser.add_argument("--version", action="version", version=version_line())
 
     def add_arguments_to_parser(self, parser) -> None:
+        """Two options LightningCLI lacks: ``--compile`` and ``--threads`` (applied in instantiate_classes)."""
         parser.add_argument("--compile", type=bool, default=False,
                             help="Compile the model with torch.compile (opt-in; pays off on GPUs, a one-off compile "
                                  "time and often slower on CPUs).")
@@ -91,6 +93,8 @@ class RlgenCLI(CheckpointHparamsHook):
                                  "CartPole and JumpChain, all cores otherwise; OMP_NUM_THREADS also sets it).")
 
     def instantiate_classes(self) -> None:
+        """LightningCLI's, plus: W&B gets the whole resolved config at init (and a SLURM-stable run id), and the
+        torch threads and ``torch.compile`` are applied to the built model."""
         options = self.config[self.subcommand] if self.subcommand else self.config
         wandb = config_entries(options, "logger", WandbLogger)
         saved = [logger.clone() for logger in wandb]
@@ -110,6 +114,9 @@ class RlgenCLI(CheckpointHparamsHook):
             self.model = torch.compile(self.model)
 
     def parse_arguments(self, parser, args) -> None:
+        """LightningCLI's parse, then the checks and settings it has no place for: Trainer option ranges, the
+        default logger following ``default_root_dir``, a writable log directory, ``--ckpt_path last``,
+        evaluation runs logging beside their checkpoint, and a checkpoint of the configured model class."""
         self._cli_args = [str(a) for a in (sys.argv[1:] if args is None else args)]
         super().parse_arguments(parser, args)
         subcommand = self.config.get("subcommand")
@@ -146,9 +153,12 @@ class RlgenCLI(CheckpointHparamsHook):
                 after.dict_kwargs.pop(key, None)
 
     def before_instantiate_classes(self) -> None:
+        """What the model class asks of the trainer (its DDP strategy, checkpoints on metrics it logs)."""
         _adapt_to_model(self.config[self.subcommand] if self.subcommand else self.config)
 
     def instantiate_trainer(self, **kwargs) -> Trainer:
+        """LightningCLI's Trainer with rlgen's default callbacks (progress, last.ckpt, FaultGuard) and atomic
+        checkpoint writes; evaluation runs write no checkpoints."""
         trainer_cfg = (self.config_init[self.subcommand] if self.subcommand else self.config_init).get("trainer") or {}
         callbacks = list(trainer_cfg.get("callbacks") or [])
         evaluating = self.subcommand not in (None, "fit")
