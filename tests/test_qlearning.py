@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -146,6 +148,24 @@ def test_env_options_load_from_a_checkpoint_as_a_dict_or_a_dataclass(options, tm
     assert env.step(0)[1] == -1.0  # JumpChain's step_reward
     with pytest.raises(RlgenError, match=r"unknown key\(s\) step_rewards"):
         TabularQLearning(env_options={"step_rewards": -1.0})
+
+
+def test_a_module_built_in_python_saves_env_options_that_rlgen_test_reads(tmp_path, monkeypatch):
+    """Trained from Python with the dataclass, the checkpoint holds env_options as plain data, so LightningCLI
+    (which reads hyperparameters with weights_only=True) rebuilds the module: `rlgen test` runs on it."""
+    monkeypatch.chdir(tmp_path)
+    model = TabularQLearning(env_options=EnvOptions(env_kwargs={"step_reward": -1.0}))
+    trainer = pl.Trainer(max_steps=5, logger=False, enable_progress_bar=False, enable_model_summary=False,
+                         limit_val_batches=0, default_root_dir=tmp_path)
+    trainer.fit(model)
+    path = tmp_path / "q.ckpt"
+    trainer.save_checkpoint(path)
+    saved = torch.load(path, weights_only=True)["hyper_parameters"]["env_options"]
+    assert saved == asdict(EnvOptions(env_kwargs={"step_reward": -1.0}))
+    assert isinstance(model.hparams.env_options, EnvOptions), "the live module keeps its dataclass"
+    cli = run(["test", "-c", CONFIG, f"--ckpt_path={path}", "--model.test_episodes=1",
+               "--trainer.enable_progress_bar=false"])
+    assert cli.model.env_options == EnvOptions(env_kwargs={"step_reward": -1.0})
 
 
 def test_bad_arguments_are_one_line_errors():

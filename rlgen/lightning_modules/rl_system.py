@@ -10,7 +10,7 @@ averages ``val/episodic_return`` over the N episodes (and shards them across DDP
 from __future__ import annotations
 
 import os
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +87,11 @@ class RLSystem(LightningModule):
     # --------------------------------------------------------------------------- checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["rl_state"] = {"rollout": self.rollout.state_dict(), **self._extra_rl_state()}
+        hparams = checkpoint.get("hyper_parameters")
+        if hparams is not None and isinstance(hparams.get("env_options"), EnvOptions):
+            # plain data, as a config gives it: LightningCLI reads a checkpoint's hyperparameters with
+            # torch.load(weights_only=True), which refuses a pickled dataclass (a module built in Python)
+            hparams["env_options"] = asdict(hparams["env_options"])
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Applied in on_fit_start, once the environments and the buffer exist.
