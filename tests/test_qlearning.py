@@ -154,18 +154,18 @@ def test_a_module_built_in_python_saves_env_options_that_rlgen_test_reads(tmp_pa
     """Trained from Python with the dataclass, the checkpoint holds env_options as plain data, so LightningCLI
     (which reads hyperparameters with weights_only=True) rebuilds the module: `rlgen test` runs on it."""
     monkeypatch.chdir(tmp_path)
-    model = TabularQLearning(env_options=EnvOptions(env_kwargs={"step_reward": -1.0}))
+    model = TabularQLearning(env_options=EnvOptions(max_episode_steps=7))
     trainer = pl.Trainer(max_steps=5, logger=False, enable_progress_bar=False, enable_model_summary=False,
                          limit_val_batches=0, default_root_dir=tmp_path)
     trainer.fit(model)
     path = tmp_path / "q.ckpt"
     trainer.save_checkpoint(path)
     saved = torch.load(path, weights_only=True)["hyper_parameters"]["env_options"]
-    assert saved == asdict(EnvOptions(env_kwargs={"step_reward": -1.0}))
+    assert saved == asdict(EnvOptions(max_episode_steps=7))
     assert isinstance(model.hparams.env_options, EnvOptions), "the live module keeps its dataclass"
     cli = run(["test", "-c", CONFIG, f"--ckpt_path={path}", "--model.test_episodes=1",
                "--trainer.enable_progress_bar=false"])
-    assert cli.model.env_options == EnvOptions(env_kwargs={"step_reward": -1.0})
+    assert cli.model.env_options == EnvOptions(max_episode_steps=7)
 
 
 def test_bad_arguments_are_one_line_errors():

@@ -88,10 +88,13 @@ class RLSystem(LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["rl_state"] = {"rollout": self.rollout.state_dict(), **self._extra_rl_state()}
         hparams = checkpoint.get("hyper_parameters")
-        if hparams is not None and isinstance(hparams.get("env_options"), EnvOptions):
-            # plain data, as a config gives it: LightningCLI reads a checkpoint's hyperparameters with
-            # torch.load(weights_only=True), which refuses a pickled dataclass (a module built in Python)
-            hparams["env_options"] = asdict(hparams["env_options"])
+        if hparams is not None:
+            # A module built in Python saves what a config-built one does, so that `rlgen test --ckpt_path` rebuilds
+            # it: env_options as plain data (LightningCLI reads hyperparameters with weights_only=True, which
+            # refuses a pickled dataclass) and the class path LightningCLI looks for.
+            if isinstance(hparams.get("env_options"), EnvOptions):
+                hparams["env_options"] = asdict(hparams["env_options"])
+            hparams.setdefault("_class_path", f"{type(self).__module__}.{type(self).__qualname__}")
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Applied in on_fit_start, once the environments and the buffer exist.
