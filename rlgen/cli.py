@@ -296,10 +296,12 @@ def run(args: list[str] | None = None) -> RlgenCLI:
 def run_name(args: list[str]) -> str:
     """``<algorithm>_<data>`` from the first config with a ``model`` (``configs/dqn/pong.yaml``: ``dqn_pong``),
     its file name alone outside such a folder, or ``rlgen`` without one."""
-    for path, _ in _model_configs(args)[:1]:
-        folder = path.resolve().parent.name
-        return f"{folder}_{path.stem}" if path.parent.name and folder != "configs" else path.stem
-    return "rlgen"
+    models = _model_configs(args)
+    if not models:
+        return "rlgen"
+    path = models[0][0]
+    folder = path.resolve().parent.name
+    return f"{folder}_{path.stem}" if path.parent.name and folder != "configs" else path.stem
 
 
 def _model_configs(args: list[str]) -> list[tuple[Path, Any]]:
