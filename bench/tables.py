@@ -21,6 +21,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from rlgen.listing import paragraph_span
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
 README = REPO / "README.md"
@@ -61,6 +63,15 @@ def _gan(d: dict) -> str:
     return f"IS {d['is']:.2f}, FID {d['fid']:.2f} after {d['epochs_trained']:g} epochs"
 
 
+def _dqn_pong(d: dict) -> str:
+    sticky = d.get("final_with_sticky_actions")  # an agent trained without sticky actions, scored with them
+    return (f"{d['final']['mean']:+.1f} over {d['final']['games']} whole games after {d['agent_steps']:,.0f} agent "
+            f"steps, {d['gradient_steps']:,.0f} gradient steps, {d['training_wall_minutes']:.0f} min; best "
+            f"evaluation {d['best_evaluation'][2]:+.1f} at {d['best_evaluation'][0]:,.0f} agent steps, {d['env_id']}"
+            + (f"; with sticky actions (ALE/Pong-v5) {sticky['mean']:+.1f} over {sticky['games']} games"
+               if sticky else ""))
+
+
 LEARNING = [
     Row("Tabular Q-learning, JumpChain (TD target)", "qlearning", lambda d: d["target"],
         lambda d: (f"{d['variants']['td']['seeds_converged']} seeds converge to Q* (median "
@@ -85,14 +96,9 @@ LEARNING = [
         lambda d: None),
     Row("REINFORCE, Gaussian policy, Hopper-v5", "reinforce_hopper", lambda d: d["target"], _continuous,
         lambda d: None),
-    Row("DQN, Pong from 4 stacked frames", "dqn_pong", lambda d: d["target"],
-        lambda d: (f"{d['final']['mean']:+.1f} over {d['final']['games']} whole games after "
-                   f"{d['agent_steps']:,.0f} agent steps, {d['gradient_steps']:,.0f} gradient steps, "
-                   f"{d['training_wall_minutes']:.0f} min; best evaluation {d['best_evaluation'][2]:+.1f} at "
-                   f"{d['best_evaluation'][0]:,.0f} agent steps, {d['env_id']}"
-                   + (f"; with sticky actions (ALE/Pong-v5) {sticky['mean']:+.1f} over {sticky['games']} games"
-                      if (sticky := d.get("final_with_sticky_actions")) else "")),
-        lambda d: d["met"]),
+    Row("DQN, Pong from 4 stacked frames", "dqn_pong", lambda d: d["target"], _dqn_pong, lambda d: d["met"]),
+    Row("DQN, Pong, Tianshou's recipe as published (no PER, dueling or sticky actions)", "dqn_pong_tianshou_plain",
+        lambda d: d["target"], _dqn_pong, lambda d: d["met"]),
     Row("REINFORCE, Pong from pixel differences", "reinforce_pong", lambda d: d["target"],
         lambda d: (f"-10 reached after {d['reached_target_at']['wall_minutes']:.0f} min "
                    f"({d['reached_target_at']['agent_steps']:,.0f} agent steps); greedy "
@@ -216,13 +222,10 @@ def render_config(config: str, results: str, results_dir: Path = RESULTS) -> str
     is the ``# Expected`` line and the continuation lines below it (``#   ``, not a command), as ``rlgen list``
     reads it."""
     lines = config.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.startswith("# Expected")), None)
-    if start is None:
+    span = paragraph_span(lines, "Expected")
+    if span is None:
         raise SystemExit(f"a config of bench/results/{results}.json has no '# Expected' header line")
-    end = start + 1
-    while end < len(lines) and lines[end].startswith("#   ") and not lines[end][4:].lstrip().startswith(
-            ("rlgen ", "python ")):
-        end += 1
+    start, end = span
     new = [line + "\n" for line in header_lines(expected(results, results_dir))]
     return "".join(lines[:start] + new + lines[end:])
 

@@ -21,17 +21,26 @@ def configs_dir() -> Path:
     return Path(__file__).resolve().parents[1] / "configs"
 
 
+def paragraph_span(lines: list[str], label: str) -> tuple[int, int] | None:
+    """Where the header paragraph ``# <label>`` is: its line and the continuation lines below it (indented
+    ``#   ``, not a command), as ``(start, end)`` indices, or None if there is none."""
+    start = next((i for i, line in enumerate(lines) if line.startswith(f"# {label}")), None)
+    if start is None:
+        return None
+    end = start + 1
+    while end < len(lines) and lines[end].startswith("#   ") and not lines[end][4:].lstrip().startswith(
+            ("rlgen ", "python ")):
+        end += 1
+    return start, end
+
+
 def header_paragraph(lines: list[str], label: str) -> str:
     """The header paragraph that starts with ``# <label>``, joined into one line ('' if there is none)."""
-    for i, line in enumerate(lines):
-        if line.startswith(f"# {label}"):
-            text = [line[2 + len(label):].lstrip(" :")]
-            for more in lines[i + 1:]:
-                if not more.startswith("#   ") or more[4:].lstrip().startswith(("rlgen ", "python ")):
-                    break
-                text.append(more[1:].strip())
-            return " ".join(text)
-    return ""
+    span = paragraph_span(lines, label)
+    if span is None:
+        return ""
+    first, *more = lines[span[0]:span[1]]
+    return " ".join([first[2 + len(label):].lstrip(" :"), *(line[1:].strip() for line in more)])
 
 
 def list_configs(root: Path | None = None) -> str:

@@ -157,12 +157,25 @@ class Policy(nn.Module):
     ``(out (B, A), value (B,) or None)``: the logits of a categorical distribution (:class:`CategoricalPolicy`,
     Discrete actions) or the means of a diagonal Gaussian (:class:`GaussianPolicy`, Box actions)."""
 
+    value: nn.Module | None  # V(s), set by the subclasses (None without a value head)
+
     def build(self, obs_shape: Sequence[int], n_actions: int, value_head: bool = False) -> Policy:
+        raise NotImplementedError
+
+    def _out(self) -> nn.Module | None:
+        """The network of ``forward``'s first output (None before ``build``)."""
         raise NotImplementedError
 
     @property
     def built(self) -> bool:
-        raise NotImplementedError
+        return self._out() is not None
+
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(out (B, A), value (B,) or None)``."""
+        assert self.built, f"call {type(self).__name__}.build(obs_shape, ...) before using it"
+        obs = obs.float()
+        value = self.value(obs).squeeze(-1) if self.value is not None else None
+        return self._out()(obs), value
 
 
 class CategoricalPolicy(Policy):
@@ -194,16 +207,8 @@ class CategoricalPolicy(Policy):
         self.value = mlp(obs_shape[0], self.hidden_sizes, 1) if self.value_head or value_head else None
         return self
 
-    @property
-    def built(self) -> bool:
-        return self.logits is not None
-
-    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """``(logits (B, A), value (B,) or None)``."""
-        assert self.built, "call CategoricalPolicy.build(obs_shape, n_actions) before using it"
-        obs = obs.float()
-        value = self.value(obs).squeeze(-1) if self.value is not None else None
-        return self.logits(obs), value
+    def _out(self) -> nn.Module | None:
+        return self.logits  # forward: (logits (B, A), value (B,) or None)
 
 
 class GaussianPolicy(Policy):
@@ -250,13 +255,5 @@ class GaussianPolicy(Policy):
         self.value = mlp(obs_shape[0], self.hidden_sizes, 1, activation=act) if self.value_head or value_head else None
         return self
 
-    @property
-    def built(self) -> bool:
-        return self.mean is not None
-
-    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """``(mean (B, A), value (B,) or None)``; sigma is ``log_std.exp()``, ``(A,)`` for every state."""
-        assert self.built, "call GaussianPolicy.build(obs_shape, action_dim) before using it"
-        obs = obs.float()
-        value = self.value(obs).squeeze(-1) if self.value is not None else None
-        return self.mean(obs), value
+    def _out(self) -> nn.Module | None:
+        return self.mean  # forward: (mean (B, A), value (B,) or None); sigma is log_std.exp(), (A,) for every state
