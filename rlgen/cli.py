@@ -28,6 +28,7 @@ from jsonargparse.typing import PositiveInt
 from lightning_fabric.plugins import CheckpointIO
 from pytorch_lightning import LightningModule, Trainer
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint, ProgressBar
+from pytorch_lightning.cli import LightningCLI
 from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger, WandbLogger
 
 from rlgen._registry import import_submodules
@@ -77,6 +78,19 @@ class RlgenCLI(CheckpointHparamsHook):
     """
 
     _started = 0.0  # time.time() when the subcommand began (before_<subcommand>)
+
+    def __init__(self, *, args: list[str] | None = None, parser_kwargs: dict | None = None, **kwargs: Any) -> None:
+        self._requested = requested_subcommand(sys.argv[1:] if args is None else args)
+        built = self.subcommands()  # parser_kwargs of a subcommand not built would go to the main parser
+        parser_kwargs = {k: v for k, v in (parser_kwargs or {}).items() if k not in SUBCOMMANDS or k in built}
+        super().__init__(args=args, parser_kwargs=parser_kwargs, **kwargs)
+
+    def subcommands(self) -> dict[str, set[str]]:
+        """LightningCLI's subcommands, but only the one the command line starts with when it names one:
+        each subcommand's parser costs as much to build as the run's whole parse (``rlgen fit`` builds
+        one parser instead of four). ``rlgen --help`` and a misspelt subcommand still see all four."""
+        every = LightningCLI.subcommands()
+        return {self._requested: every[self._requested]} if self._requested else every
 
     def setup_parser(self, add_subcommands: bool, main_kwargs: dict, subparser_kwargs: dict) -> None:
         """LightningCLI has no ``--version``."""
@@ -291,6 +305,15 @@ def run(args: list[str] | None = None) -> RlgenCLI:
         raise SystemExit(status) from None
     finally:
         torch.set_num_threads(threads)  # a run's thread choice does not leak into the calling process
+
+
+def requested_subcommand(args: Any) -> str | None:
+    """The subcommand that the command line ``args`` start with (``fit`` of ``fit -c ...``), or None
+    (``--help``, a typo, arguments given as a dict)."""
+    if not isinstance(args, (list, tuple)):
+        return None
+    first = next((str(a) for a in args if not str(a).startswith("-")), None)
+    return first if first in SUBCOMMANDS else None
 
 
 def run_name(args: list[str]) -> str:

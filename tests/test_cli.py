@@ -69,6 +69,17 @@ def test_configs_compose_later_files_win(tmp_path, monkeypatch):
     assert cli.trainer.max_epochs == 1 and cli.trainer.global_step == 2
 
 
+def test_a_run_builds_only_its_subcommand_and_help_lists_all(tmp_path, capsys):
+    cli = run(["fit", f"--model={BORING}", f"--trainer.default_root_dir={tmp_path}", *FAST])
+    assert list(cli.subcommands()) == ["fit"] and cli.trainer.global_step == 4
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli("--help")
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert all(sub in out for sub in ("fit", "validate", "test", "predict")), out
+    expect_error(capsys, ["fitt", f"--model={BORING}"], "fitt", "validate", status=2)
+
+
 def test_print_config_exits_cleanly(capsys):
     with pytest.raises(SystemExit) as exit_info:
         run_cli("fit", f"--model={BORING}", "--print_config")
