@@ -107,6 +107,18 @@ def test_nips_cnn_is_the_2013_torso_and_takes_frames_as_uint8_or_scaled_floats()
     assert torch.equal(floats, before)  # a float input is used as it is, never scaled in place
 
 
+def test_pixel_scale_one_feeds_the_raw_pixel_values():
+    torch.manual_seed(0)
+    scaled = QNetwork(dueling=True).build((4, 84, 84), 6)
+    raw = QNetwork(dueling=True, pixel_scale=1.0).build((4, 84, 84), 6)
+    raw.load_state_dict(scaled.state_dict())
+    frames = torch.randint(0, 256, (2, 4, 84, 84), dtype=torch.uint8)
+    torch.testing.assert_close(raw(frames), scaled(frames.float()))  # 0-255 floats are not scaled
+    torch.testing.assert_close(scaled(frames), scaled(frames.float() / 255))
+    with pytest.raises(RlgenError, match="pixel_scale"):
+        QNetwork(pixel_scale=0.0).build((4, 84, 84), 6)
+
+
 @pytest.mark.parametrize("bad", [{"lr": -1.0}, {"batch_size": 0}, {"eps_end": 1.5}, {"tau": 0.0},
                                  {"warm_start_steps": 8, "batch_size": 32}])
 def test_bad_hyperparameters_raise_one_line_errors(bad):

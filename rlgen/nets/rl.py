@@ -48,8 +48,8 @@ class AtariCNN(nn.Module):
     ``arch="nips"`` the first DQN's (Mnih et al., 2013: 2 convolutions, 256 units in the paper), whose
     gradient step costs about 0.4x as much on a CPU (``bench/dqn_step_cost.py``).
 
-    Takes ``(B, C, 84, 84)`` frames; uint8 input is scaled to [0, 1] here, so the replay buffer can
-    keep its compact dtype all the way to the device.
+    Takes ``(B, C, 84, 84)`` frames; uint8 input is multiplied by ``pixel_scale`` here (to [0, 1] by
+    default), so the replay buffer can keep its compact dtype all the way to the device.
 
     Args:
         in_channels: number of stacked frames.
@@ -58,12 +58,18 @@ class AtariCNN(nn.Module):
             values, other strides; the convolutions then run in that layout). Slightly faster on a CPU
             (``bench/dqn_step_cost.py``), and cuDNN prefers it under mixed precision.
         arch: ``nature`` or ``nips``: which paper's convolutions.
+        pixel_scale: what uint8 pixels are multiplied by: 1/255 gives [0, 1] as in the DQN papers; 1 feeds
+            the raw 0-255 values, as Tianshou's Atari DQN does. Without biases the network is linear in
+            its input's scale, so 1 makes every layer's output about 255x larger at the start, and an
+            Adam step of the last layer (a size that does not depend on the gradient's) moves Q 255x further.
     """
 
     def __init__(self, in_channels: int = 4, features: int = 512, channels_last: bool = True,
-                 arch: Literal["nature", "nips"] = "nature") -> None:
+                 arch: Literal["nature", "nips"] = "nature", pixel_scale: float = 1 / 255) -> None:
         super().__init__()
+        check_range("> 0", "AtariCNN", pixel_scale=pixel_scale)
         self.out_features = features
+        self.pixel_scale = pixel_scale
         layers: list[nn.Module] = []
         size = 84
         for out_channels, kernel, stride in CNN_LAYERS[arch]:
@@ -80,7 +86,7 @@ class AtariCNN(nn.Module):
         if obs.dtype == torch.uint8:
             # A fresh float tensor, so scaling in place is safe. Converting straight into channels-last
             # would cost as much as a convolution; the first convolution changes the layout cheaply.
-            obs = obs.float().mul_(1 / 255.0)  # (B, C, 84, 84) in [0, 1]
+            obs = obs.float().mul_(self.pixel_scale)  # (B, C, 84, 84), in [0, 1] by default
         return self.net(obs)
 
 
@@ -118,25 +124,28 @@ class QNetwork(nn.Module):
         channels_last: run the CNN in ``torch.channels_last`` memory layout (pixels only; see ``AtariCNN``).
         cnn: the CNN's convolutions (pixels only): ``nature`` (Mnih et al., 2015) or ``nips`` (Mnih
             et al., 2013; about 0.4x the cost of a gradient step on a CPU).
+        pixel_scale: what the CNN multiplies uint8 pixels by (pixels only; see ``AtariCNN``).
     """
 
     def __init__(self, hidden_sizes: Sequence[int] = (256, 256), dueling: bool = False,
                  cnn_features: int = 512, channels_last: bool = True,
-                 cnn: Literal["nature", "nips"] = "nature") -> None:
+                 cnn: Literal["nature", "nips"] = "nature", pixel_scale: float = 1 / 255) -> None:
         super().__init__()
         check_range(">= 1", "QNetwork", hidden_sizes=hidden_sizes, cnn_features=cnn_features)
+        check_range("> 0", "QNetwork", pixel_scale=pixel_scale)
         self.hidden_sizes = list(hidden_sizes)
         self.dueling = dueling
         self.cnn_features = cnn_features
         self.channels_last = channels_last
         self.cnn = cnn
+        self.pixel_scale = pixel_scale
         self.torso: nn.Module | None = None
         self.head: nn.Module | None = None
 
     def build(self, obs_shape: Sequence[int], n_actions: int) -> QNetwork:
         """Create the layers for observations of ``obs_shape`` and ``n_actions`` actions; returns self."""
         if len(obs_shape) == 3:
-            self.torso = AtariCNN(obs_shape[0], self.cnn_features, self.channels_last, self.cnn)
+            self.torso = AtariCNN(obs_shape[0], self.cnn_features, self.channels_last, self.cnn, self.pixel_scale)
             features = self.cnn_features
         elif len(obs_shape) == 1:
             self.torso = mlp(obs_shape[0], self.hidden_sizes)
