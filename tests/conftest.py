@@ -3,8 +3,7 @@ time budget.
 
 The README runs the suite on 2 xdist workers (``-n 2``, ``--dist loadgroup`` from pyproject.toml). Tests that
 start processes of their own (DDP, signals, the console script) are marked ``xdist_group("processes")`` and run
-one after another on one worker. Every default test should finish within ``--max-test-seconds`` (30 s on a
-quiet 2-core machine): the run lists the ones that did not, and fails on them when that option is given.
+one after another on one worker. The time budget per test is in ``tests/budget.py``.
 """
 
 from __future__ import annotations
@@ -23,45 +22,19 @@ import pytest
 import torch
 
 from rlgen.cli import cli_main
+from tests.budget import (  # noqa: F401  (the time budget's hooks, in a module that tests/test_budget.py runs alone)
+    pytest_addoption,
+    pytest_configure,
+    pytest_runtest_logreport,
+    pytest_sessionfinish,
+    pytest_terminal_summary,
+)
 
 torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs"
 
-
-DEFAULT_BUDGET_S = 30.0
-_budget_s = DEFAULT_BUDGET_S
-_over_budget: list[tuple[float, str]] = []
-
-
-def pytest_addoption(parser) -> None:
-    parser.addoption("--max-test-seconds", type=float, default=None,
-                     help=f"fail the run if a test without the slow marker takes longer (the budget: "
-                          f"{DEFAULT_BUDGET_S:g} s on a quiet 2-core machine); without it, such tests are only listed")
-
-
-def pytest_configure(config) -> None:
-    global _budget_s
-    _budget_s = config.getoption("--max-test-seconds") or DEFAULT_BUDGET_S
-
-
-def pytest_runtest_logreport(report) -> None:
-    """Collects the tests over budget (on the xdist controller too: workers send their reports there)."""
-    if report.when == "call" and "slow" not in report.keywords and report.duration > _budget_s:
-        _over_budget.append((report.duration, report.nodeid))
-
-
-def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
-    if _over_budget:
-        terminalreporter.section(f"tests over the {_budget_s:g} s budget (mark them slow or make them cheaper)")
-        for seconds, nodeid in sorted(_over_budget, reverse=True):
-            terminalreporter.line(f"{seconds:6.1f} s  {nodeid}")
-
-
-def pytest_sessionfinish(session, exitstatus) -> None:
-    if _over_budget and session.config.getoption("--max-test-seconds") and exitstatus == 0:
-        session.exitstatus = 1
 
 
 def _checkout_entries() -> set[str]:
