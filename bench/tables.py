@@ -97,8 +97,10 @@ LEARNING = [
     Row("REINFORCE, Gaussian policy, Hopper-v5", "reinforce_hopper", lambda d: d["target"], _continuous,
         lambda d: None),
     Row("DQN, Pong from 4 stacked frames", "dqn_pong", lambda d: d["target"], _dqn_pong, lambda d: d["met"]),
-    Row("DQN, Pong, Tianshou's recipe as published (no PER, dueling or sticky actions)", "dqn_pong_tianshou_plain",
+    Row("DQN, Pong, the previous config (pixels scaled to [0, 1], epsilon over 500k)", "dqn_pong_scaled_pixels",
         lambda d: d["target"], _dqn_pong, lambda d: d["met"]),
+    Row("DQN, Pong, Tianshou's settings with scaled pixels (no PER, dueling or sticky actions)",
+        "dqn_pong_tianshou_plain", lambda d: d["target"], _dqn_pong, lambda d: d["met"]),
     Row("REINFORCE, Pong from pixel differences", "reinforce_pong", lambda d: d["target"],
         lambda d: (f"-10 reached after {d['reached_target_at']['wall_minutes']:.0f} min "
                    f"({d['reached_target_at']['agent_steps']:,.0f} agent steps); greedy "
