@@ -57,6 +57,34 @@ class SlowBoringWithWorkers(SlowBoring):
         return torch.utils.data.DataLoader(RandomDataset(32, 64), batch_size=2, num_workers=1)
 
 
+class WorkerDiesAfter(BoringModel):
+    """A BoringModel whose data stops after 3 batches with the error torch raises when a DataLoader worker
+    process died: ``how`` names which of torch's two messages."""
+
+    MESSAGES = {"exited": "exited unexpectedly", "killed": "is killed by signal: Terminated. "}
+
+    def __init__(self, how: str = "exited") -> None:
+        super().__init__()
+        self.how = how
+
+    def train_dataloader(self):
+        def batches():
+            yield from list(super(WorkerDiesAfter, self).train_dataloader())[:3]
+            raise RuntimeError(f"DataLoader worker (pid(s) 4242) {self.MESSAGES[self.how]}")
+        return batches()
+
+
+@pytest.mark.parametrize("how", sorted(WorkerDiesAfter.MESSAGES))
+def test_a_dead_dataloader_worker_still_saves_the_current_step(tmp_path, how):
+    """Either error can reach the main process first when a SIGTERM ends the whole process group."""
+    with pytest.raises(RuntimeError, match="DataLoader worker"):
+        run_cli("fit", f"--model={__name__}.WorkerDiesAfter", f"--model.how={how}",
+                f"--trainer.default_root_dir={tmp_path}", "--trainer.max_steps=10", "--trainer.limit_val_batches=0",
+                "--trainer.enable_progress_bar=false")
+    # Lightning fetches one batch ahead, so the error comes while the second step's batch is in hand
+    assert torch.load(next(tmp_path.rglob("last.ckpt")), weights_only=False)["global_step"] == 2
+
+
 def test_nan_loss_stops_with_message_and_keeps_last_good_checkpoint(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         run_cli("fit", "--model=tests.test_faults.NaNAfter", f"--trainer.default_root_dir={tmp_path}",

@@ -83,10 +83,13 @@ class FaultGuard(Callback):
 
 
 def _workers_terminated(exception: BaseException) -> bool:
-    """A SIGTERM to the whole process group also ends the DataLoader workers, and torch's handler in the
-    main process raises this error before Lightning's SIGTERM handler is done."""
-    return isinstance(exception, RuntimeError) and "DataLoader worker" in str(exception) and (
-        "killed by signal: Terminated" in str(exception))
+    """A DataLoader worker process died. A SIGTERM to the whole process group ends the workers too, and the
+    main process may see a dead worker before Lightning's SIGTERM handler runs, as one of torch's two errors:
+    "killed by signal: Terminated" or "exited unexpectedly" (the worker's own exit won the race). The model
+    in the main process is intact either way, so its state is worth saving."""
+    message = str(exception)
+    return isinstance(exception, RuntimeError) and "DataLoader worker" in message and (
+        "killed by signal" in message or "exited unexpectedly" in message)
 
 
 def _saved_step(path: Path) -> int | None:
