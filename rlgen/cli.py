@@ -87,8 +87,8 @@ class RlgenCLI(CheckpointHparamsHook):
 
     def subcommands(self) -> dict[str, set[str]]:
         """LightningCLI's subcommands, but only the one the command line starts with when it names one:
-        ``rlgen fit`` builds one parser instead of four, which made a run that stops at a bad value ~40%
-        faster. ``rlgen --help`` and a misspelt subcommand still see all four."""
+        ``rlgen fit`` builds one parser instead of four, a large part of a short run's start-up.
+        ``rlgen --help`` and a misspelt subcommand still see all four."""
         every = LightningCLI.subcommands()
         return {self._requested: every[self._requested]} if self._requested else every
 
@@ -379,7 +379,7 @@ def _follow_default_root_dir(cfg: Namespace) -> None:
 
 def _model_help_hint(args: list[str]) -> str:
     """After ``--help``: how to see the model's own options, which LightningCLI lists only on request."""
-    subcommand = next((a for a in args if a in SUBCOMMANDS), "fit")
+    subcommand = requested_subcommand(args) or "fit"
     configs = _config_files(args)
     model = None
     for _, spec in _model_configs(args):

@@ -10,6 +10,7 @@ from __future__ import annotations
 BUDGET_S = 30.0  # per default test, on a quiet 2-core machine: tests over it are listed
 FAIL_AFTER_S = 60.0  # the default of --max-test-seconds: tests over it fail the run
 _fail_after_s = FAIL_AFTER_S
+_list_after_s = BUDGET_S  # the lower of the two: a stricter --max-test-seconds lists what it fails
 _over_budget: list[tuple[float, str]] = []
 
 
@@ -20,19 +21,20 @@ def pytest_addoption(parser) -> None:
 
 
 def pytest_configure(config) -> None:
-    global _fail_after_s
+    global _fail_after_s, _list_after_s
     _fail_after_s = config.getoption("--max-test-seconds")
+    _list_after_s = min(BUDGET_S, _fail_after_s)
 
 
 def pytest_runtest_logreport(report) -> None:
     """Collects the tests over budget (on the xdist controller too: workers send their reports there)."""
-    if report.when == "call" and "slow" not in report.keywords and report.duration > min(BUDGET_S, _fail_after_s):
+    if report.when == "call" and "slow" not in report.keywords and report.duration > _list_after_s:
         _over_budget.append((report.duration, report.nodeid))
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     if _over_budget:
-        terminalreporter.section(f"tests over the {min(BUDGET_S, _fail_after_s):g} s budget (mark them slow or make "
+        terminalreporter.section(f"tests over the {_list_after_s:g} s budget (mark them slow or make "
                                  f"them cheaper; over {_fail_after_s:g} s fails the run)")
         for seconds, nodeid in sorted(_over_budget, reverse=True):
             terminalreporter.line(f"{seconds:6.1f} s  {nodeid}")

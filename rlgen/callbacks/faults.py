@@ -59,7 +59,7 @@ class FaultGuard(Callback):
         trainer.save_checkpoint(path)
 
     def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
-        interrupted = isinstance(exception, (KeyboardInterrupt, SIGTERMException)) or _workers_terminated(exception)
+        interrupted = isinstance(exception, (KeyboardInterrupt, SIGTERMException)) or _worker_died(exception)
         if not interrupted or trainer.fast_dev_run or trainer.sanity_checking:
             return
         path = self._last_path(trainer)
@@ -82,7 +82,7 @@ class FaultGuard(Callback):
         return Path(callback.dirpath) / f"{callback.CHECKPOINT_NAME_LAST}{callback.FILE_EXTENSION}"
 
 
-def _workers_terminated(exception: BaseException) -> bool:
+def _worker_died(exception: BaseException) -> bool:
     """A DataLoader worker process died. A SIGTERM to the whole process group ends the workers too, and the
     main process may see a dead worker before Lightning's SIGTERM handler runs, as one of torch's two errors:
     "killed by signal: Terminated" or "exited unexpectedly" (the worker's own exit won the race). The model
