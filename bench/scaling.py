@@ -5,12 +5,15 @@
 
 Each process runs with one intra-op thread, so 2 processes use the 2 cores of the machine; the
 throughput counts the samples of all processes between step 20 (after warm-up) and the last step.
+Every rank also reports a digest of its parameters before and after training: the benchmark stops
+with an error when the ranks of a DDP run end with different parameters or training changed none.
 On a GPU machine, pass --accelerator gpu to compare 1 and N GPUs.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import statistics
@@ -25,11 +28,23 @@ from pytorch_lightning import Callback
 from bench._common import REPO, bench_parser, write_results
 
 
+def parameters_digest(module) -> str:
+    """SHA-256 of every parameter's bytes: equal digests, identical parameters."""
+    digest = hashlib.sha256()
+    for p in module.parameters():
+        digest.update(p.detach().cpu().numpy().tobytes())
+    return digest.hexdigest()
+
+
 class Throughput(Callback):
-    """Writes samples/s of this rank (from step ``start`` to the end) to ``<out>/rank<r>.json``."""
+    """Writes samples/s of this rank (from step ``start`` to the end) and the digests of its parameters before
+    and after training to ``<out>/rank<r>.json``."""
 
     def __init__(self, out: str = "throughput", start: int = 20) -> None:
         self.out, self.start, self.t0, self.samples = Path(out), start, None, 0
+
+    def on_train_start(self, trainer, pl_module):
+        self.digest_start = parameters_digest(pl_module)
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         if trainer.global_step == self.start:
@@ -40,11 +55,22 @@ class Throughput(Callback):
     def on_train_end(self, trainer, pl_module):
         self.out.mkdir(parents=True, exist_ok=True)
         rate = self.samples / (time.perf_counter() - self.t0)
-        (self.out / f"rank{trainer.global_rank}.json").write_text(json.dumps({"samples_per_s": rate}))
+        report = {"samples_per_s": rate, "digest_start": self.digest_start, "digest_end": parameters_digest(pl_module)}
+        (self.out / f"rank{trainer.global_rank}.json").write_text(json.dumps(report))
+
+
+def checked_rate(devices: int, reports: list[dict]) -> tuple[float, int]:
+    """Total samples/s of the ranks' reports and how many reported; stops when the ranks ended with different
+    parameters (DDP did not keep them in sync) or training left them unchanged."""
+    if len({r["digest_end"] for r in reports}) > 1:
+        raise SystemExit(f"the {devices} DDP ranks ended with different parameters: gradients were not synchronized")
+    if any(r["digest_end"] == r["digest_start"] for r in reports):
+        raise SystemExit(f"training with {devices} process(es) left the parameters unchanged")
+    return sum(r["samples_per_s"] for r in reports), len(reports)
 
 
 def measure(devices: int, args: argparse.Namespace, work: Path) -> tuple[float, int]:
-    """Total samples/s of one fit with ``devices`` processes, and how many ranks reported."""
+    """Total samples/s of one fit with ``devices`` processes, and how many ranks reported (checked_rate)."""
     out = work / f"d{devices}-{time.time_ns()}"
     cmd = [sys.executable, "-m", "rlgen", "fit", "-c", str(REPO / "configs" / "vae" / "mnist.yaml"),
            f"--data.data_dir={args.data_dir}", "--data.num_workers=0", f"--data.batch_size={args.batch_size}",
@@ -60,8 +86,7 @@ def measure(devices: int, args: argparse.Namespace, work: Path) -> tuple[float, 
     proc = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"rlgen fit with {devices} process(es) failed:\n{proc.stderr[-3000:]}")
-    reports = [json.loads(p.read_text())["samples_per_s"] for p in out.glob("rank*.json")]
-    return sum(reports), len(reports)
+    return checked_rate(devices, [json.loads(p.read_text()) for p in out.glob("rank*.json")])
 
 
 def main(argv: list[str] | None = None) -> dict:

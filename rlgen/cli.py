@@ -248,7 +248,7 @@ class RlgenCLI(CheckpointHparamsHook):
         """Just for building the WandbLogger: give W&B the whole resolved config at init (offline runs write it
         only then), and under SLURM a run id derived from the job id, so that a requeued job continues the
         same W&B run. Both are WandbLogger arguments (``id``, and ``config``/``resume`` passed on to wandb.init)."""
-        config = yaml.safe_load(self.parser.dump(self.config, skip_none=False))
+        config = yaml.safe_load(self.parser.dump(self.config, skip_unset=False, skip_validation=True))
         extra = dict(logger.get("dict_kwargs") or {})
         extra["config"] = {**config.get(self.subcommand, config), **(extra.get("config") or {})}
         job = os.environ.get("SLURM_JOB_ID")

@@ -13,7 +13,13 @@ from pytorch_lightning.demos.boring_classes import BoringModel
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch.utils.tensorboard import SummaryWriter
 
-from rlgen.compat import CheckpointHparamsHook, add_tensorboard_summary, batches_that_stepped, early_train_dataloader
+from rlgen.compat import (
+    CheckpointHparamsHook,
+    FastConfigDump,
+    add_tensorboard_summary,
+    batches_that_stepped,
+    early_train_dataloader,
+)
 from rlgen.media.video import gif_bytes
 
 
@@ -80,14 +86,36 @@ def test_add_tensorboard_summary_writes_an_animated_image_that_tensorboard_reads
     assert event.encoded_image_string[:6] == b"GIF89a"
 
 
+class Wide(BoringModel):
+    def __init__(self, width: int = 3) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+
+
+def test_lightning_cli_builds_the_model_hyperparameters_from_the_overridden_config_dump(tmp_path):
+    """LightningCLI must still call _dump_config when it builds the model, and the model's saved hyperparameters
+    (the class path for --ckpt_path, the arguments) must come out of rlgen's dump as they did out of LightningCLI's."""
+    assert callable(getattr(LightningCLI, "_dump_config", None)), "LightningCLI._dump_config is gone"
+    calls = []
+
+    class CLI(FastConfigDump):
+        def _dump_config(self):
+            calls.append(hasattr(self, "config_dump"))
+            super()._dump_config()
+
+    args = ["--model=tests.test_compat.Wide", "--model.width=5", "--trainer.logger=false",
+            "--trainer.enable_progress_bar=false", f"--trainer.default_root_dir={tmp_path}"]
+    ours = CLI(args=args, run=False, save_config_callback=None)
+    lightnings = LightningCLI(args=args, run=False, save_config_callback=None)
+    assert calls == [False], "LightningCLI no longer calls _dump_config when it builds the model"
+    assert ours.model.hparams["_class_path"] == "tests.test_compat.Wide" and ours.model.hparams["width"] == 5
+    assert dict(ours.model.hparams) == dict(lightnings.model.hparams)
+    assert ours.config_dump == lightnings.config_dump
+
+
 def test_lightning_cli_still_loads_checkpoint_hyperparameters_in_the_hooked_method(tmp_path):
     """The hook wraps LightningCLI._parse_ckpt_path: it must exist and be what writes the saved hparams."""
     assert callable(getattr(LightningCLI, "_parse_ckpt_path", None)), "LightningCLI._parse_ckpt_path is gone"
-
-    class Wide(BoringModel):
-        def __init__(self, width: int = 3) -> None:
-            super().__init__()
-            self.save_hyperparameters()
 
     seen = []
 

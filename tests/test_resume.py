@@ -1,4 +1,5 @@
-"""Every family resumes from ``--ckpt_path last`` where it stopped, and validate/test/predict accept its checkpoint."""
+"""Every family resumes from ``--ckpt_path last`` where it stopped, and validate/test/predict accept its checkpoint
+(one short fit per family serves them all)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from tests.test_configs import SMOKE
 
 FAMILIES = ["ae/mnist.yaml", "vae/mnist.yaml", "gan/mnist.yaml", "textgan/mnist.yaml", "cyclegan/mnist.yaml",
             "qlearning/jump_chain.yaml", "dqn/cartpole.yaml", "reinforce/cartpole.yaml"]
+PREDICTS_IMAGES = {"ae/mnist.yaml", "vae/mnist.yaml", "gan/mnist.yaml"}  # predict writes PNG grids
 QUIET = ["--trainer.enable_progress_bar=false", "--trainer.limit_val_batches=0", "--trainer.num_sanity_val_steps=0"]
 
 
@@ -37,13 +39,7 @@ def test_resume_continues_and_checkpoint_serves_every_subcommand(rel, mnist_dir,
     run(["validate", *args, "--trainer.enable_progress_bar=false", "--trainer.limit_val_batches=1",
          "--ckpt_path=last"])
     run(["test", *args, "--trainer.enable_progress_bar=false", "--trainer.limit_test_batches=1", "--ckpt_path=last"])
-
-
-@pytest.mark.parametrize("rel", ["ae/mnist.yaml", "vae/mnist.yaml", "gan/mnist.yaml"])
-def test_predict_from_checkpoint_writes_png_grids(rel, mnist_dir, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    args = base_args(rel, mnist_dir)
-    run(["fit", *args, *QUIET, "--trainer.max_steps=2"])
-    run(["predict", *args, "--trainer.enable_progress_bar=false", "--trainer.limit_predict_batches=2",
-         "--ckpt_path=last", f"--model.predict_dir={tmp_path / 'predictions'}"])
-    assert len(list((tmp_path / "predictions").glob("*.png"))) >= 1
+    if rel in PREDICTS_IMAGES:
+        run(["predict", *args, "--trainer.enable_progress_bar=false", "--trainer.limit_predict_batches=2",
+             "--ckpt_path=last", f"--model.predict_dir={tmp_path / 'predictions'}"])
+        assert len(list((tmp_path / "predictions").glob("*.png"))) >= 1

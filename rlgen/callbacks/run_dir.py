@@ -27,5 +27,7 @@ class RunConfigCallback(SaveConfigCallback):
                 n += 1
                 path = path.with_name(f"{Path(self.config_filename).stem}-{n}{Path(self.config_filename).suffix}")
             path.parent.mkdir(parents=True, exist_ok=True)
-            self.parser.save(self.config, str(path), skip_none=False, overwrite=False, multifile=self.multifile)
+            # validated when parsed: not again (a check of the whole config costs about as much as the parse)
+            self.parser.save(self.config, str(path), skip_unset=False, skip_validation=True, overwrite=False,
+                             multifile=self.multifile)
         self.already_saved = True
