@@ -5,8 +5,9 @@
     python -m bench.dqn_pong --smoke --out-dir /tmp/x         # seconds
 
 The final agent (the run's last.ckpt, or ``--ckpt``) plays ``--games`` whole games of the environment it
-was trained on (unclipped score, the config's evaluation epsilon), and as many of ALE/Pong-v5 (sticky
-actions 0.25) when it was trained on another Pong (``PongNoFrameskip-v4``). The curves come from
+was trained on (unclipped score, the config's evaluation epsilon), and as many of the other Pong: an
+agent of ``PongNoFrameskip-v4`` also plays ALE/Pong-v5 (sticky actions 0.25), and one of ALE/Pong-v5
+also plays ``PongNoFrameskip-v4``. The curves come from
 the run's TensorBoard events: the training episodes' return (``rollout/episodic_return``, whole games
 at the exploration epsilon) and the periodic evaluations (``val/episodic_return``), against agent
 steps and wall minutes. Writes ``<out-dir>/dqn_pong.{json,png}`` and the agent as a weights-only
@@ -33,6 +34,7 @@ BUDGET = {"agent_steps": 1_200_000, "gradient_steps": 120_000, "minutes": 120}
 # Test returns logged by other implementations on PongNoFrameskip-v4 (no sticky actions), batch 32, one gradient
 # step per 10 agent steps: Tianshou's examples/atari (dqn/test_rew.csv, qrdqn), one seed each.
 STICKY_ENV = "ALE/Pong-v5"  # the issue's environment: sticky actions 0.25
+PLAIN_ENV = "PongNoFrameskip-v4"  # the published runs' environment: no sticky actions
 PUBLISHED = {"Tianshou DQN (n-step 3)": [(700_000, 12.0), (900_000, 19.9)],
              "Tianshou QR-DQN": [(800_000, 19.8)]}
 SMOKE = ["--trainer.max_steps=80", "--trainer.log_every_n_steps=1", "--model.warm_start_steps=500",
@@ -65,9 +67,9 @@ def main(argv: list[str] | None = None) -> dict:
     env_id = saved["hyper_parameters"]["env_id"]  # what the agent was trained and scored on (it may be overridden)
     sticky = gym.spec(env_id).kwargs.get("repeat_action_probability", 0.0)
     epsilon = saved["hyper_parameters"]["eval_epsilon"]
-    # an agent trained without sticky actions also plays the issue's environment, scored beside
-    final_sticky = (None if env_id == STICKY_ENV else
-                    _pong.score(CONFIG, ckpt, args.games, [*test_overrides, f"--model.env_id={STICKY_ENV}"]))
+    # the agent also plays the other Pong, scored beside: with sticky actions if it trained without, and back
+    other = PLAIN_ENV if env_id == STICKY_ENV else STICKY_ENV
+    final_other = _pong.score(CONFIG, ckpt, args.games, [*test_overrides, f"--model.env_id={other}"])
     gradient_steps = int(saved.get("global_step", 0))
     reached = next((p for p in evaluations if p[2] >= TARGET), None)
     summary = {
@@ -80,7 +82,9 @@ def main(argv: list[str] | None = None) -> dict:
         "training_wall_minutes": minutes,
         "agent_steps_per_s": _pong.step_rates(train_returns),
         "final": final,
-        "final_with_sticky_actions": final_sticky,  # on ALE/Pong-v5 (null: trained there, `final` is it)
+        # on ALE/Pong-v5 and on PongNoFrameskip-v4 (null: trained there, `final` is it)
+        "final_with_sticky_actions": final_other if other == STICKY_ENV else None,
+        "final_without_sticky_actions": final_other if other == PLAIN_ENV else None,
         "criterion": f"mean score of {final['games']} whole games, unclipped, epsilon {epsilon:g}",
         "target": f">= {TARGET} within {BUDGET['agent_steps']:,} agent steps, {BUDGET['gradient_steps']:,} "
                   f"gradient steps and {BUDGET['minutes']} minutes",

@@ -20,12 +20,13 @@ def _args(tmp_path, name: str) -> list[str]:
 
 def test_dqn_pong_bench_smoke(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    # trained without sticky actions (as the published runs), so the agent also plays ALE/Pong-v5, scored beside
-    dqn_pong.main([*_args(tmp_path, "dqn_pong"), "--model.env_id=PongNoFrameskip-v4"])
+    # the config trains without sticky actions (PongNoFrameskip-v4); trained with them, the agent also plays without
+    dqn_pong.main([*_args(tmp_path, "dqn_pong"), "--model.env_id=ALE/Pong-v5"])
     result = json.loads((tmp_path / "dqn_pong.json").read_text())
     final = result["final"]
     assert final["games"] == len(final["returns"]) == 2 and final["mean"] == sum(final["returns"]) / 2
-    assert result["env_id"].startswith("PongNoFrameskip-v4") and result["final_with_sticky_actions"]["games"] == 2
+    assert result["env_id"] == "ALE/Pong-v5 (sticky actions 0.25)" and result["final_with_sticky_actions"] is None
+    assert result["final_without_sticky_actions"]["games"] == 2
     train = result["curves"]["train_episodic_return"]
     steps = [s for s, _, _ in train]
     assert train and steps == sorted(steps) and steps[-1] <= result["agent_steps"]
