@@ -100,6 +100,8 @@ LEARNING = [
     Row("REINFORCE, Gaussian policy, Hopper-v5", "reinforce_hopper", lambda d: d["target"], _continuous,
         lambda d: None),
     Row("DQN, Pong from 4 stacked frames", "dqn_pong", lambda d: d["target"], _dqn_pong, lambda d: d["met"]),
+    Row("DQN, Pong, the same config trained with sticky actions (ALE/Pong-v5)", "dqn_pong_sticky",
+        lambda d: d["target"], _dqn_pong, lambda d: d["met"]),
     Row("DQN, Pong, the previous config (pixels scaled to [0, 1], epsilon over 500k)", "dqn_pong_scaled_pixels",
         lambda d: d["target"], _dqn_pong, lambda d: d["met"]),
     Row("DQN, Pong, Tianshou's settings with scaled pixels (no PER, dueling or sticky actions)",
