@@ -344,7 +344,7 @@ def _model_configs(args: list[str]) -> list[tuple[Path, Any]]:
 def default_logger(args: list[str]) -> dict:
     """The logger of a config that names none: TensorBoard in ``runs/<run_name>/version_N``. A logger overlay
     (``-c configs/logger/wandb.yaml``) replaces the class and keeps the name. A class path and its arguments,
-    as a config would write it (``lazy_instance`` cost more than a tenth of a short run's start-up)."""
+    as a config would write it (``lazy_instance`` walks the call stack: ~7% of a short fit in cProfile)."""
     return {"class_path": f"{TensorBoardLogger.__module__}.{TensorBoardLogger.__name__}",
             "init_args": {"save_dir": "runs", "name": run_name(args)}}
 

@@ -27,7 +27,7 @@ class RunConfigCallback(SaveConfigCallback):
                 n += 1
                 path = path.with_name(f"{Path(self.config_filename).stem}-{n}{Path(self.config_filename).suffix}")
             path.parent.mkdir(parents=True, exist_ok=True)
-            # validated when parsed: not again (a check of the whole config costs about as much as the parse)
+            # validated when parsed, not again (see rlgen.compat.FastConfigDump for what the check costs)
             self.parser.save(self.config, str(path), skip_unset=False, skip_validation=True, overwrite=False,
                              multifile=self.multifile)
         self.already_saved = True
