@@ -4,6 +4,7 @@ leave an intact checkpoint that ``--ckpt_path last`` resumes from."""
 from __future__ import annotations
 
 import math
+import multiprocessing
 import os
 import signal
 import subprocess
@@ -61,7 +62,8 @@ class WorkerDiesAfter(BoringModel):
     """A BoringModel whose data stops after 3 batches with the error torch raises when a DataLoader worker
     process died: ``how`` names which of torch's two messages."""
 
-    MESSAGES = {"exited": "exited unexpectedly", "killed": "is killed by signal: Terminated. "}
+    MESSAGES = {"exited": "exited unexpectedly", "killed": "is killed by signal: Terminated. ",
+                "pipe": "the worker ends while it hands a batch over"}
 
     def __init__(self, how: str = "exited") -> None:
         super().__init__()
@@ -70,19 +72,34 @@ class WorkerDiesAfter(BoringModel):
     def train_dataloader(self):
         def batches():
             yield from list(super(WorkerDiesAfter, self).train_dataloader())[:3]
+            if self.how == "pipe":  # the real thing: reading from a pipe whose other end closed
+                receiving, sending = multiprocessing.Pipe(duplex=False)
+                sending.close()
+                receiving.recv()
             raise RuntimeError(f"DataLoader worker (pid(s) 4242) {self.MESSAGES[self.how]}")
         return batches()
 
 
 @pytest.mark.parametrize("how", sorted(WorkerDiesAfter.MESSAGES))
 def test_a_dead_dataloader_worker_still_saves_the_current_step(tmp_path, how):
-    """Either error can reach the main process first when a SIGTERM ends the whole process group."""
-    with pytest.raises(RuntimeError, match="DataLoader worker"):
+    """Any of the three can reach the main process first when a SIGTERM ends the whole process group."""
+    with pytest.raises(EOFError if how == "pipe" else RuntimeError):
         run_cli("fit", f"--model={__name__}.WorkerDiesAfter", f"--model.how={how}",
                 f"--trainer.default_root_dir={tmp_path}", "--trainer.max_steps=10", "--trainer.limit_val_batches=0",
                 "--trainer.enable_progress_bar=false")
     # Lightning fetches one batch ahead, so the error comes while the second step's batch is in hand
     assert torch.load(next(tmp_path.rglob("last.ckpt")), weights_only=False)["global_step"] == 2
+
+
+def test_an_eof_outside_multiprocessing_is_not_a_dead_worker():
+    """Only a pipe to a child process counts: an EOFError of the user's own code is not an interruption."""
+    from rlgen.callbacks.faults import _worker_died
+
+    try:
+        raise EOFError("a truncated file")
+    except EOFError as error:
+        assert not _worker_died(error)
+    assert not _worker_died(RuntimeError("DataLoader worker (pid 1) raised ValueError"))
 
 
 def test_nan_loss_stops_with_message_and_keeps_last_good_checkpoint(tmp_path, capsys):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
 import signal
+import traceback
 from pathlib import Path
 
 import torch
@@ -83,13 +85,19 @@ class FaultGuard(Callback):
 
 
 def _worker_died(exception: BaseException) -> bool:
-    """A DataLoader worker process died. A SIGTERM to the whole process group ends the workers too, and the
-    main process may see a dead worker before Lightning's SIGTERM handler runs, as one of torch's two errors:
-    "killed by signal: Terminated" or "exited unexpectedly" (the worker's own exit won the race). The model
-    in the main process is intact either way, so its state is worth saving."""
+    """A child process (a DataLoader worker, an env worker) died. A SIGTERM to the whole process group ends
+    the workers too, and the main process may see a dead worker before Lightning's SIGTERM handler runs: as
+    one of torch's two errors, "killed by signal: Terminated" or "exited unexpectedly" (the worker's own exit
+    won the race), or as the pipe to the worker closing mid-transfer (EOFError, BrokenPipeError or
+    ConnectionResetError raised inside ``multiprocessing``). The model in the main process is intact either
+    way, so its state is worth saving."""
     message = str(exception)
-    return isinstance(exception, RuntimeError) and "DataLoader worker" in message and (
-        "killed by signal" in message or "exited unexpectedly" in message)
+    if isinstance(exception, RuntimeError) and "DataLoader worker" in message:
+        return "killed by signal" in message or "exited unexpectedly" in message
+    if isinstance(exception, (EOFError, BrokenPipeError, ConnectionResetError)):
+        return any(f"{os.sep}multiprocessing{os.sep}" in frame.f_code.co_filename
+                   for frame, _ in traceback.walk_tb(exception.__traceback__))
+    return False
 
 
 def _saved_step(path: Path) -> int | None:
