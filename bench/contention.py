@@ -39,7 +39,7 @@ def timed_run(extra: list[str], busy: bool, smoke: bool, competitor_code: str = 
     competitor = subprocess.Popen([sys.executable, "-c", competitor_code]) if busy else None
     try:
         with tempfile.TemporaryDirectory() as runs:
-            tiny = ["--trainer.max_steps=256", "--model.warm_start_steps=300", "--trainer.val_check_interval=1",
+            tiny = ["--trainer.max_steps=2", "--model.warm_start_steps=64", "--trainer.val_check_interval=1",
                     "--model.eval_episodes=1"] if smoke else []
             command = [sys.executable, "-m", "rlgen", "fit", "-c", str(REPO / CONFIG),
                        f"--trainer.logger.init_args.save_dir={runs}", *tiny, *extra]

@@ -37,9 +37,9 @@ STICKY_ENV = "ALE/Pong-v5"  # the issue's environment: sticky actions 0.25
 PLAIN_ENV = "PongNoFrameskip-v4"  # the published runs' environment: no sticky actions
 PUBLISHED = {"Tianshou DQN (n-step 3)": [(700_000, 12.0), (900_000, 19.9)],
              "Tianshou QR-DQN": [(800_000, 19.8)]}
-SMOKE = ["--trainer.max_steps=80", "--trainer.log_every_n_steps=1", "--model.warm_start_steps=500",
+SMOKE = ["--trainer.max_steps=40", "--trainer.log_every_n_steps=1", "--model.warm_start_steps=200",
          "--trainer.val_check_interval=5", "--model.eval_episodes=1", "--model.buffer_size=2000",
-         "--model.env_options.max_episode_steps=100"]
+         "--model.env_options.max_episode_steps=50", "--model.num_envs=2"]
 
 
 def gradient_steps_at(saved: dict, agent_steps: int) -> int:

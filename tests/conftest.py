@@ -3,7 +3,8 @@ time budget.
 
 The README runs the suite on 2 xdist workers (``-n 2``, ``--dist loadgroup`` from pyproject.toml). Tests that
 start processes of their own (DDP, signals, the console script) are marked ``xdist_group("processes")`` and run
-one after another on one worker. The time budget per test is in ``tests/budget.py``.
+one after another on one worker. Tests that share a module-scoped fixture (a trained model, a finished run) carry
+``xdist_group(<fixture name>)``, so one worker builds it once. The time budget per test is in ``tests/budget.py``.
 """
 
 from __future__ import annotations

@@ -106,6 +106,7 @@ def dae_run(mnist_dir, tmp_path_factory):
     return cli, f"{cli.trainer.logger.log_dir}/checkpoints/last.ckpt"
 
 
+@pytest.mark.xdist_group("dae_run")
 def test_dae_learns_and_writes_grids(dae_run):
     cli, _ = dae_run
     metrics = cli.trainer.callback_metrics
@@ -121,6 +122,7 @@ def test_dae_learns_and_writes_grids(dae_run):
     assert Image.open(recon).size == (8 * 30 + 2, 3 * 30 + 2)  # rows: input / corrupted / output
 
 
+@pytest.mark.xdist_group("dae_run")
 def test_rlgen_test_reports_clean_and_corrupted_mse(dae_run, mnist_dir, tmp_path):
     cli = run_tiny("test", "dae", mnist_dir, tmp_path, "--trainer.limit_test_batches=2", f"--ckpt_path={dae_run[1]}")
     metrics = cli.trainer.callback_metrics
@@ -129,6 +131,7 @@ def test_rlgen_test_reports_clean_and_corrupted_mse(dae_run, mnist_dir, tmp_path
     assert metrics["test/recon_mse_clean"] != metrics["test/recon_mse_corrupted"]
 
 
+@pytest.mark.xdist_group("dae_run")
 def test_predict_writes_reconstruction_grids(dae_run, mnist_dir, tmp_path):
     out = tmp_path / "recon"
     run_tiny("predict", "dae", mnist_dir, tmp_path, "--data.batch_size=10", "--trainer.limit_predict_batches=3",

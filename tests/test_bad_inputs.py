@@ -4,9 +4,7 @@ test_faults.py.)"""
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 import sys
 
 import numpy as np
@@ -14,7 +12,7 @@ import pytest
 from PIL import Image
 
 from rlgen.errors import RANGES, RlgenError, check_range
-from tests.conftest import CONFIGS, REPO
+from tests.conftest import CONFIGS
 from tests.test_cli import expect_error
 
 
@@ -243,25 +241,24 @@ def test_bad_input_gives_one_line_error(case, tmp_path, monkeypatch, capsys, mni
     expect_error(capsys, [*command, "--trainer.enable_progress_bar=false"], *fragments, status=status)
 
 
-@pytest.mark.xdist_group("processes")
-def test_mujoco_without_the_mujoco_package(tmp_path):
-    code = ("import sys; sys.modules['mujoco'] = None\n"  # as if gymnasium[mujoco] were not installed
-            "from rlgen.cli import cli_main\n"
-            f"cli_main(['fit', '-c', {str(CONFIGS / 'reinforce' / 'inverted_pendulum.yaml')!r}, "
-            "'--trainer.max_steps=1'])\n")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=300,
-                          env={**os.environ, "PYTHONPATH": str(REPO)})
-    assert proc.returncode == 1, proc.stderr[-3000:]
-    last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith("rlgen: error: ") and 'pip install "rlgen[mujoco]"' in last, last
+def test_mujoco_without_the_mujoco_package(tmp_path, monkeypatch, capsys):
+    """As if gymnasium[mujoco] were not installed: ``import mujoco`` fails, and gymnasium's MuJoCo modules,
+    imported again, find no mujoco (monkeypatch puts the real modules back)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setitem(sys.modules, "mujoco", None)
+    for name in [n for n in sys.modules if n.startswith(("mujoco.", "gymnasium.envs.mujoco"))]:
+        monkeypatch.delitem(sys.modules, name)
+    expect_error(capsys, ["fit", "-c", str(CONFIGS / "reinforce" / "inverted_pendulum.yaml"), "--trainer.max_steps=1",
+                          "--trainer.enable_progress_bar=false"], 'pip install "rlgen[mujoco]"')
 
 
-def test_atari_without_ale_py(tmp_path):
-    code = ("import sys; sys.modules['ale_py'] = None\n"  # as if ale-py were not installed
-            "from rlgen.cli import cli_main\n"
-            f"cli_main(['fit', '-c', {str(CONFIGS / 'dqn' / 'pong.yaml')!r}, '--trainer.max_steps=1'])\n")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=300,
-                          env={**os.environ, "PYTHONPATH": str(REPO)})
-    assert proc.returncode == 1, proc.stderr[-3000:]
-    last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith("rlgen: error: ") and "pip install ale-py" in last, last
+def test_atari_without_ale_py(tmp_path, monkeypatch, capsys):
+    """As if ale-py were not installed: ``import ale_py`` fails, and the Atari ids it registers are gone."""
+    import gymnasium as gym
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setitem(sys.modules, "ale_py", None)
+    for env_id in [i for i, spec in gym.registry.items() if str(spec.entry_point).startswith("ale_py")]:
+        monkeypatch.delitem(gym.registry, env_id)
+    expect_error(capsys, ["fit", "-c", str(CONFIGS / "dqn" / "pong.yaml"), "--trainer.max_steps=1",
+                          "--trainer.enable_progress_bar=false"], "pip install ale-py")

@@ -242,11 +242,11 @@ def test_test_writes_grids_and_predict_translates_a_folder(mnist_dir, tmp_path, 
 @pytest.mark.timeout(600)
 def test_ddp_ranks_stay_identical(tmp_path, mnist_dir):
     """Two gloo processes: toggled optimizers leave no unused parameters, and the ranks stay in sync."""
-    from tests.test_ddp import assert_ranks_identical_and_trained, run_ddp
+    from tests.test_ddp import assert_ranks_identical_and_trained, run_ddp_ranks
 
-    params = run_ddp(tmp_path, "-c", CONFIG, f"--data.data_dir={mnist_dir}", *TINY_NETS, "--trainer.max_steps=6",
-                     "--trainer.max_epochs=1", "--model.n_epochs=1", "--model.n_epochs_decay=0")
-    assert_ranks_identical_and_trained(params)
+    args = ["-c", CONFIG, f"--data.data_dir={mnist_dir}", *TINY_NETS, "--trainer.max_steps=6",
+            "--trainer.max_epochs=1", "--model.n_epochs=1", "--model.n_epochs_decay=0"]
+    assert_ranks_identical_and_trained(run_ddp_ranks(tmp_path, {"cyclegan": args})["cyclegan"], "cyclegan")
 
 
 def test_fit_and_test_on_rgb_image_folders(tmp_path, monkeypatch):

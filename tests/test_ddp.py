@@ -1,12 +1,15 @@
 """Real 2-process DDP runs on the CPU (gloo): the ranks' parameters stay identical after training steps.
 
-The RL families here (their data comes from environments in each process, DQN steps its optimizer by hand);
-an image model (a DataModule, automatic optimization): bench/scaling.py's smoke (tests/test_bench_scaling.py);
-the GANs' two optimizers: test_gan.py, marked slow. Each real DDP run costs ~20 s of process starts."""
+The RL families here (their data comes from environments in each process, DQN steps its optimizer by hand),
+both in one pair of rank processes started the way torchrun starts them (``LOCAL_RANK``, ``WORLD_SIZE``, ...
+in the environment, so Lightning launches nothing itself): each process start costs seconds of imports. An
+image model (a DataModule, automatic optimization) through Lightning's own launcher: bench/scaling.py's smoke
+(tests/test_bench_scaling.py); the GANs' two optimizers: test_gan.py, marked slow."""
 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -42,33 +45,51 @@ class DumpParameters(Callback):
         self._dump(trainer, pl_module, "end")
 
 
-def run_ddp(tmp_path: Path, *args: str) -> dict[str, dict[str, torch.Tensor]]:
-    out = tmp_path / "params"
-    cmd = [sys.executable, "-m", "rlgen", "fit", *args, *DDP_CPU, f"--trainer.default_root_dir={tmp_path}",
-           "--trainer.callbacks+=tests.test_ddp.DumpParameters", f"--trainer.callbacks.out_dir={out}"]
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return {p.stem: torch.load(p) for p in out.glob("*.pt")}
+# rlgen fit of each RL config for 4 steps on small budgets; DQN's gradient_steps=2 makes two manual backward
+# passes (two all-reduces) in each training_step
+RUNS = {"dqn": ["-c", str(CONFIGS / "dqn" / "cartpole.yaml"), "--model.warm_start_steps=64",
+                "--model.train_frequency=4", "--model.gradient_steps=2", "--trainer.max_steps=4"],
+        "reinforce": ["-c", str(CONFIGS / "reinforce" / "cartpole.yaml"), "--model.episodes_per_batch=2",
+                      "--trainer.max_steps=4"]}
 
 
-def assert_ranks_identical_and_trained(params: dict[str, dict[str, torch.Tensor]]) -> None:
-    assert set(params) == {"rank0_start", "rank1_start", "rank0_end", "rank1_end"}
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_ddp_ranks(tmp_path: Path, runs: dict[str, list[str]]) -> dict[str, dict[str, dict[str, torch.Tensor]]]:
+    """Starts the 2 rank processes; each runs ``rlgen fit`` of every run in ``runs``, one after another (the
+    process group stays up between them). Returns each run's parameters by rank and time (``rank0_start``...)."""
+    fits = [["fit", *args, *DDP_CPU, f"--trainer.default_root_dir={tmp_path / name}",
+             "--trainer.callbacks+=tests.test_ddp.DumpParameters", f"--trainer.callbacks.out_dir={tmp_path / name}"]
+            for name, args in runs.items()]
+    code = f"from rlgen.cli import cli_main\nfor args in {fits!r}:\n    cli_main(args)\n"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1",
+           "MASTER_PORT": str(free_port()), "WORLD_SIZE": "2", "NODE_RANK": "0"}
+    procs = [subprocess.Popen([sys.executable, "-c", code], cwd=tmp_path, env={**env, "LOCAL_RANK": str(rank)},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for rank in (0, 1)]
+    try:
+        errors = [proc.communicate(timeout=600)[1] for proc in procs]
+    finally:
+        for proc in procs:
+            proc.kill()
+    for proc, err in zip(procs, errors, strict=True):
+        assert proc.returncode == 0, err[-4000:]
+    return {name: {p.stem: torch.load(p) for p in (tmp_path / name).glob("*.pt")} for name in runs}
+
+
+def assert_ranks_identical_and_trained(params: dict[str, dict[str, torch.Tensor]], name: str) -> None:
+    assert set(params) == {"rank0_start", "rank1_start", "rank0_end", "rank1_end"}, name
     for key in params["rank0_end"]:
         torch.testing.assert_close(params["rank0_end"][key], params["rank1_end"][key], rtol=0, atol=0,
-                                   msg=f"{key} differs between ranks after training")
+                                   msg=f"{name}: {key} differs between ranks after training")
     changed = any(not torch.equal(params["rank0_start"][k], params["rank0_end"][k]) for k in params["rank0_end"])
-    assert changed, "training must have changed the parameters"
+    assert changed, f"{name}: training must have changed the parameters"
 
 
 @pytest.mark.timeout(600)
-@pytest.mark.parametrize(
-    "config, extra",
-    [("dqn/cartpole.yaml", ["--model.warm_start_steps=64", "--model.train_frequency=4", "--model.gradient_steps=2"]),
-     ("reinforce/cartpole.yaml", ["--model.episodes_per_batch=2"])],
-    ids=["dqn", "reinforce"],
-)
-def test_ddp_rl_ranks_stay_identical(config, extra, tmp_path):
-    # DQN: gradient_steps=2 makes two manual backward passes (two all-reduces) in each training_step
-    params = run_ddp(tmp_path, "-c", str(CONFIGS / config), "--trainer.max_steps=4", *extra)
-    assert_ranks_identical_and_trained(params)
+def test_ddp_rl_ranks_stay_identical(tmp_path):
+    for name, params in run_ddp_ranks(tmp_path, RUNS).items():
+        assert_ranks_identical_and_trained(params, name)

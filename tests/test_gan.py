@@ -332,16 +332,18 @@ def test_mode_seeking_gives_both_halves_of_the_generator_batch_one_set_of_condit
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-@pytest.mark.parametrize("config", ["dcgan/mnist.yaml", "dcgan/mnist_clusters.yaml", "textgan/mnist.yaml"])
-def test_ddp_two_ranks_stay_identical(config, tmp_path, mnist_dir):
+def test_ddp_two_ranks_stay_identical(tmp_path, mnist_dir):
     """Two gloo ranks: toggled optimizers leave no unused parameters, and both ranks keep the same weights."""
     from tests.conftest import CONFIGS
-    from tests.test_ddp import assert_ranks_identical_and_trained, run_ddp
+    from tests.test_ddp import assert_ranks_identical_and_trained, run_ddp_ranks
 
-    params = run_ddp(tmp_path, "-c", str(CONFIGS / config), f"--data.data_dir={mnist_dir}", "--data.num_workers=0",
-                     "--model.classifier_ckpt=null", "--trainer.max_steps=6", "--data.batch_size=16",
-                     "--model.generator.init_args.channels=4", "--model.discriminator.init_args.channels=4")
-    assert_ranks_identical_and_trained(params)
+    tiny = [f"--data.data_dir={mnist_dir}", "--data.num_workers=0", "--model.classifier_ckpt=null",
+            "--trainer.max_steps=6", "--data.batch_size=16", "--model.generator.init_args.channels=4",
+            "--model.discriminator.init_args.channels=4"]
+    runs = {name: ["-c", str(CONFIGS / name / "mnist.yaml"), *tiny] for name in ("dcgan", "textgan")}
+    runs["dcgan_clusters"] = ["-c", str(CONFIGS / "dcgan" / "mnist_clusters.yaml"), *tiny]
+    for name, params in run_ddp_ranks(tmp_path, runs).items():
+        assert_ranks_identical_and_trained(params, name)
 
 
 def test_cli_reports_negative_lr_in_one_line(tmp_path, monkeypatch, capsys, mnist_dir):

@@ -36,6 +36,7 @@ def classifier() -> Classifier:
     return model
 
 
+@pytest.mark.xdist_group("classifier")
 def test_feature_module_shapes_and_eval_mode(classifier):
     feats = ClassifierFeatures(classifier, "features")
     logits = ClassifierFeatures(classifier, "logits")
@@ -46,6 +47,7 @@ def test_feature_module_shapes_and_eval_mode(classifier):
     assert logits(x).shape == (3, logits.num_features) == (3, 10)
 
 
+@pytest.mark.xdist_group("classifier")
 def test_fid_real_vs_real_near_zero_and_far_from_noise(classifier):
     real, _ = bar_images(1000, 12)
     same = make_fid(classifier)
@@ -58,6 +60,7 @@ def test_fid_real_vs_real_near_zero_and_far_from_noise(classifier):
     assert halves < 0.1 * noise, (halves, noise)
 
 
+@pytest.mark.xdist_group("classifier")
 def test_inception_score_bounds(classifier):
     real, _ = bar_images(1000, 13)
     one = real[:1].repeat(500, 1, 1, 1)

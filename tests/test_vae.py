@@ -110,6 +110,7 @@ def vae_run(mnist_dir, tmp_path_factory):
     return log_dir, f"{log_dir}/checkpoints/last.ckpt"
 
 
+@pytest.mark.xdist_group("vae_run")
 def test_fit_writes_image_grids(vae_run):
     from pathlib import Path
 
@@ -123,6 +124,7 @@ def test_fit_writes_image_grids(vae_run):
     assert Image.open(next((images / "val_interpolation").glob("*.png"))).size == (10 * 30 + 2, 32)
 
 
+@pytest.mark.xdist_group("vae_run")
 def test_rlgen_test_reports_neg_elbo_and_iwae_nll(vae_run, mnist_dir, tmp_path, capsys):
     cli = run_tiny("test", "vae", mnist_dir, tmp_path, "--trainer.limit_test_batches=2", "--model.iwae_samples=20",
                    f"--ckpt_path={vae_run[1]}")
@@ -135,6 +137,7 @@ def test_rlgen_test_reports_neg_elbo_and_iwae_nll(vae_run, mnist_dir, tmp_path, 
     assert "test/nll_iwae" in printed and "test/neg_elbo" in printed
 
 
+@pytest.mark.xdist_group("vae_run")
 def test_predict_writes_prior_sample_grids(vae_run, mnist_dir, tmp_path):
     out = tmp_path / "samples"
     run_tiny("predict", "vae", mnist_dir, tmp_path, "--data.batch_size=32", "--trainer.limit_predict_batches=2",
