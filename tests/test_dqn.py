@@ -269,14 +269,13 @@ def test_prioritized_loss_weights_transitions_and_sets_their_priorities(monkeypa
 
 @pytest.mark.atari
 def test_pong_config_trains_with_prioritized_replay_on_the_vector_env(tmp_path, monkeypatch):
-    """configs/dqn/pong.yaml end to end with a tiny budget: 10 C++ envs, n-step, and prioritized replay switched
-    on (the config's own uniform replay runs in test_configs); the exported weights-only agent (online net
-    alone) plays with `rlgen test`."""
+    """configs/dqn/pong.yaml end to end with a tiny budget: 10 C++ envs, n-step and prioritized replay (the
+    config's own); the exported weights-only agent (online net alone) plays with `rlgen test`."""
     from bench._pong import export_weights
 
     monkeypatch.chdir(tmp_path)
     cli = run(["fit", "-c", str(CONFIGS / "dqn" / "pong.yaml"), "--trainer.max_steps=16",
-               "--model.warm_start_steps=300", "--model.buffer_size=1000", "--model.per_alpha=0.5",
+               "--model.warm_start_steps=300", "--model.buffer_size=1000",
                "--trainer.val_check_interval=2", "--model.eval_episodes=1",
                "--model.env_options.max_episode_steps=40", "--trainer.enable_progress_bar=false"])
     from rlgen.envs import PrioritizedReplayBuffer

@@ -289,6 +289,7 @@ def test_mujoco_video_without_a_working_backend_is_a_one_line_error(tmp_path, mo
                  "needs MuJoCo's headless OpenGL", "MUJOCO_GL=", "osmesa")
 
 
+@pytest.mark.xdist_group("processes")  # a fresh interpreter: MuJoCo reads MUJOCO_GL when it is first imported
 def test_mujoco_with_a_broken_backend_is_a_one_line_error(tmp_path):
     pytest.importorskip("mujoco")
     code = ("from rlgen.cli import cli_main\n"
