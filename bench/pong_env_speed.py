@@ -83,10 +83,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--num-envs", type=int, default=8)
     parser.add_argument("--steps", type=int, default=500, help="vector steps per timing")
     parser.add_argument("--repeats", type=int, default=3, help="rounds (median reported)")
-    parser.add_argument("--smoke", action="store_true", help="1 thread, 20 steps, 1 round (seconds)")
+    parser.add_argument("--smoke", action="store_true", help="2 envs, 1 thread, 20 steps, 1 round (seconds)")
     args = parser.parse_args(argv)
     if args.smoke:
-        args.threads, args.steps, args.repeats = [1], 20, 1
+        args.num_envs, args.threads, args.steps, args.repeats = 2, [1], 20, 1
     runs = [(t, s) for t, s in itertools.product(args.threads, SETTINGS) if t > 1 or s != SETTINGS[-1]]
     rates: dict[str, list[float]] = {f"{s}, {t} thread(s)": [] for t, s in runs}
     for round_ in range(args.repeats):

@@ -110,7 +110,7 @@ def fit_and_load(tmp_path, monkeypatch, *overrides: str) -> torch.Tensor:
 
 
 def test_q_learning_converges_to_the_optimal_q(tmp_path, monkeypatch, capsys):
-    q = fit_and_load(tmp_path, monkeypatch, "--trainer.max_steps=800", "--model.alpha=1.0")
+    q = fit_and_load(tmp_path, monkeypatch, "--trainer.max_steps=400", "--model.alpha=1.0")
     np.testing.assert_allclose(q, value_iteration(), atol=1e-3)
     path = greedy_path(q)
     assert path[-1] == 9 and not {3, 6} & set(path), f"greedy path {path} must avoid both holes"
