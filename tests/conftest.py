@@ -12,7 +12,9 @@ from __future__ import annotations
 import os
 
 # One intra-op thread per process: the tests' models are tiny, and on a loaded 2-core machine extra
-# OpenMP threads spin against each other (a 6x slowdown was measured). Subprocesses inherit this.
+# OpenMP threads spin against each other (a 6x slowdown was measured). torch reads it when first imported;
+# xdist workers and subprocesses inherit it. This module imports neither torch nor Lightning: the xdist
+# controller loads it too, and starts the workers only after (seconds saved per run).
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import struct
@@ -20,9 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
-from rlgen.cli import cli_main
 from tests.budget import (  # noqa: F401  (the time budget's hooks, in a module that tests/test_budget.py runs alone)
     pytest_addoption,
     pytest_configure,
@@ -31,11 +31,8 @@ from tests.budget import (  # noqa: F401  (the time budget's hooks, in a module 
     pytest_terminal_summary,
 )
 
-torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
-
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs"
-
 
 
 def _checkout_entries() -> set[str]:
@@ -90,4 +87,6 @@ def mnist_dir(tmp_path_factory) -> Path:
 
 def run_cli(*args: str) -> None:
     """Run ``rlgen <args>`` in this process (no subprocess), as the console script would."""
+    from rlgen.cli import cli_main
+
     cli_main(list(args))
