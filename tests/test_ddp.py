@@ -12,6 +12,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -68,15 +69,21 @@ def run_ddp_ranks(tmp_path: Path, runs: dict[str, list[str]]) -> dict[str, dict[
     code = f"from rlgen.cli import cli_main\nfor args in {fits!r}:\n    cli_main(args)\n"
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1",
            "MASTER_PORT": str(free_port()), "WORLD_SIZE": "2", "NODE_RANK": "0"}
+    logs = [tmp_path / f"rank{rank}.log" for rank in (0, 1)]
     procs = [subprocess.Popen([sys.executable, "-c", code], cwd=tmp_path, env={**env, "LOCAL_RANK": str(rank)},
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for rank in (0, 1)]
-    try:
-        errors = [proc.communicate(timeout=600)[1] for proc in procs]
+                              stdout=subprocess.DEVNULL, stderr=log.open("w")) for rank, log in enumerate(logs)]
+    deadline = time.monotonic() + 540
+    try:  # a rank that fails leaves the other waiting for it: stop both
+        while any(p.poll() is None for p in procs) and not any(p.poll() for p in procs):
+            assert time.monotonic() < deadline, "the DDP ranks did not finish"
+            time.sleep(0.2)
     finally:
         for proc in procs:
             proc.kill()
-    for proc, err in zip(procs, errors, strict=True):
-        assert proc.returncode == 0, err[-4000:]
+            proc.wait()
+    failed = [f"rank {rank} (exit status {proc.returncode}):\n{log.read_text()[-3000:]}"
+              for rank, (proc, log) in enumerate(zip(procs, logs, strict=True)) if proc.returncode != 0]
+    assert not failed, "\n".join(failed)
     return {name: {p.stem: torch.load(p) for p in (tmp_path / name).glob("*.pt")} for name in runs}
 
 
