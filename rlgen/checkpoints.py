@@ -6,6 +6,8 @@ hyperparameters, networks included (run from a config, a network is saved as its
 lengths, video recording, the classifier of the metrics, chosen afresh by each run. So
 ``rlgen test|predict -c <family config> --ckpt_path X`` rebuilds the model that X was trained with,
 whatever its network sizes; an argument named on the command line still wins over the saved one.
+A model built in Python from network objects saves them pickled: such a checkpoint loads with the model
+class's ``load_from_checkpoint``, and the CLI refuses it in one line (``check_plain_hparams``).
 """
 
 from __future__ import annotations
@@ -58,6 +60,27 @@ def check_model_class(ckpt: dict, path: str | Path, config_class_path: str | Non
             f"{config_class_path.split('.')[-1]}; use the config the checkpoint was trained with"
         )
 
+
+
+def check_plain_hparams(ckpt: dict, path: str | Path) -> None:
+    """Refuse a checkpoint whose hyperparameters hold Python objects (networks passed to a model built in Python):
+    LightningCLI reads hyperparameters with ``weights_only=True``, and a config cannot rebuild such objects."""
+    objects = sorted(k for k, v in (ckpt.get("hyper_parameters") or {}).items() if not _plain(v))
+    if objects:
+        raise RlgenError(
+            f"checkpoint {path} was saved from a model built in Python: its hyperparameters {', '.join(objects)} "
+            "are Python objects, which a config cannot rebuild; load it in Python with "
+            "<ModelClass>.load_from_checkpoint(path, weights_only=False), or train with `rlgen fit -c <config>`"
+        )
+
+
+def _plain(value: object) -> bool:
+    """Data a config can hold: None, numbers, strings, and lists or string-keyed dicts of them."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(_plain(v) for v in value)
+    return isinstance(value, dict) and all(isinstance(k, str) and _plain(v) for k, v in value.items())
 
 _KEYS = re.compile(r'"([^"]+)"')
 

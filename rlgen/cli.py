@@ -38,6 +38,7 @@ from rlgen.callbacks.run_dir import RunConfigCallback
 from rlgen.checkpoints import (
     AtomicCheckpointIO,
     check_model_class,
+    check_plain_hparams,
     find_last_checkpoint,
     read_checkpoint,
 )
@@ -153,7 +154,9 @@ class RlgenCLI(CheckpointHparamsHook):
         if ckpt_path and ckpt_path not in ("best", "hpc", "registry") and not ckpt_path.startswith("registry:"):
             model = cfg.get("model")
             class_path = model.get("class_path") if isinstance(model, (dict, Namespace)) else None
-            check_model_class(read_checkpoint(ckpt_path), ckpt_path, class_path)
+            ckpt = read_checkpoint(ckpt_path)
+            check_model_class(ckpt, ckpt_path, class_path)
+            check_plain_hparams(ckpt, ckpt_path)
 
     def after_checkpoint_hparams(self, before: Namespace, after: Namespace) -> None:
         """LightningCLI writes a checkpoint's hyperparameters over the parsed model arguments; put back

@@ -13,7 +13,7 @@ from pytorch_lightning.demos.boring_classes import BoringModel
 
 from rlgen.cli import run
 from rlgen.errors import RlgenError
-from tests.conftest import REPO, run_cli
+from tests.conftest import CONFIGS, REPO, run_cli
 
 BORING = "pytorch_lightning.demos.boring_classes.BoringModel"
 FAST = ["--trainer.max_epochs=1", "--trainer.limit_train_batches=4", "--trainer.limit_val_batches=2",
@@ -120,6 +120,20 @@ def test_checkpoint_of_another_model_class(tmp_path, capsys):
     ckpt = next(tmp_path.rglob("last.ckpt"))
     expect_error(capsys, ["test", f"--model={BORING}", "--ckpt_path", str(ckpt)],
                  "holds a WiderBoring", "builds a BoringModel")
+
+
+def test_checkpoint_of_a_model_built_in_python_with_network_objects(tmp_path, capsys):
+    """A GAN given network objects in Python saves them pickled in its hyperparameters: one line, not the
+    multi-line refusal of torch.load(weights_only=True) inside LightningCLI."""
+    from rlgen.lightning_modules.gan import GAN
+    from rlgen.nets.gan import MLPDiscriminator, MLPGenerator
+
+    model = GAN(generator=MLPGenerator(hidden=(8,)), discriminator=MLPDiscriminator(hidden=(8,)))
+    ckpt = tmp_path / "python.ckpt"
+    torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams)}, ckpt)
+    line = expect_error(capsys, ["predict", "-c", str(CONFIGS / "gan" / "mnist.yaml"), "--ckpt_path", str(ckpt)],
+                        "built in Python", "discriminator, generator", "load_from_checkpoint")
+    assert str(ckpt) in line
 
 
 def test_checkpoint_with_other_layer_sizes_names_the_keys(tmp_path, capsys, monkeypatch):
