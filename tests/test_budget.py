@@ -47,7 +47,6 @@ def test_a_default_test_over_the_limit_fails_the_run_and_is_named(tmp_path):
     assert "test_slow_default" in named and "test_marked_slow" not in named and "test_quick" not in named
 
 
-
 GROUPED = '''
 import os
 import pytest
