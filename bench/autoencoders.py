@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> dict:
             cli = rlgen_fit(config, args.data_dir, runs, *budget, *extra)
             fit_s = time.perf_counter() - start
             best = cli.trainer.checkpoint_callback.best_model_path
-            model = type(cli.model).load_from_checkpoint(best) if best else cli.model
+            model = type(cli.model).load_from_checkpoint(best, weights_only=True) if best else cli.model
         cli.datamodule.setup("test")
         loader = cli.datamodule.test_dataloader()
         if args.smoke:

@@ -85,8 +85,8 @@ def trained_model(model_class, config: str, args: argparse.Namespace):
                          "training; drop one of them")
     with tempfile.TemporaryDirectory() as runs:
         ckpt, train_s = (args.ckpt, None) if args.ckpt else train(config, args, runs)
-        model = model_class.load_from_checkpoint(ckpt, map_location="cpu").eval()
-        state = torch.load(ckpt, map_location="cpu", weights_only=False)
+        model = model_class.load_from_checkpoint(ckpt, map_location="cpu", weights_only=True).eval()
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)
     batch_size = state.get("datamodule_hyper_parameters", {}).get("batch_size", 64)
     epochs = state.get("gan_batches_seen", 0) / (55000 // batch_size)  # training batches / batches per epoch
     return model, ckpt, epochs, train_s

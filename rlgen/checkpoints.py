@@ -8,11 +8,19 @@ lengths, video recording, the classifier of the metrics, chosen afresh by each r
 whatever its network sizes; an argument named on the command line still wins over the saved one.
 A model built in Python from network objects saves them pickled: such a checkpoint loads with the model
 class's ``load_from_checkpoint``, and the CLI refuses it in one line (``check_plain_hparams``).
+
+Checkpoints are data, not code. Every checkpoint rlgen loads itself is read with ``torch.load(...,
+weights_only=True)``: tensors, numbers, strings, and lists and dicts of them (what every rlgen checkpoint
+holds: weights, optimizer and loop states, hyperparameters, RL counters, replay buffers, RNG states). A file
+whose pickle names any other Python object (which unpickling would call, e.g. ``os.system``) is refused in
+one line before anything in it runs (:func:`refuse_code`); ``--trust_checkpoint true`` loads it anyway, for
+files from a source the user trusts.
 """
 
 from __future__ import annotations
 
 import os
+import pickle
 import re
 from pathlib import Path
 
@@ -34,13 +42,20 @@ def find_last_checkpoint(roots: list[Path]) -> Path:
     return max(candidates, key=lambda p: p.stat().st_mtime)
 
 
-def read_checkpoint(path: str | Path) -> dict:
-    """Load a checkpoint on the CPU, or raise a one-line error for a missing, truncated or foreign file."""
+TRUST_HINT = ("if you trust its source, pass --trust_checkpoint true (in Python: "
+              "<ModelClass>.load_from_checkpoint(path, weights_only=False))")
+
+
+def read_checkpoint(path: str | Path, trust: bool = False) -> dict:
+    """Load a checkpoint on the CPU as plain data, or raise a one-line error for a missing, truncated or foreign
+    file, or for one that holds Python objects (unless ``trust``: then it is unpickled in full)."""
     path = Path(path)
     if not path.is_file():
         raise RlgenError(f"checkpoint not found: {path}; pass an existing .ckpt file or `last`")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        ckpt = torch.load(path, map_location="cpu", weights_only=not trust)
+    except pickle.UnpicklingError as err:
+        raise refuse_code(path) from err
     except Exception as err:  # truncated zip, random bytes, pickle errors ...
         raise RlgenError(
             f"checkpoint {path} is corrupt or truncated ({type(err).__name__}: {_first_line(err)}); "
@@ -49,6 +64,20 @@ def read_checkpoint(path: str | Path) -> dict:
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
         raise RlgenError(f"{path} is not a Lightning checkpoint (no state_dict); pass a .ckpt written by rlgen")
     return ckpt
+
+
+def refuse_code(path: str | Path, hint: str = TRUST_HINT) -> RlgenError:
+    """The one-line refusal of a file that ``torch.load(weights_only=True)`` rejected: it names the Python
+    objects its pickle would call (read from the pickle's opcodes, nothing is run) and the way to load it anyway."""
+    try:
+        names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    except Exception:  # a legacy (non-zip) file: torch reads its globals only by unpickling
+        names = []
+    what = f" ({', '.join(names[:4])}{', ...' if len(names) > 4 else ''})" if names else ""
+    return RlgenError(
+        f"checkpoint {path} holds Python objects{what} that would run code when loaded, so rlgen does not load it "
+        f"(a checkpoint is data: tensors, numbers, strings); {hint}"
+    )
 
 
 def check_model_class(ckpt: dict, path: str | Path, config_class_path: str | None) -> None:

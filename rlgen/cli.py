@@ -106,6 +106,9 @@ class RlgenCLI(CheckpointHparamsHook):
         parser.add_argument("--threads", type=PositiveInt | None, default=None,
                             help="Torch intra-op threads (default: the model's choice, 1 for the small MLPs of "
                                  "CartPole and JumpChain, all cores otherwise; OMP_NUM_THREADS also sets it).")
+        parser.add_argument("--trust_checkpoint", type=bool, default=False,
+                            help="Load a --ckpt_path that holds Python objects besides tensors and plain data. "
+                                 "Unpickling such a file can run any code: only for files from a source you trust.")
 
     def instantiate_classes(self) -> None:
         """LightningCLI's, plus: W&B gets the whole resolved config at init (and a SLURM-stable run id), and the
@@ -151,12 +154,23 @@ class RlgenCLI(CheckpointHparamsHook):
             print(f"rlgen: {verb} {ckpt_path}", file=sys.stderr)
         if subcommand != "fit" and ckpt_path and Path(ckpt_path).is_file():
             _log_beside_checkpoint(cfg, Path(ckpt_path), subcommand)
+        # Checkpoints are data: Lightning's own load is weights_only=True too, unless the user trusts the file
+        # (--trust_checkpoint, or Lightning's spelling --weights_only false).
+        self._trusted = bool(cfg.get("trust_checkpoint")) or cfg.get("weights_only") is False
+        if "weights_only" in cfg:
+            cfg.weights_only = not self._trusted
         if ckpt_path and ckpt_path not in ("best", "hpc", "registry") and not ckpt_path.startswith("registry:"):
             model = cfg.get("model")
             class_path = model.get("class_path") if isinstance(model, (dict, Namespace)) else None
-            ckpt = read_checkpoint(ckpt_path)
+            ckpt = read_checkpoint(ckpt_path, trust=self._trusted)
             check_model_class(ckpt, ckpt_path, class_path)
             check_plain_hparams(ckpt, ckpt_path)
+            if self._trusted:
+                self._trusted_hparams = ckpt.get("hyper_parameters") or {}
+
+    def trusted_checkpoint_hparams(self) -> dict | None:
+        """A trusted checkpoint's hyperparameters, as read in parse_arguments (checked to be plain data there)."""
+        return getattr(self, "_trusted_hparams", None)
 
     def after_checkpoint_hparams(self, before: Namespace, after: Namespace) -> None:
         """LightningCLI writes a checkpoint's hyperparameters over the parsed model arguments; put back

@@ -7,8 +7,11 @@ private attribute of Lightning, TensorBoard, W&B, jsonargparse or torch.
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 from pytorch_lightning import Trainer
 from pytorch_lightning.cli import LightningCLI
@@ -57,16 +60,35 @@ class CheckpointHparamsHook(FastConfigDump):
 
     Why private: LightningCLI writes the saved hyperparameters over the parsed model arguments in
     ``_parse_ckpt_path`` and offers no public hook around it; rlgen needs one so that arguments named on
-    the command line win over the saved ones.
+    the command line win over the saved ones. The same override lets it take the hyperparameters of a checkpoint
+    the user trusts (``--trust_checkpoint``), which LightningCLI's read (always ``weights_only=True``) refuses when
+    anything in the file is a Python object: :meth:`trusted_checkpoint_hparams` gives them, and LightningCLI reads
+    them from a plain copy.
     """
 
     def _parse_ckpt_path(self) -> None:
         subcommand = self.config.get("subcommand")
         before = self.config[subcommand].get("model") if subcommand else None
         before = before.clone() if hasattr(before, "clone") else None
-        super()._parse_ckpt_path()
+        hparams = self.trusted_checkpoint_hparams() if subcommand else None
+        if hparams is None:
+            super()._parse_ckpt_path()
+        else:
+            cfg, ckpt_path = self.config[subcommand], self.config[subcommand].get("ckpt_path")
+            with tempfile.TemporaryDirectory() as folder:
+                cfg.ckpt_path = str(Path(folder) / "hparams.ckpt")
+                torch.save({"hyper_parameters": hparams}, cfg.ckpt_path)
+                try:
+                    super()._parse_ckpt_path()
+                finally:
+                    cfg.ckpt_path = ckpt_path
         if before is not None:
             self.after_checkpoint_hparams(before, self.config[subcommand].get("model"))
+
+    def trusted_checkpoint_hparams(self) -> dict | None:
+        """The hyperparameters of a ``--ckpt_path`` the user trusts, read already (as plain data), or None:
+        LightningCLI reads the file itself."""
+        return None
 
     def after_checkpoint_hparams(self, before: Any, after: Any) -> None:
         """Called with the model arguments as parsed (``before``) and with the checkpoint's saved

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
+import torch
 import yaml
 
-from tests.conftest import CONFIGS, run_cli
+from rlgen.cli import run
+from tests.conftest import CONFIGS
 
 OVERLAY_DIRS = {"trainer", "logger"}
 ALGO_CONFIGS = sorted(p for p in CONFIGS.rglob("*.yaml") if p.parent.name not in OVERLAY_DIRS)
@@ -54,8 +58,18 @@ def smoke_args(config, mnist_dir, subcommand: str = "fit") -> list[str]:
 
 @pytest.mark.parametrize("config", ALGO_CONFIGS, ids=lambda p: p.relative_to(CONFIGS).as_posix())
 def test_config_fits(config, mnist_dir, tmp_path, monkeypatch):
+    """A tiny fit of every config logs finite training losses, and its checkpoint (everything the model adds:
+    RL counters, RNG states, buffers, GAN statistics) is plain data that loads with ``weights_only=True`` and
+    holds the model's weights."""
     monkeypatch.chdir(tmp_path)
-    run_cli(*smoke_args(config, mnist_dir))
+    cli = run(smoke_args(config, mnist_dir))
+    losses = {k: float(v) for k, v in cli.trainer.callback_metrics.items() if k.startswith("train/") and "loss" in k}
+    assert losses, "a fit logs its training loss as train/<name>loss"
+    assert all(math.isfinite(v) for v in losses.values()), losses
+    cli.trainer.save_checkpoint(tmp_path / "model.ckpt")
+    saved = torch.load(tmp_path / "model.ckpt", map_location="cpu", weights_only=True)
+    assert saved["state_dict"].keys() == cli.model.state_dict().keys()
+    assert saved["hyper_parameters"]["_class_path"].endswith(type(cli.model).__name__)
 
 
 def test_every_config_has_a_header():

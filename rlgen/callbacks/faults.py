@@ -103,6 +103,6 @@ def _worker_died(exception: BaseException) -> bool:
 def _saved_step(path: Path) -> int | None:
     """The ``global_step`` stored in a checkpoint (memory-mapped, so the weights are not read)."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=False, mmap=True).get("global_step")
-    except Exception:  # unreadable: write a fresh one
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("global_step")
+    except Exception:  # unreadable, or not plain data (nothing in it runs): write a fresh one
         return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import torch
@@ -9,6 +10,7 @@ import torch.nn.functional as F
 from pytorch_lightning import LightningModule
 from torchmetrics.classification import MulticlassAccuracy
 
+from rlgen.checkpoints import refuse_code
 from rlgen.datamodules.mnist import MNIST_MEAN, MNIST_STD
 from rlgen.errors import RlgenError, check_range
 from rlgen.nets.classifier import SmallCNN
@@ -121,8 +123,11 @@ def load_classifier(ckpt_path: str | Path, map_location: str | torch.device = "c
             f"classifier checkpoint {path} not found; train one with `python -m bench.classifier` "
             "(or `rlgen fit -c configs/classifier/mnist.yaml`), or set --model.classifier_ckpt null to skip FID / IS"
         )
-    try:
-        model = Classifier.load_from_checkpoint(path, map_location=map_location)
+    try:  # plain data only: a shared classifier file must not run code when loaded
+        model = Classifier.load_from_checkpoint(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise refuse_code(path, "train your own with `python -m bench.classifier`, or set --model.classifier_ckpt "
+                                "null to skip FID / IS") from err
     except (KeyError, RuntimeError, TypeError) as err:
         raise RlgenError(f"{path} is not a Classifier checkpoint ({type(err).__name__}: {err})") from err
     model.eval()
