@@ -73,6 +73,7 @@ def refuse_code(path: str | Path, hint: str = TRUST_HINT) -> RlgenError:
         names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
     except Exception:  # a legacy (non-zip) file: torch reads its globals only by unpickling
         names = []
+    names = sorted(names, key=lambda name: (name.startswith("torch."), name))  # torch's own classes last
     what = f" ({', '.join(names[:4])}{', ...' if len(names) > 4 else ''})" if names else ""
     return RlgenError(
         f"checkpoint {path} holds Python objects{what} that would run code when loaded, so rlgen does not load it "
