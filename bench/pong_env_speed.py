@@ -25,7 +25,8 @@ import numpy as np
 import torch
 
 from bench._common import bench_parser, config_args, init_args, write_results
-from rlgen.envs.make_env import EnvOptions, make_vector_env
+from rlgen.envs.make_env import make_vector_env
+from rlgen.envs.options import EnvOptions
 from rlgen.nets.rl import CategoricalPolicy
 
 CONFIG = "configs/reinforce/pong.yaml"  # (d) and (e) act with this config's policy and action map

@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from bench._common import bench_parser, plt, save_figure, write_results
-from rlgen.envs import EnvOptions, PrioritizedReplayBuffer, ReplayBuffer, make_vector_env
+from rlgen.envs import EnvOptions, make_vector_env
+from rlgen.experience import PrioritizedReplayBuffer, ReplayBuffer
 
 FRAME = 84 * 84
 TARGET = 1.05 * FRAME

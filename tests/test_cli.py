@@ -132,7 +132,8 @@ def test_checkpoint_of_a_model_built_in_python_with_network_objects(tmp_path, ca
     ckpt = tmp_path / "python.ckpt"
     torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams)}, ckpt)
     line = expect_error(capsys, ["predict", "-c", str(CONFIGS / "gan" / "mnist.yaml"), "--ckpt_path", str(ckpt)],
-                        "holds Python objects (", "rlgen.nets.gan.MLP", "load_from_checkpoint(path, weights_only=False)")
+                        "holds Python objects (", "rlgen.nets.gan.MLP",
+                        "load_from_checkpoint(path, weights_only=False)")
     assert str(ckpt) in line
 
 

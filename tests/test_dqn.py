@@ -14,8 +14,8 @@ import torch
 from torch import nn
 
 from rlgen.cli import run
-from rlgen.envs import ReplayBuffer
 from rlgen.errors import RlgenError
+from rlgen.experience import ReplayBuffer
 from rlgen.lightning_modules.dqn import DQN, linear_schedule, polyak_update, td_target
 from rlgen.nets.rl import DuelingHead, QNetwork
 from tests.conftest import CONFIGS, run_cli
@@ -238,8 +238,8 @@ class _StubTrainer:
 def test_prioritized_loss_weights_transitions_and_sets_their_priorities(monkeypatch):
     """With per_alpha > 0 the loss is mean(w_i * huber(Q_i - Y_i)) and each sampled transition's
     priority becomes |Q_i - Y_i| (+ eps); beta anneals from per_beta to 1 over max_steps."""
-    from rlgen.envs import PrioritizedReplayBuffer
-    from rlgen.envs.replay import PrioritizedBatch
+    from rlgen.experience import PrioritizedReplayBuffer
+    from rlgen.experience.replay import PrioritizedBatch
 
     model = DQN(env_id="CartPole-v1", per_alpha=1.0, per_beta=0.2, gamma=0.5)
     model.q_net = QNetwork([]).build((2,), 2)
@@ -278,7 +278,7 @@ def test_pong_config_trains_with_prioritized_replay_on_the_vector_env(tmp_path, 
                "--model.warm_start_steps=300", "--model.buffer_size=1000",
                "--trainer.val_check_interval=2", "--model.eval_episodes=1",
                "--model.env_options.max_episode_steps=40", "--trainer.enable_progress_bar=false"])
-    from rlgen.envs import PrioritizedReplayBuffer
+    from rlgen.experience import PrioritizedReplayBuffer
 
     assert isinstance(cli.model.buffer, PrioritizedReplayBuffer) and cli.trainer.global_step == 16
     # the warm-up ends on a whole vector step of 10 envs, then 4 phases of 40 env steps (4 gradient steps each)

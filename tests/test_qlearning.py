@@ -11,9 +11,10 @@ import pytorch_lightning as pl
 import torch
 
 from rlgen.cli import run
-from rlgen.datamodules.experience import EpisodeBatch
-from rlgen.envs import JUMP_CHAIN_ID, EnvOptions, ReplayBatch
+from rlgen.envs import JUMP_CHAIN_ID, EnvOptions
 from rlgen.errors import RlgenError
+from rlgen.experience import ReplayBatch
+from rlgen.experience.sources import EpisodeBatch
 from rlgen.lightning_modules.qlearning import TabularQLearning
 from tests.conftest import CONFIGS
 

@@ -16,9 +16,9 @@ import pytorch_lightning as pl
 import torch
 
 from rlgen.callbacks.rl import EnvStepBudget
-from rlgen.datamodules.experience import EpisodeExperience
 from rlgen.envs import make_vector_env
 from rlgen.errors import RlgenError
+from rlgen.experience.sources import EpisodeExperience
 from rlgen.lightning_modules.reinforce import (
     Reinforce,
     discounted_returns,

@@ -10,9 +10,9 @@ import pytest
 import torch
 from gymnasium.wrappers import FrameStackObservation
 
-from rlgen.envs import ReplayBuffer
-from rlgen.envs.replay import PrioritizedReplayBuffer
 from rlgen.errors import RlgenError
+from rlgen.experience import ReplayBuffer
+from rlgen.experience.replay import PrioritizedReplayBuffer
 
 EPISODE_LENGTHS = (3, 1, 5, 2, 7, 4)  # cycled; odd-numbered episodes end by truncation
 

@@ -1,4 +1,6 @@
-"""Environments for rlgen's RL algorithms: ``make_env`` thunks, Atari and Pong wrappers, JumpChain, replay.
+"""Environments for rlgen's RL algorithms: ``make_env`` thunks, ``EnvOptions``, Atari and Pong wrappers, JumpChain.
+
+The replay buffers and experience sources that feed the algorithms are in :mod:`rlgen.experience`.
 
 Importing this package registers ``rlgen/JumpChain-v0`` with Gymnasium.
 """
@@ -6,15 +8,13 @@ Importing this package registers ``rlgen/JumpChain-v0`` with Gymnasium.
 import gymnasium as gym
 
 from rlgen.envs.make_env import (
-    EnvOptions,
-    as_env_options,
     check_discrete_actions,
     check_env_id,
     check_policy_actions,
     make_env,
     make_vector_env,
 )
-from rlgen.envs.replay import PrioritizedBatch, PrioritizedReplayBuffer, ReplayBatch, ReplayBuffer
+from rlgen.envs.options import EnvOptions, as_env_options
 
 JUMP_CHAIN_ID = "rlgen/JumpChain-v0"
 
@@ -24,10 +24,6 @@ if JUMP_CHAIN_ID not in gym.registry:
 __all__ = [
     "EnvOptions",
     "JUMP_CHAIN_ID",
-    "PrioritizedBatch",
-    "PrioritizedReplayBuffer",
-    "ReplayBatch",
-    "ReplayBuffer",
     "as_env_options",
     "check_discrete_actions",
     "check_env_id",

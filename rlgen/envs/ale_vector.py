@@ -34,7 +34,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.wrappers.vector import ClipReward, RecordEpisodeStatistics
 
-from rlgen.envs.make_env import EnvOptions
+from rlgen.envs.options import EnvOptions
 from rlgen.envs.pong import preprocess_pong_frames
 
 
@@ -60,7 +60,7 @@ def make_ale_vector_env(env_id: str, num_envs: int, options: EnvOptions = EnvOpt
     Args:
         env_id: a registered ALE id (``ALE/Pong-v5``, ``BreakoutNoFrameskip-v4``, ...).
         num_envs: number of environments.
-        options: how the environments are built (:class:`~rlgen.envs.make_env.EnvOptions`): ``frame_stack``
+        options: how the environments are built (:class:`~rlgen.envs.options.EnvOptions`): ``frame_stack``
             stacked 84x84 frames, ``terminal_on_life_loss`` (a lost life ends the learner's episode, the game
             goes on), ``clip_rewards`` (the learner's rewards; the episode statistics stay unclipped),
             ``pong_from_pixels`` (Karpathy's float32 (6400,) frame differences instead of the DQN stack),

@@ -11,10 +11,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rlgen.datamodules.experience import ReplayExperience
-from rlgen.envs.make_env import EnvOptions
-from rlgen.envs.replay import PrioritizedBatch, ReplayBatch
+from rlgen.envs.options import EnvOptions
 from rlgen.errors import RlgenError, check_range
+from rlgen.experience.replay import PrioritizedBatch, ReplayBatch
+from rlgen.experience.sources import ReplayExperience
 from rlgen.lightning_modules.rl_system import RLSystem
 from rlgen.nets.rl import QNetwork
 
@@ -248,7 +248,7 @@ class DQN(RLSystem):
         self.target_net = copy.deepcopy(self.q_net).requires_grad_(False)
 
     def on_fit_start(self) -> None:
-        from rlgen.envs import PrioritizedReplayBuffer, ReplayBuffer
+        from rlgen.experience import PrioritizedReplayBuffer, ReplayBuffer
 
         hp = self.hparams
         self._rng = np.random.default_rng(self.env_seed)

@@ -8,10 +8,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from rlgen.datamodules.experience import EpisodeBatch, EpisodeExperience, ReplayExperience
-from rlgen.envs import ReplayBatch, check_discrete_actions
-from rlgen.envs.make_env import EnvOptions
+from rlgen.envs import check_discrete_actions
+from rlgen.envs.options import EnvOptions
 from rlgen.errors import RlgenError, check_range
+from rlgen.experience import EpisodeBatch, EpisodeExperience, ReplayBatch, ReplayExperience
 from rlgen.lightning_modules.reinforce import discounted_returns
 from rlgen.lightning_modules.rl_system import RLSystem
 

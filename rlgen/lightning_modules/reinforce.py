@@ -10,9 +10,9 @@ import torch
 import torch.nn.functional as F
 from torch.distributions import Categorical
 
-from rlgen.datamodules.experience import EpisodeBatch, EpisodeExperience
-from rlgen.envs.make_env import EnvOptions
+from rlgen.envs.options import EnvOptions
 from rlgen.errors import RlgenError, check_range
+from rlgen.experience.sources import EpisodeBatch, EpisodeExperience
 from rlgen.lightning_modules.rl_system import RLSystem
 from rlgen.nets.rl import CategoricalPolicy, GaussianPolicy, Policy
 

@@ -20,9 +20,10 @@ from gymnasium.error import DependencyNotInstalled
 from pytorch_lightning import LightningModule
 from torch.utils.data import DataLoader
 
-from rlgen.datamodules.experience import RolloutStats
-from rlgen.envs.make_env import EnvOptions, as_env_options, is_mujoco, offscreen_rendering
+from rlgen.envs.make_env import is_mujoco, offscreen_rendering
+from rlgen.envs.options import EnvOptions, as_env_options
 from rlgen.errors import RlgenError, check_range
+from rlgen.experience import RolloutStats, episode_indices, experience_loader
 from rlgen.media.video import log_video, save_video
 
 _RANK_SEED_STRIDE = 10_000  # rank r's envs are seeded seed + r * stride (+ i for sub-env i)
@@ -73,13 +74,13 @@ class RLSystem(LightningModule):
 
     def train_dataloader(self) -> DataLoader:
         assert self.source is not None, "the experience source is built in on_fit_start"
-        return DataLoader(self.source, batch_size=None, num_workers=0)
+        return experience_loader(self.source)
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(list(range(self.eval_episodes)), batch_size=None)
+        return episode_indices(self.eval_episodes)
 
     def test_dataloader(self) -> DataLoader:
-        return DataLoader(list(range(self.test_episodes)), batch_size=None)
+        return episode_indices(self.test_episodes)
 
     def on_train_start(self) -> None:
         self.rollout.start_clock()  # rollout/sps leaves out the warm-up

@@ -115,7 +115,7 @@ class ReplayExperience(IterableDataset):
 
     Args:
         envs: a Gymnasium vector env (next-step autoreset), e.g. from ``rlgen.envs.make_vector_env``.
-        buffer: a ``rlgen.envs.ReplayBuffer`` with ``num_envs`` matching ``envs``.
+        buffer: a ``rlgen.experience.ReplayBuffer`` with ``num_envs`` matching ``envs``.
         act: the system's behaviour policy, observations ``(N, *obs_shape)`` -> actions ``(N,)``.
         batch_size: transitions per sampled batch.
         train_frequency: environment steps (summed over the vector env) per collection phase.
