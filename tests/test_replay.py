@@ -228,3 +228,43 @@ def test_prioritized_tree_holds_exactly_the_valid_transitions_after_wrapping():
     restored = PrioritizedReplayBuffer(2 * 30, (4, 2), obs_dtype=np.uint8, num_envs=2, frame_stack=4)
     restored.load_state_dict(buffer.state_dict())
     np.testing.assert_array_equal(restored.tree, buffer.tree)
+
+
+def test_continuous_actions_are_stored_as_vectors_and_survive_a_checkpoint():
+    """SAC's buffer: float32 action vectors (A,), sampled with their own transition, and a torch.save round trip
+    (weights_only) that keeps them; a buffer of another action shape or dtype refuses the saved state."""
+    buffer = ReplayBuffer(40, (1,), num_envs=2, gamma=0.9, seed=1, action_shape=(3,), action_dtype=np.float32)
+    rng = np.random.default_rng(0)
+    truth = {}
+    for t in range(30):  # rings of 20 slots wrap: retired slots must not come back
+        obs = np.array([[float(t)], [100.0 + t]], np.float32)
+        actions = rng.uniform(-1, 1, size=(2, 3)).astype(np.float32)
+        buffer.add(obs, actions, [t, -t], obs + 0.5, [False, False], [t % 7 == 6, False])
+        truth[float(t)], truth[100.0 + t] = actions[0], actions[1]
+    batch = buffer.sample(64)
+    assert batch.actions.shape == (64, 3) and batch.actions.dtype == torch.float32
+    for obs, action in zip(batch.obs[:, 0].tolist(), batch.actions.numpy(), strict=True):
+        np.testing.assert_array_equal(action, truth[obs])  # exact: float32 in, float32 out
+    assert buffer.nbytes < 40 * (4 + 12 + 8) + 100  # an obs float, three action floats, reward and flags
+    blob = io.BytesIO()
+    torch.save(buffer.state_dict(), blob)
+    blob.seek(0)
+    restored = ReplayBuffer(40, (1,), num_envs=2, gamma=0.9, seed=7, action_shape=(3,), action_dtype=np.float32)
+    restored.load_state_dict(torch.load(blob, weights_only=True))
+    for a, b in zip(buffer.sample(32), restored.sample(32), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    for other in (ReplayBuffer(40, (1,), num_envs=2, action_shape=(2,), action_dtype=np.float32),
+                  ReplayBuffer(40, (1,), num_envs=2)):  # DQN's int64 indices
+        with pytest.raises(RlgenError, match="does not match"):
+            other.load_state_dict(buffer.state_dict())
+
+
+def test_a_buffer_saved_before_actions_had_a_shape_loads_as_integer_indices():
+    buffer = ReplayBuffer(20, (2,), seed=3)
+    buffer.add([[0.0, 1.0]], [2], [1.0], [[1.0, 2.0]], [False], [False])
+    state = buffer.state_dict()
+    for key in ("action_shape", "action_dtype"):
+        del state["config"][key]  # what an older checkpoint holds
+    restored = ReplayBuffer(20, (2,))
+    restored.load_state_dict(state)
+    assert restored.sample(4).actions.tolist() == [2, 2, 2, 2]

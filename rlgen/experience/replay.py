@@ -1,4 +1,5 @@
-"""A preallocated experience-replay buffer that stores each frame once (DQN, Mnih et al. 2015).
+"""A preallocated experience-replay buffer that stores each frame once (DQN, Mnih et al. 2015), for
+discrete action indices (DQN) or continuous action vectors (SAC: ``action_shape=(A,)``, ``np.float32``).
 
 Layout: one ring of ``capacity // num_envs`` *slots* per environment. A slot holds the newest frame
 of an observation (the whole observation when ``frame_stack == 1``) and, once the next step is
@@ -35,7 +36,7 @@ class ReplayBatch(NamedTuple):
     """A sampled batch; ``discounts = gamma**k * (1 - terminated)`` after the ``k`` rewards summed."""
 
     obs: torch.Tensor  # (B, *obs_shape), stored dtype (uint8 for pixels)
-    actions: torch.Tensor  # (B,) long
+    actions: torch.Tensor  # (B, *action_shape), stored dtype: (B,) long for DQN, (B, A) float32 for SAC
     rewards: torch.Tensor  # (B,) float32, n-step discounted sum
     next_obs: torch.Tensor  # (B, *obs_shape)
     discounts: torch.Tensor  # (B,) float32, 0 after a terminal step; truncation still bootstraps
@@ -55,6 +56,9 @@ class ReplayBuffer:
         n_step: rewards summed per sample (stopping at episode ends).
         gamma: discount of the n-step sum and of ``discounts``.
         seed: seed of the sampling generator.
+        action_shape: shape of one action: ``()`` for a discrete action index (DQN), ``(A,)`` for a
+            continuous action vector (SAC).
+        action_dtype: storage dtype of the actions: ``np.int64`` indices, ``np.float32`` continuous actions.
     """
 
     def __init__(
@@ -67,8 +71,11 @@ class ReplayBuffer:
         n_step: int = 1,
         gamma: float = 0.99,
         seed: int = 0,
+        action_shape: tuple[int, ...] = (),
+        action_dtype=np.int64,
     ):
         obs_shape = tuple(int(d) for d in obs_shape)
+        action_shape = tuple(int(d) for d in action_shape)
         check_range(">= 1", "ReplayBuffer", num_envs=num_envs, frame_stack=frame_stack, n_step=n_step)
         check_range("in [0, 1]", "ReplayBuffer", gamma=gamma)
         if frame_stack > 1 and (not obs_shape or obs_shape[0] != frame_stack):
@@ -81,10 +88,12 @@ class ReplayBuffer:
             )
         self.capacity, self.num_envs, self.slots = capacity, num_envs, slots
         self.obs_shape, self.obs_dtype = obs_shape, np.dtype(obs_dtype)
+        self.action_shape, self.action_dtype = action_shape, np.dtype(action_dtype)
         self.frame_stack, self.n_step, self.gamma = frame_stack, n_step, gamma
         frame_shape = obs_shape[1:] if frame_stack > 1 else obs_shape
         # a size no machine holds fails here, in one line, not in np.zeros (or, with lazy pages, hours later)
-        per_transition = int(np.prod(frame_shape)) * self.obs_dtype.itemsize + 16  # + action, reward, flags
+        action_bytes = int(np.prod(action_shape)) * self.action_dtype.itemsize
+        per_transition = int(np.prod(frame_shape)) * self.obs_dtype.itemsize + action_bytes + 8  # + reward, flags
         memory = physical_memory()
         if memory and capacity * per_transition > memory:
             raise RlgenError(f"a replay buffer of {capacity:,} transitions needs {gib(capacity * per_transition)} of "
@@ -93,7 +102,7 @@ class ReplayBuffer:
         E, N = num_envs, slots
         # np.zeros reserves the memory; pages are touched as the rings fill.
         self.frames = np.zeros((E, N, *frame_shape), self.obs_dtype)  # (E, N, 84, 84) for Atari
-        self.actions = np.zeros((E, N), np.int64)
+        self.actions = np.zeros((E, N, *action_shape), self.action_dtype)  # (E, N) indices or (E, N, A)
         self.rewards = np.zeros((E, N), np.float32)
         self.terminated = np.zeros((E, N), bool)
         self.truncated = np.zeros((E, N), bool)
@@ -121,7 +130,7 @@ class ReplayBuffer:
 
         Args:
             obs: observations before the step, ``(num_envs, *obs_shape)``.
-            actions: actions taken, ``(num_envs,)``.
+            actions: actions taken, ``(num_envs, *action_shape)``.
             rewards: rewards received, ``(num_envs,)``.
             next_obs: observations after the step.
             terminated: the episode ended in a terminal state (no bootstrapping).
@@ -134,7 +143,7 @@ class ReplayBuffer:
         assert obs.shape == next_obs.shape == (E, *self.obs_shape), (
             f"ReplayBuffer.add expects obs of shape {(E, *self.obs_shape)}, got {obs.shape} and {next_obs.shape}"
         )
-        actions, rewards = np.asarray(actions).reshape(E), np.asarray(rewards).reshape(E)
+        actions, rewards = np.asarray(actions).reshape(E, *self.action_shape), np.asarray(rewards).reshape(E)
         terminated, truncated = np.asarray(terminated).reshape(E), np.asarray(truncated).reshape(E)
         valid = np.ones(E, bool) if valid is None else np.asarray(valid, bool).reshape(E)
         for e in range(E):
@@ -195,9 +204,11 @@ class ReplayBuffer:
 
     def load_state_dict(self, state: dict) -> None:
         """Restore a buffer saved by :meth:`state_dict` into this (identically configured) buffer."""
-        if state["config"] != self._config():
+        # buffers saved before actions had a shape and dtype held DQN's: int64 indices
+        saved = {"action_shape": [], "action_dtype": "int64", **state["config"]}
+        if saved != self._config():
             raise RlgenError(
-                f"the checkpoint's replay buffer {state['config']} does not match this run's {self._config()}; "
+                f"the checkpoint's replay buffer {saved} does not match this run's {self._config()}; "
                 "use the same buffer settings or do not load the buffer"
             )
         for name in self._ARRAYS:
@@ -214,6 +225,7 @@ class ReplayBuffer:
         return {
             "capacity": self.capacity, "obs_shape": list(self.obs_shape), "obs_dtype": str(self.obs_dtype),
             "num_envs": self.num_envs, "frame_stack": self.frame_stack,
+            "action_shape": list(self.action_shape), "action_dtype": str(self.action_dtype),
         }  # fmt: skip
 
     def _newest(self, obs: np.ndarray) -> np.ndarray:
@@ -310,7 +322,7 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         beta: importance-sampling exponent (1 = full correction).
         eps: added to ``|delta|`` so that no transition gets priority 0.
         **buffer_kwargs: the other :class:`ReplayBuffer` arguments (``obs_dtype``, ``num_envs``,
-            ``frame_stack``, ``n_step``, ``gamma``, ``seed``).
+            ``frame_stack``, ``n_step``, ``gamma``, ``seed``, ``action_shape``, ``action_dtype``).
     """
 
     def __init__(
