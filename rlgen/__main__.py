@@ -1,4 +1,4 @@
-from rlgen.console import main
+from rlgen.cli.console import main
 
 if __name__ == "__main__":
     main()

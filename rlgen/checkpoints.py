@@ -1,46 +1,26 @@
-"""Checks on ``--ckpt_path``: find ``last``, and turn unreadable or mismatched checkpoints into one-line errors.
-
-What a checkpoint restores, one rule for every family: each model saves all its ``__init__`` arguments as
-hyperparameters, networks included (run from a config, a network is saved as its ``class_path`` and
-``init_args``), except those in its class attribute ``RUN_TIME_ARGS``: output folders, evaluation
-lengths, video recording, the classifier of the metrics, chosen afresh by each run. So
-``rlgen test|predict -c <family config> --ckpt_path X`` rebuilds the model that X was trained with,
-whatever its network sizes; an argument named on the command line still wins over the saved one.
-A model built in Python from network objects saves them pickled: such a checkpoint loads with the model
-class's ``load_from_checkpoint``, and the CLI refuses it in one line (``check_plain_hparams``).
+"""Loading and writing checkpoints safely, for the CLI, the models and the benchmark scripts.
 
 Checkpoints are data, not code. Every checkpoint rlgen loads itself is read with ``torch.load(...,
 weights_only=True)``: tensors, numbers, strings, and lists and dicts of them (what every rlgen checkpoint
 holds: weights, optimizer and loop states, hyperparameters, RL counters, replay buffers, RNG states). A file
 whose pickle names any other Python object (which unpickling would call, e.g. ``os.system``) is refused in
 one line before anything in it runs (:func:`refuse_code`); ``--trust_checkpoint true`` loads it anyway, for
-files from a source the user trusts.
+files from a source the user trusts. Writes are atomic (:class:`AtomicCheckpointIO`).
+
+What a checkpoint restores through the CLI (``RUN_TIME_ARGS``, networks as ``class_path`` and ``init_args``)
+and the checks of a ``--ckpt_path`` are in :mod:`rlgen.cli.checks`.
 """
 
 from __future__ import annotations
 
 import os
 import pickle
-import re
 from pathlib import Path
 
 import torch
 from lightning_fabric.plugins import TorchCheckpointIO
 
 from rlgen.errors import RlgenError
-
-
-def find_last_checkpoint(roots: list[Path]) -> Path:
-    """The newest ``last*.ckpt`` below any of ``roots`` (each run writes into its own version directory)."""
-    candidates = [p for root in roots if root.is_dir() for p in root.rglob("last*.ckpt")]
-    if not candidates:
-        where = ", ".join(str(r) for r in roots)
-        raise RlgenError(
-            f"--ckpt_path last: no last.ckpt found under {where}; train first with `rlgen fit` "
-            "(same config and logger) or pass the path of a .ckpt file"
-        )
-    return max(candidates, key=lambda p: p.stat().st_mtime)
-
 
 TRUST_HINT = ("if you trust its source, pass --trust_checkpoint true (in Python: "
               "<ModelClass>.load_from_checkpoint(path, weights_only=False))")
@@ -58,7 +38,7 @@ def read_checkpoint(path: str | Path, trust: bool = False) -> dict:
         raise refuse_code(path) from err
     except Exception as err:  # truncated zip, random bytes, pickle errors ...
         raise RlgenError(
-            f"checkpoint {path} is corrupt or truncated ({type(err).__name__}: {_first_line(err)}); "
+            f"checkpoint {path} is corrupt or truncated ({type(err).__name__}: {first_line(err)}); "
             "use another checkpoint (e.g. last.ckpt or an earlier epoch)"
         ) from err
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
@@ -81,62 +61,7 @@ def refuse_code(path: str | Path, hint: str = TRUST_HINT) -> RlgenError:
     )
 
 
-def check_model_class(ckpt: dict, path: str | Path, config_class_path: str | None) -> None:
-    """Refuse a checkpoint of another model class than the one the config builds."""
-    saved = (ckpt.get("hyper_parameters") or {}).get("_class_path")
-    if saved and config_class_path and saved.split(".")[-1] != config_class_path.split(".")[-1]:
-        raise RlgenError(
-            f"checkpoint {path} holds a {saved.split('.')[-1]} but the config builds a "
-            f"{config_class_path.split('.')[-1]}; use the config the checkpoint was trained with"
-        )
-
-
-
-def check_plain_hparams(ckpt: dict, path: str | Path) -> None:
-    """Refuse a checkpoint whose hyperparameters hold Python objects (networks passed to a model built in Python):
-    LightningCLI reads hyperparameters with ``weights_only=True``, and a config cannot rebuild such objects."""
-    objects = sorted(k for k, v in (ckpt.get("hyper_parameters") or {}).items() if not _plain(v))
-    if objects:
-        raise RlgenError(
-            f"checkpoint {path} was saved from a model built in Python: its hyperparameters {', '.join(objects)} "
-            "are Python objects, which a config cannot rebuild; load it in Python with "
-            "<ModelClass>.load_from_checkpoint(path, weights_only=False), or train with `rlgen fit -c <config>`"
-        )
-
-
-def _plain(value: object) -> bool:
-    """Data a config can hold: None, numbers, strings, and lists or string-keyed dicts of them."""
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return True
-    if isinstance(value, (list, tuple)):
-        return all(_plain(v) for v in value)
-    return isinstance(value, dict) and all(isinstance(k, str) and _plain(v) for k, v in value.items())
-
-_KEYS = re.compile(r'"([^"]+)"')
-
-
-def explain_state_dict_error(err: RuntimeError) -> RlgenError | None:
-    """Summarize torch's multi-line ``Error(s) in loading state_dict`` as one line naming the keys that differ."""
-    text = str(err)
-    if "Error(s) in loading state_dict" not in text:
-        return None
-    parts = []
-    for label, pattern in (("missing", "Missing key(s)"), ("unexpected", "Unexpected key(s)")):
-        line = next((ln for ln in text.splitlines() if pattern in ln), "")
-        keys = _KEYS.findall(line)
-        if keys:
-            parts.append(f"{label} keys {', '.join(keys[:4])}" + (f" (+{len(keys) - 4} more)" if len(keys) > 4 else ""))
-    shapes = re.findall(r"size mismatch for ([^:]+): copying a param with shape torch\.Size\((\[[^\]]*\])\) "
-                        r"from checkpoint, the shape in current model is torch\.Size\((\[[^\]]*\])\)", text)
-    for key, saved, current in shapes[:4]:
-        parts.append(f"{key} is {saved} in the checkpoint but {current} in the model")
-    detail = "; ".join(parts) or _first_line(err)
-    return RlgenError(
-        f"the checkpoint does not fit this model: {detail}; use the config (layer sizes) it was trained with"
-    )
-
-
-def _first_line(err: BaseException) -> str:
+def first_line(err: BaseException) -> str:
     lines = str(err).strip().splitlines()
     return lines[0][:200] if lines else type(err).__name__
 

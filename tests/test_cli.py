@@ -231,7 +231,7 @@ def test_command_line_model_arguments_win_over_the_checkpoints_hyperparameters(t
 def test_runs_are_named_after_their_config_which_names_no_logger(tmp_path, monkeypatch):
     import yaml
 
-    from rlgen.cli import run_name
+    from rlgen.cli.config import run_name
     from tests.test_configs import ALGO_CONFIGS
 
     for config in ALGO_CONFIGS:  # the logger lives in one place: rlgen's default

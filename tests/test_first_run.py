@@ -14,7 +14,7 @@ import torch
 
 from rlgen.callbacks.progress import ProgressLines, default_progress
 from rlgen.cli import cli_main
-from rlgen.listing import OVERLAY_DIRS, list_configs
+from rlgen.cli.listing import OVERLAY_DIRS, list_configs
 from tests.conftest import CONFIGS, REPO
 
 CARTPOLE = str(CONFIGS / "dqn" / "cartpole.yaml")
@@ -129,7 +129,7 @@ def test_list_shows_every_config_with_the_expected_result_and_wall_time_of_its_h
 @pytest.mark.xdist_group("processes")
 def test_version_and_list_answer_without_importing_torch_or_lightning():
     """They only print text: the console script answers them before the seconds-long imports."""
-    code = ("import sys\nfrom rlgen.console import main\nmain(['list'])\n"
+    code = ("import sys\nfrom rlgen.cli.console import main\nmain(['list'])\n"
             "try:\n    main(['--version'])\nexcept SystemExit:\n    pass\n"
             "heavy = sorted(m for m in ('torch', 'pytorch_lightning', 'lightning', 'gymnasium') if m in sys.modules)\n"
             "print('IMPORTED', heavy)")
@@ -179,7 +179,7 @@ def test_small_networks_default_to_one_thread_and_the_caller_keeps_its_threads(t
 def test_progress_lines_in_a_log_file_count_the_step_budget(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert isinstance(default_progress(), ProgressLines), "pytest's captured stdout is not a terminal"
-    monkeypatch.setattr("rlgen.cli.default_progress", lambda: ProgressLines(every_s=0.0))  # a line every batch
+    monkeypatch.setattr("rlgen.cli.app.default_progress", lambda: ProgressLines(every_s=0.0))  # a line every batch
     cli_main(["fit", "-c", CARTPOLE, *TINY_DQN])
     lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("step ")]
     steps = [int(re.match(r"step (\d+)/64 \(", ln).group(1)) for ln in lines]

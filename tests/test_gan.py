@@ -361,7 +361,7 @@ def test_cli_reports_negative_lr_in_one_line(tmp_path, monkeypatch, capsys, mnis
 def test_strategy_ddp_becomes_the_strategy_that_finds_unused_parameters(capsys):
     from jsonargparse import Namespace
 
-    from rlgen.cli import _adapt_to_model
+    from rlgen.cli.config import adapt_to_model as _adapt_to_model
 
     for class_path in ("rlgen.lightning_modules.gan.GAN", "rlgen.lightning_modules.cyclegan.CycleGAN"):
         cfg = Namespace(model=Namespace(class_path=class_path, init_args=Namespace()),

@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 from bench import tables
-from rlgen.listing import header_paragraph
+from rlgen.cli.listing import header_paragraph
 
 
 @pytest.mark.parametrize("document", list(tables.DOCUMENTS), ids=lambda p: p.name)

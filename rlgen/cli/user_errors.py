@@ -15,7 +15,7 @@ import torch
 from jsonargparse import ArgumentError
 from lightning_fabric.utilities.exceptions import MisconfigurationException
 
-from rlgen.checkpoints import explain_state_dict_error
+from rlgen.cli.checks import explain_state_dict_error
 from rlgen.errors import RlgenError, gib, physical_memory
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import textwrap
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import yaml
@@ -18,7 +19,7 @@ OVERLAY_DIRS = ("trainer", "logger")  # composed with a second -c, not run on th
 
 def configs_dir() -> Path:
     """The repository's ``configs/`` folder (next to the ``rlgen`` package)."""
-    return Path(__file__).resolve().parents[1] / "configs"
+    return Path(__file__).resolve().parents[2] / "configs"
 
 
 def paragraph_span(lines: list[str], label: str) -> tuple[int, int] | None:
@@ -77,3 +78,16 @@ def _shown_path(root: Path) -> str:
         return os.path.relpath(root) if root.resolve().is_relative_to(Path.cwd().resolve()) else str(root)
     except ValueError:
         return str(root)
+
+
+def version_line() -> str:
+    """``rlgen X (pytorch-lightning Y, torch Z)``, read from the installed packages' metadata."""
+    from rlgen import __version__
+
+    def installed(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "not installed"
+
+    return f"rlgen {__version__} (pytorch-lightning {installed('pytorch-lightning')}, torch {installed('torch')})"

@@ -1,0 +1,80 @@
+"""Checks on ``--ckpt_path``: find ``last``, and turn mismatched checkpoints into one-line errors.
+
+What a checkpoint restores, one rule for every family: each model saves all its ``__init__`` arguments as
+hyperparameters, networks included (run from a config, a network is saved as its ``class_path`` and
+``init_args``), except those in its class attribute ``RUN_TIME_ARGS``
+(:class:`~rlgen.lightning_modules.base.RlgenModule`): output folders, evaluation lengths, video recording, the
+classifier of the metrics, chosen afresh by each run. So ``rlgen test|predict -c <family config> --ckpt_path X``
+rebuilds the model that X was trained with, whatever its network sizes; an argument named on the command line
+still wins over the saved one. The file itself is read as plain data by :func:`rlgen.checkpoints.read_checkpoint`.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from rlgen.checkpoints import first_line
+from rlgen.errors import RlgenError
+
+
+def find_last_checkpoint(roots: list[Path]) -> Path:
+    """The newest ``last*.ckpt`` below any of ``roots`` (each run writes into its own version directory)."""
+    candidates = [p for root in roots if root.is_dir() for p in root.rglob("last*.ckpt")]
+    if not candidates:
+        where = ", ".join(str(r) for r in roots)
+        raise RlgenError(
+            f"--ckpt_path last: no last.ckpt found under {where}; train first with `rlgen fit` "
+            "(same config and logger) or pass the path of a .ckpt file"
+        )
+    return max(candidates, key=lambda p: p.stat().st_mtime)
+
+def check_model_class(ckpt: dict, path: str | Path, config_class_path: str | None) -> None:
+    """Refuse a checkpoint of another model class than the one the config builds."""
+    saved = (ckpt.get("hyper_parameters") or {}).get("_class_path")
+    if saved and config_class_path and saved.split(".")[-1] != config_class_path.split(".")[-1]:
+        raise RlgenError(
+            f"checkpoint {path} holds a {saved.split('.')[-1]} but the config builds a "
+            f"{config_class_path.split('.')[-1]}; use the config the checkpoint was trained with"
+        )
+
+def check_plain_hparams(ckpt: dict, path: str | Path) -> None:
+    """Refuse a checkpoint whose hyperparameters hold Python objects (networks passed to a model built in Python):
+    LightningCLI reads hyperparameters with ``weights_only=True``, and a config cannot rebuild such objects."""
+    objects = sorted(k for k, v in (ckpt.get("hyper_parameters") or {}).items() if not _plain(v))
+    if objects:
+        raise RlgenError(
+            f"checkpoint {path} was saved from a model built in Python: its hyperparameters {', '.join(objects)} "
+            "are Python objects, which a config cannot rebuild; load it in Python with "
+            "<ModelClass>.load_from_checkpoint(path, weights_only=False), or train with `rlgen fit -c <config>`"
+        )
+
+def _plain(value: object) -> bool:
+    """Data a config can hold: None, numbers, strings, and lists or string-keyed dicts of them."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(_plain(v) for v in value)
+    return isinstance(value, dict) and all(isinstance(k, str) and _plain(v) for k, v in value.items())
+
+_KEYS = re.compile(r'"([^"]+)"')
+
+def explain_state_dict_error(err: RuntimeError) -> RlgenError | None:
+    """Summarize torch's multi-line ``Error(s) in loading state_dict`` as one line naming the keys that differ."""
+    text = str(err)
+    if "Error(s) in loading state_dict" not in text:
+        return None
+    parts = []
+    for label, pattern in (("missing", "Missing key(s)"), ("unexpected", "Unexpected key(s)")):
+        line = next((ln for ln in text.splitlines() if pattern in ln), "")
+        keys = _KEYS.findall(line)
+        if keys:
+            parts.append(f"{label} keys {', '.join(keys[:4])}" + (f" (+{len(keys) - 4} more)" if len(keys) > 4 else ""))
+    shapes = re.findall(r"size mismatch for ([^:]+): copying a param with shape torch\.Size\((\[[^\]]*\])\) "
+                        r"from checkpoint, the shape in current model is torch\.Size\((\[[^\]]*\])\)", text)
+    for key, saved, current in shapes[:4]:
+        parts.append(f"{key} is {saved} in the checkpoint but {current} in the model")
+    detail = "; ".join(parts) or first_line(err)
+    return RlgenError(
+        f"the checkpoint does not fit this model: {detail}; use the config (layer sizes) it was trained with"
+    )
