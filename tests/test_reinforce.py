@@ -1,6 +1,7 @@
 """REINFORCE: returns on a hand-computed episode, the loss, baselines and normalization, the episode
 source, action maps, the shared RL plumbing (videos refused without a renderer), and continuous actions:
-the Gaussian log-probability and its score by hand, actions within bounds, unsupported spaces, MuJoCo videos."""
+the Gaussian log-probability and its score by hand, the policies' distributions against the hand-written
+log-probabilities and entropies, actions within bounds, unsupported spaces, MuJoCo videos."""
 
 from __future__ import annotations
 
@@ -19,13 +20,7 @@ from rlgen.callbacks.rl import EnvStepBudget
 from rlgen.envs import make_vector_env
 from rlgen.errors import RlgenError
 from rlgen.experience.sources import EpisodeExperience
-from rlgen.lightning_modules.reinforce import (
-    Reinforce,
-    discounted_returns,
-    gaussian_log_prob,
-    gaussian_reinforce_loss,
-    reinforce_loss,
-)
+from rlgen.lightning_modules.reinforce import Reinforce, discounted_returns, reinforce_loss
 from rlgen.nets.rl import CategoricalPolicy, GaussianPolicy
 from tests.conftest import CONFIGS, REPO, run_cli
 from tests.test_cli import expect_error
@@ -51,7 +46,8 @@ def test_reinforce_loss_by_hand():
     logits = torch.zeros(3, 2, requires_grad=True)  # pi = (1/2, 1/2): log pi = -ln 2, entropy ln 2
     actions = torch.tensor([0, 1, 1])
     advantages = torch.tensor([1.0, -2.0, 3.0])
-    loss, entropy = reinforce_loss(logits, actions, advantages, n_episodes=2, entropy_coef=0.1)
+    dist = torch.distributions.Categorical(logits=logits)
+    loss, entropy = reinforce_loss(dist.log_prob(actions), dist.entropy(), advantages, n_episodes=2, entropy_coef=0.1)
     # -(1/2) * sum_t A_t * (-ln 2) - 0.1 * ln 2 = (2 / 2) ln 2 - 0.1 ln 2
     assert loss.item() == pytest.approx(math.log(2) - 0.1 * math.log(2))
     assert entropy.item() == pytest.approx(math.log(2))
@@ -162,13 +158,16 @@ if SPACES_ID not in gym.registry:
 
 def test_gaussian_log_prob_entropy_and_score_by_hand():
     mean = torch.tensor([[0.0, 1.0], [2.0, -1.0]], requires_grad=True)
-    log_std = torch.tensor([0.0, math.log(2.0)], requires_grad=True)  # sigma = (1, 2)
+    policy = GaussianPolicy().build((1,), 2)
+    log_std = policy.log_std = torch.nn.Parameter(torch.tensor([0.0, math.log(2.0)]))  # sigma = (1, 2)
     actions = torch.tensor([[1.0, 1.0], [0.0, 3.0]])
     advantages = torch.tensor([1.0, -2.0])
-    normal = torch.distributions.Normal(mean, log_std.exp())
-    torch.testing.assert_close(gaussian_log_prob(mean, log_std, actions), normal.log_prob(actions).sum(-1))
-    loss, entropy = gaussian_reinforce_loss(mean, log_std, actions, advantages, n_episodes=1)
-    torch.testing.assert_close(entropy, normal.entropy()[0].sum())
+    dist = policy._distribution(mean)  # the distribution of means `mean` and this sigma, as the policy builds it
+    z = (actions - mean) / log_std.exp()
+    by_hand = (-0.5 * z.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)  # (2,)
+    torch.testing.assert_close(dist.log_prob(actions), by_hand)
+    loss, entropy = reinforce_loss(dist.log_prob(actions), dist.entropy(), advantages, n_episodes=1)
+    torch.testing.assert_close(entropy, (log_std + 0.5 * (1 + math.log(2 * math.pi))).sum())
     loss.backward()
     # z = (a - mu) / sigma: row 0 (1, 0), row 1 (-2, 2). d loss/d mu = -A (a - mu) / sigma^2:
     # row 0: -1 * (1/1, 0/4) = (-1, 0); row 1: 2 * (-2/1, 4/4) = (-4, 2).
@@ -301,3 +300,35 @@ def test_mujoco_with_a_broken_backend_is_a_one_line_error(tmp_path):
     assert proc.returncode == 1, proc.stderr[-3000:]
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("rlgen: error: ") and "MUJOCO_GL=no-such-backend" in last and "unset" in last, last
+
+
+# ------------------------------------------------------------------------------ policies return distributions
+def test_policy_distributions_equal_the_hand_written_log_probs_and_entropies():
+    """The distributions of ``Policy.distribution`` give the log-probabilities and entropies that REINFORCE
+    computed by hand before it took them from ``torch.distributions`` (the formulas are written out here)."""
+    torch.manual_seed(0)
+    obs = torch.randn(5, 3)
+    gaussian = GaussianPolicy(hidden_sizes=[8], init_std=0.7).build((3,), 2)
+    with torch.no_grad():
+        gaussian.log_std.copy_(torch.tensor([math.log(0.7), math.log(2.0)]))
+    mean, _ = gaussian(obs)  # (5, 2)
+    actions = torch.randn(5, 2) * 2
+    dist, value = gaussian.distribution(obs)
+    assert value is None and dist.batch_shape == (5,) and dist.event_shape == (2,)
+    log_std = gaussian.log_std
+    z = (actions - mean) / log_std.exp()
+    by_hand = (-0.5 * z.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(dim=-1)  # (5,): sum over dimensions
+    torch.testing.assert_close(dist.log_prob(actions), by_hand, atol=1e-6, rtol=1e-6)
+    entropy_by_hand = (log_std + 0.5 * (1.0 + math.log(2 * math.pi))).sum()  # the same in every state
+    torch.testing.assert_close(dist.entropy(), entropy_by_hand.expand(5), atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(dist.mode, mean)
+
+    categorical = CategoricalPolicy(hidden_sizes=[8]).build((3,), 4, value_head=True)
+    logits, values = categorical(obs)  # (5, 4), (5,)
+    dist, value = categorical.distribution(obs)
+    torch.testing.assert_close(value, values)
+    choice = torch.tensor([0, 3, 1, 2, 3])
+    log_softmax = logits - logits.exp().sum(dim=1, keepdim=True).log()  # (5, 4)
+    torch.testing.assert_close(dist.log_prob(choice), log_softmax[torch.arange(5), choice])
+    torch.testing.assert_close(dist.entropy(), -(log_softmax.exp() * log_softmax).sum(dim=1))
+    assert dist.mode.tolist() == logits.argmax(dim=1).tolist()

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.distributions import Categorical
 
 from rlgen.envs.options import EnvOptions
 from rlgen.errors import RlgenError, check_range
@@ -44,53 +42,19 @@ def discounted_returns(rewards: np.ndarray, lengths: np.ndarray, gamma: float, r
     return returns
 
 
-def reinforce_loss(logits: torch.Tensor, actions: torch.Tensor, advantages: torch.Tensor, n_episodes: int,
+def reinforce_loss(log_probs: torch.Tensor, entropies: torch.Tensor, advantages: torch.Tensor, n_episodes: int,
                    entropy_coef: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
     """``(loss, entropy)``: -1/E sum_t A_t log pi(a_t | s_t) - entropy_coef * mean_t H(pi(. | s_t)).
 
     Args:
-        logits: ``(T, A)`` policy logits.
-        actions: ``(T,)`` actions taken.
+        log_probs: ``(T,)`` log pi(a_t | s_t) of the actions taken (``dist.log_prob(actions)``).
+        entropies: ``(T,)`` H(pi(. | s_t)) (``dist.entropy()``).
         advantages: ``(T,)`` weights of the log-probabilities (returns minus baseline, maybe normalized).
         n_episodes: E, the number of episodes in the batch (the estimator averages over episodes).
         entropy_coef: weight of the entropy bonus.
     """
-    dist = Categorical(logits=logits)
-    entropy = dist.entropy().mean()
-    loss = -(dist.log_prob(actions) * advantages.detach()).sum() / n_episodes - entropy_coef * entropy
-    return loss, entropy
-
-
-def gaussian_log_prob(mean: torch.Tensor, log_std: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-    """``(T,)``: log N(a_t; mu_t, diag(sigma^2)), the sum over action dimensions i of
-    -(a_ti - mu_ti)^2 / (2 sigma_i^2) - log sigma_i - log(2 pi) / 2.
-
-    Args:
-        mean: ``(T, A)`` means mu(s_t).
-        log_std: ``(A,)`` log sigma (or ``(T, A)``).
-        actions: ``(T, A)`` actions taken (the unclipped samples).
-    """
-    z = (actions - mean) / log_std.exp()  # (T, A)
-    return (-0.5 * z.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(dim=-1)
-
-
-def gaussian_reinforce_loss(mean: torch.Tensor, log_std: torch.Tensor, actions: torch.Tensor, advantages: torch.Tensor,
-                            n_episodes: int, entropy_coef: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(loss, entropy)``: -1/E sum_t A_t log pi(a_t | s_t) - entropy_coef * H(pi), for a diagonal Gaussian pi.
-
-    The entropy sum_i (log sigma_i + (1 + log 2 pi) / 2) is the same in every state (sigma does not depend on s).
-
-    Args:
-        mean: ``(T, A)`` means mu(s_t).
-        log_std: ``(A,)`` log sigma.
-        actions: ``(T, A)`` actions taken (the unclipped samples).
-        advantages: ``(T,)`` weights of the log-probabilities (returns minus baseline, maybe normalized).
-        n_episodes: E, the number of episodes in the batch (the estimator averages over episodes).
-        entropy_coef: weight of the entropy bonus.
-    """
-    entropy = (log_std + 0.5 * (1.0 + math.log(2 * math.pi))).sum()
-    log_prob = gaussian_log_prob(mean, log_std, actions)  # (T,)
-    loss = -(log_prob * advantages.detach()).sum() / n_episodes - entropy_coef * entropy
+    entropy = entropies.mean()
+    loss = -(log_probs * advantages.detach()).sum() / n_episodes - entropy_coef * entropy
     return loss, entropy
 
 
@@ -107,8 +71,9 @@ class Reinforce(RLSystem):
     :math:`G_0`), a baseline :math:`b_t` (none, a running mean of returns, or a learned
     :math:`V_\phi(s_t)`), and :math:`G_t - b_t` standardized within the batch if ``normalize_returns``.
 
-    The policy network outputs the parameters of a distribution over actions, one of two kinds, chosen by
-    the environment's action space (``policy: null``) or by the config:
+    The policy network returns a ``torch.distributions`` object (``Policy.distribution``), one of two kinds,
+    chosen by the environment's action space (``policy: null``) or by the config; the loss takes its
+    ``log_prob`` and ``entropy`` and acting its ``sample``, the same code for both:
 
     * ``Discrete`` actions, :class:`~rlgen.nets.rl.CategoricalPolicy`: logits :math:`z(s)`, the probabilities
       :math:`\pi(\cdot|s) = \mathrm{softmax}(z(s))`, actions drawn from that multinomial. Score function:
@@ -194,25 +159,20 @@ class Reinforce(RLSystem):
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         """Greedy env actions for observations ``(B, D)``: the most likely ``(B,)``, or the Gaussian's mean
         clipped into the action bounds ``(B, A)``."""
-        out, _ = self.policy(obs)  # logits or means, (B, A)
-        if self.continuous:
-            return torch.clamp(out, self.action_low, self.action_high)
-        return self._to_env_action(out.argmax(dim=1))
+        dist, _ = self.policy.distribution(obs)
+        action = self._to_env_action(dist.mode)  # (B,) argmax or (B, A) mean
+        return torch.clamp(action, self.action_low, self.action_high) if self.continuous else action
 
     def training_step(self, batch: EpisodeBatch, batch_idx: int) -> torch.Tensor:
         hp = self.hparams
-        out, values = self.policy(batch.obs)  # logits or means (T, A), values (T,) or None
+        dist, values = self.policy.distribution(batch.obs)  # pi(. | s_t), batch shape (T,); values (T,) or None
         returns = torch.as_tensor(discounted_returns(batch.rewards.cpu().numpy(), batch.lengths.cpu().numpy(),
                                                      hp.gamma, hp.reward_to_go, hp.reset_return_on_reward),
                                   dtype=torch.float32, device=self.device)  # (T,)
         advantages = self._advantages(returns, values)  # (T,)
-        n_episodes = len(batch.lengths)
-        if self.continuous:  # batch.actions: (T, A) unclipped samples
-            loss, entropy = gaussian_reinforce_loss(out, self.policy.log_std, batch.actions, advantages, n_episodes,
-                                                    hp.entropy_coef)
-        else:
-            actions = self._to_policy_action(batch.actions)  # (T,)
-            loss, entropy = reinforce_loss(out, actions, advantages, n_episodes, hp.entropy_coef)
+        actions = self._to_policy_action(batch.actions)  # (T,) indices or (T, A) unclipped Gaussian samples
+        loss, entropy = reinforce_loss(dist.log_prob(actions), dist.entropy(), advantages, len(batch.lengths),
+                                       hp.entropy_coef)
         if values is not None:
             value_loss = F.mse_loss(values, returns)
             loss = loss + hp.value_coef * value_loss
@@ -278,10 +238,8 @@ class Reinforce(RLSystem):
     def _act(self, obs: np.ndarray) -> np.ndarray:
         """Env actions sampled from pi(. | s) for observations ``(N, D)``: ``(N,)`` indices, or ``(N, A)``
         unclipped Gaussian samples (the training envs clip them)."""
-        out, _ = self.policy(torch.as_tensor(obs, device=self.device))  # logits or means, (N, A)
-        if self.continuous:
-            return (out + self.policy.log_std.exp() * torch.randn_like(out)).cpu().numpy()  # (N, A)
-        return self._to_env_action(Categorical(logits=out).sample()).cpu().numpy()
+        dist, _ = self.policy.distribution(torch.as_tensor(obs, device=self.device))
+        return self._to_env_action(dist.sample()).cpu().numpy()  # (N,) or (N, A)
 
     def _advantages(self, returns: torch.Tensor, values: torch.Tensor | None) -> torch.Tensor:
         """The weights of log pi: G_t - b_t, standardized within the batch if ``normalize_returns``."""

@@ -16,6 +16,7 @@ from typing import Literal
 
 import torch
 from torch import nn
+from torch.distributions import Categorical, Distribution, Independent, Normal
 
 from rlgen.errors import check_range
 
@@ -161,10 +162,13 @@ class QNetwork(nn.Module):
 
 
 class Policy(nn.Module):
-    """What ``Reinforce`` needs of a policy network: ``build(obs_shape, n_actions, value_head)`` creates the
-    layers once the environment is known, ``built`` says whether it has, and ``forward(obs)`` returns
-    ``(out (B, A), value (B,) or None)``: the logits of a categorical distribution (:class:`CategoricalPolicy`,
-    Discrete actions) or the means of a diagonal Gaussian (:class:`GaussianPolicy`, Box actions)."""
+    """What the policy-gradient systems (``Reinforce``, ``PPO``) need of a policy network: ``build(obs_shape,
+    n_actions, value_head)`` creates the layers once the environment is known, ``built`` says whether it has, and
+    ``distribution(obs)`` returns ``(pi(. | s), value (B,) or None)``: a ``torch.distributions`` object whose
+    ``log_prob``, ``entropy``, ``sample`` and ``mode`` are per state, so an algorithm never branches on the action
+    space. :class:`CategoricalPolicy` (Discrete actions) gives a ``Categorical``, :class:`GaussianPolicy` (Box
+    actions) a diagonal ``Normal`` whose action dimensions are one event (``log_prob`` sums over them).
+    ``forward(obs)`` returns the raw ``(out (B, A), value (B,) or None)``: logits or means."""
 
     value: nn.Module | None  # V(s), set by the subclasses (None without a value head)
 
@@ -173,6 +177,10 @@ class Policy(nn.Module):
 
     def _out(self) -> nn.Module | None:
         """The network of ``forward``'s first output (None before ``build``)."""
+        raise NotImplementedError
+
+    def _distribution(self, out: torch.Tensor) -> Distribution:
+        """pi(. | s) from ``forward``'s first output ``(B, A)``."""
         raise NotImplementedError
 
     @property
@@ -185,6 +193,28 @@ class Policy(nn.Module):
         obs = obs.float()
         value = self.value(obs).squeeze(-1) if self.value is not None else None
         return self._out()(obs), value
+
+    def distribution(self, obs: torch.Tensor) -> tuple[Distribution, torch.Tensor | None]:
+        """``(pi(. | s) with batch shape (B,), value (B,) or None)`` for observations ``(B, D)``."""
+        out, value = self(obs)
+        return self._distribution(out), value
+
+    def value_of(self, obs: torch.Tensor) -> torch.Tensor:
+        """V(s) ``(B,)`` alone (the policy's layers are not run)."""
+        assert self.value is not None, f"{type(self).__name__} was built without a value network"
+        return self.value(obs.float()).squeeze(-1)
+
+    def _init_orthogonal(self, out_gain: float) -> None:
+        """Orthogonal weights and zero biases (Saxe et al. 2014), as the PPO implementations initialize
+        (Engstrom et al. 2020; Huang et al. 2022): gain sqrt(2) in the hidden layers, ``out_gain`` in the
+        policy's output layer, 1 in the value's."""
+        for net, last_gain in ((self._out(), out_gain), (self.value, 1.0)):
+            if not isinstance(net, nn.Sequential):
+                continue
+            linears = [m for m in net if isinstance(m, nn.Linear)]
+            for i, layer in enumerate(linears):
+                nn.init.orthogonal_(layer.weight, last_gain if i == len(linears) - 1 else math.sqrt(2))
+                nn.init.zeros_(layer.bias)
 
 
 class CategoricalPolicy(Policy):
@@ -218,6 +248,9 @@ class CategoricalPolicy(Policy):
 
     def _out(self) -> nn.Module | None:
         return self.logits  # forward: (logits (B, A), value (B,) or None)
+
+    def _distribution(self, out: torch.Tensor) -> Distribution:
+        return Categorical(logits=out)  # pi(a | s) = softmax(z(s))_a; batch shape (B,)
 
 
 class GaussianPolicy(Policy):
@@ -266,3 +299,7 @@ class GaussianPolicy(Policy):
 
     def _out(self) -> nn.Module | None:
         return self.mean  # forward: (mean (B, A), value (B,) or None); sigma is log_std.exp(), (A,) for every state
+
+    def _distribution(self, out: torch.Tensor) -> Distribution:
+        # N(mu(s), diag(sigma^2)) with the A action dimensions as one event: log_prob and entropy sum over them.
+        return Independent(Normal(out, self.log_std.exp().expand_as(out)), 1)  # batch (B,), event (A,)
