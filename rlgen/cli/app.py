@@ -56,6 +56,7 @@ from rlgen.cli.summary import closing_summary
 from rlgen.cli.user_errors import user_error
 from rlgen.compat import CheckpointHparamsHook
 from rlgen.errors import RlgenError
+from rlgen.lightning_modules.base import default_threads
 
 # Importing every module registers its classes, so configs may say `class_path: VAE`.
 import_submodules("rlgen.lightning_modules")
@@ -122,7 +123,7 @@ class RlgenCLI(CheckpointHparamsHook):
                 logger.init_args, logger.dict_kwargs = before.get("init_args"), before.get("dict_kwargs")
         threads = options.get("threads")
         if threads is None and "OMP_NUM_THREADS" not in os.environ:
-            threads = getattr(self.model, "default_threads", None)
+            threads = default_threads(self.model)
         if threads is not None:
             torch.set_num_threads(threads)
         if options.get("compile"):

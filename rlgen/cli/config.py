@@ -20,6 +20,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger
 
 from rlgen.errors import RlgenError, check_range
+from rlgen.lightning_modules.base import declared
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
 
@@ -161,12 +162,12 @@ def adapt_to_model(cfg: Namespace) -> None:
         cls = getattr(importlib.import_module(module), name)
     except (ImportError, AttributeError, ValueError):
         return  # jsonargparse has reported it already
-    strategy = getattr(cls, "ddp_strategy", None)
+    strategy = declared(cls).ddp_strategy
     if strategy and trainer.get("strategy") == "ddp":
         trainer.strategy = strategy
         print(f"rlgen: {name} under DDP uses strategy {strategy}", file=sys.stderr)
     init_args = model.get("init_args") or Namespace()
-    unlogged = cls.unlogged_metrics(init_args.as_dict()) if hasattr(cls, "unlogged_metrics") else ()
+    unlogged = declared(cls).unlogged_metrics(init_args.as_dict())
     for callback in config_entries(cfg, "callbacks", ModelCheckpoint):
         args = callback.get("init_args")
         if args is not None and args.get("monitor") in unlogged:

@@ -19,6 +19,7 @@ from pytorch_lightning import LightningModule, Trainer
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 
 from rlgen.callbacks.progress import format_duration
+from rlgen.lightning_modules.base import declared, output_folders
 from rlgen.paths import run_directory
 
 _MAX_FILES = 4  # files listed by name; the rest are counted
@@ -53,7 +54,7 @@ def closing_summary(subcommand: str, trainer: Trainer, model: LightningModule, c
                if stage and k.startswith(stage) and v.numel() == 1}
     if metrics:
         rows.append(("final", ", ".join(f"{k} {v:.4g}" for k, v in sorted(metrics.items()))))
-    files = _files_since(started, [run_dir, *_output_folders(model)])
+    files = _files_since(started, [run_dir, *output_folders(model)])
     if files:
         shown = ", ".join(str(f) for f in files[:_MAX_FILES])
         more = f" and {len(files) - _MAX_FILES} more" if len(files) > _MAX_FILES else ""
@@ -72,17 +73,11 @@ def _next_commands(subcommand: str, model: LightningModule, configs: list[str], 
         commands.append(f"rlgen test {config} --ckpt_path last")
         if can_predict:
             commands.append(f"rlgen predict {config} --ckpt_path last")
-        elif hasattr(model, "video_dir"):
+        elif "video_dir" in declared(type(model)).OUTPUT_ARGS:
             commands.append(f"rlgen test {config} --ckpt_path last --model.video_dir videos/   # watch the agent")
     if subcommand != "predict":
         commands.append(f"tensorboard --logdir {run_dir.parent}")
     return commands
-
-
-def _output_folders(model: LightningModule) -> list[Path]:
-    """The folders the model writes into (videos, prediction grids), where it names them."""
-    names = ("video_dir", "predict_dir", "output_dir")
-    return [Path(getattr(model, n)) for n in names if isinstance(getattr(model, n, None), str)]
 
 
 def _files_since(started: float, folders: Iterable[Path]) -> list[Path]:

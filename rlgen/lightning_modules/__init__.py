@@ -2,10 +2,11 @@
 
 Each algorithm is importable from here (``from rlgen.lightning_modules import DQN``) and, in a config, by
 its class name or full path (``class_path: rlgen.lightning_modules.dqn.DQN``). A new algorithm subclasses
-:class:`RLSystem`, :class:`GANSystem` or a plain ``LightningModule``: see ``docs/extending.md``.
+:class:`RLSystem`, :class:`GANSystem` or :class:`RlgenModule` (the contract with the CLI): see ``docs/extending.md``.
 """
 
 from rlgen.lightning_modules.autoencoder import AutoEncoder, DenoisingAutoEncoder
+from rlgen.lightning_modules.base import RlgenModule
 from rlgen.lightning_modules.classifier import Classifier
 from rlgen.lightning_modules.cyclegan import CycleGAN
 from rlgen.lightning_modules.dqn import DQN
@@ -31,7 +32,8 @@ __all__ = [
     "CycleGAN",
     # the yardstick of the GAN metrics
     "Classifier",
-    # base classes to extend
+    # base classes to extend (RlgenModule: what every rlgen model declares to the CLI)
+    "RlgenModule",
     "RLSystem",
     "GANSystem",
 ]

@@ -7,15 +7,15 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from pytorch_lightning import LightningModule
 from torchvision.utils import save_image
 
 from rlgen.errors import RlgenError, check_range
+from rlgen.lightning_modules.base import RlgenModule
 from rlgen.nets.autoencoders import build_encoder_decoder
 from rlgen.paths import output_folder
 
 
-class AutoEncoder(LightningModule):
+class AutoEncoder(RlgenModule):
     """Autoencoder ``x -> z = f(x) -> x_hat = sigmoid(g(z))``, MLP or convolutional.
 
     Paper: Hinton & Salakhutdinov, "Reducing the Dimensionality of Data with Neural Networks" (Science 2006);
@@ -36,8 +36,9 @@ class AutoEncoder(LightningModule):
         - the sparsity penalty is L1 on the code, not the KL-to-target-activation penalty of the notes.
     """
 
-    # Arguments chosen afresh for each run, never restored from a checkpoint (see rlgen/checkpoints.py).
-    RUN_TIME_ARGS: tuple[str, ...] = ("predict_dir",)
+    # Arguments chosen afresh for each run, never restored from a checkpoint (RlgenModule declares the contract).
+    RUN_TIME_ARGS = ("predict_dir",)
+    OUTPUT_ARGS = ("predict_dir",)
 
     def __init__(
         self,

@@ -7,16 +7,16 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from pytorch_lightning import LightningModule
 from torchmetrics.classification import MulticlassAccuracy
 
 from rlgen.checkpoints import refuse_code
 from rlgen.datamodules.mnist import MNIST_MEAN, MNIST_STD
 from rlgen.errors import RlgenError, check_range
+from rlgen.lightning_modules.base import RlgenModule
 from rlgen.nets.classifier import SmallCNN
 
 
-class Classifier(LightningModule):
+class Classifier(RlgenModule):
     """A small CNN trained with cross-entropy; its checkpoint is the feature extractor of the GAN metrics.
 
     Loss: ``L = -1/B sum_i log softmax(f(x_i))[y_i]`` with AdamW and a one-cycle learning rate.
@@ -30,9 +30,6 @@ class Classifier(LightningModule):
     built from ``width`` instead of being injected, so that ``load_classifier(ckpt)`` needs nothing but
     the checkpoint file.
     """
-
-    # Arguments chosen afresh for each run, never restored from a checkpoint (see rlgen/checkpoints.py).
-    RUN_TIME_ARGS: tuple[str, ...] = ()
 
     def __init__(
         self,

@@ -8,12 +8,12 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from pytorch_lightning import LightningModule
 from pytorch_lightning.utilities import rank_zero_warn
 from torch import nn
 from torchvision.utils import save_image
 
 from rlgen.errors import RlgenError, check_range
+from rlgen.lightning_modules.base import RlgenModule
 from rlgen.lightning_modules.gan_system import check_ddp_for_two_networks
 from rlgen.media.images import image_grid, log_image
 from rlgen.nets.cyclegan import PatchDiscriminator, ResnetGenerator, init_weights
@@ -75,7 +75,7 @@ def gan_loss(logits: torch.Tensor, real: bool, mode: str) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits, target)
 
 
-class CycleGAN(LightningModule):
+class CycleGAN(RlgenModule):
     """CycleGAN with ResNet generators G: A -> B, F: B -> A and PatchGAN discriminators D_A, D_B.
 
     Paper: Zhu, Park, Isola & Efros, "Unpaired Image-to-Image Translation using Cycle-Consistent
@@ -107,8 +107,8 @@ class CycleGAN(LightningModule):
 
     ddp_strategy = "ddp_find_unused_parameters_true"  # what `rlgen` uses for `strategy: ddp`
 
-    # Arguments chosen afresh for each run, never restored from a checkpoint (see rlgen/checkpoints.py).
-    RUN_TIME_ARGS: tuple[str, ...] = ("output_dir",)
+    # Arguments chosen afresh for each run, never restored from a checkpoint (RlgenModule declares the contract).
+    RUN_TIME_ARGS = OUTPUT_ARGS = ("output_dir",)
 
     def __init__(
         self,

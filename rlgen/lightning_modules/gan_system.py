@@ -15,7 +15,6 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from pytorch_lightning import LightningModule
 from pytorch_lightning.cli import OptimizerCallable
 from pytorch_lightning.utilities import rank_zero_info
 from torch import nn
@@ -24,6 +23,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from torchmetrics.classification import MulticlassAccuracy
 
 from rlgen.errors import RlgenError, check_range
+from rlgen.lightning_modules.base import RlgenModule
 from rlgen.lightning_modules.classifier import load_classifier
 from rlgen.media.images import image_grid, log_image
 from rlgen.metrics import make_fid, make_inception_score
@@ -85,7 +85,7 @@ def default_adam(params) -> torch.optim.Optimizer:
     return torch.optim.Adam(params, lr=2e-4, betas=(0.5, 0.999))
 
 
-class GANSystem(LightningModule):
+class GANSystem(RlgenModule):
     """Two networks, G and D, each stepped by its own injected optimizer with manual optimization.
 
     Holds what GAN and TextGAN share: the optimizers (``configure_optimizers``), p(z) (:meth:`noise`), the
@@ -95,8 +95,9 @@ class GANSystem(LightningModule):
     ``training_step`` (with :meth:`optimize`), ``_sample_grid`` and ``validation_step``.
     """
 
-    # Arguments chosen afresh for each run, never restored from a checkpoint (see rlgen/checkpoints.py).
-    RUN_TIME_ARGS: tuple[str, ...] = ("classifier_ckpt", "predict_dir")
+    # Arguments chosen afresh for each run, never restored from a checkpoint (RlgenModule declares the contract).
+    RUN_TIME_ARGS = ("classifier_ckpt", "predict_dir")
+    OUTPUT_ARGS = ("predict_dir",)
     QUALITY_METRICS: tuple[str, ...] = ("val/fid", "val/is")  # logged only with a classifier checkpoint
     ddp_strategy = "ddp_find_unused_parameters_true"  # what `rlgen` uses for `strategy: ddp`
 

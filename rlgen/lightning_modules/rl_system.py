@@ -17,20 +17,20 @@ from typing import Any
 import numpy as np
 import torch
 from gymnasium.error import DependencyNotInstalled
-from pytorch_lightning import LightningModule
 from torch.utils.data import DataLoader
 
 from rlgen.envs.make_env import is_mujoco, offscreen_rendering
 from rlgen.envs.options import EnvOptions, as_env_options
 from rlgen.errors import RlgenError, check_range
 from rlgen.experience import RolloutStats, episode_indices, experience_loader
+from rlgen.lightning_modules.base import RlgenModule
 from rlgen.media.video import log_video, save_video
 
 _RANK_SEED_STRIDE = 10_000  # rank r's envs are seeded seed + r * stride (+ i for sub-env i)
 _EVAL_SEED_OFFSET = 5_000  # the evaluation env never replays a training env's seeds
 
 
-class RLSystem(LightningModule):
+class RLSystem(RlgenModule):
     """Base of the RL systems: environments, evaluation, videos, rollout logging. Subclasses pass the
     environment arguments to ``super().__init__``, save their hyperparameters (``ignore=RUN_TIME_ARGS``) and
     implement ``_eval_action(obs)`` (the action for one observation during evaluation).
@@ -41,9 +41,10 @@ class RLSystem(LightningModule):
     :class:`~rlgen.envs.EnvOptions` built from the hyperparameter (which may be a dict, see ``as_env_options``).
     """
 
-    # Arguments chosen afresh for each run, never restored from a checkpoint (see rlgen/checkpoints.py):
+    # Arguments chosen afresh for each run, never restored from a checkpoint (RlgenModule declares the contract):
     # `rlgen test --ckpt_path ... --model.video_dir videos/` must record.
-    RUN_TIME_ARGS: tuple[str, ...] = ("video_dir", "eval_episodes", "test_episodes")
+    RUN_TIME_ARGS = ("video_dir", "eval_episodes", "test_episodes")
+    OUTPUT_ARGS = ("video_dir",)
 
     def __init__(self, env_id: str, env_options: EnvOptions | dict[str, Any] | None, num_envs: int, eval_episodes: int,
                  test_episodes: int, video_dir: str | None, seed: int | None) -> None:

@@ -6,18 +6,18 @@ import math
 from typing import Literal
 
 import torch
-from pytorch_lightning import LightningModule
 from torch import nn
 
 from rlgen.errors import check_range
 from rlgen.lightning_modules.autoencoder import write_predict_grid
+from rlgen.lightning_modules.base import RlgenModule
 from rlgen.nets.autoencoders import build_encoder_decoder
 from rlgen.paths import output_folder
 
 LOG_2PI = math.log(2 * math.pi)
 
 
-class VAE(LightningModule):
+class VAE(RlgenModule):
     """Variational autoencoder with a diagonal Gaussian posterior and a standard normal prior.
 
     Paper: Kingma & Welling, "Auto-Encoding Variational Bayes" (ICLR 2014); the NLL estimate is the bound of
@@ -43,8 +43,9 @@ class VAE(LightningModule):
           et al. 2021) instead of a per-pixel variance output.
     """
 
-    # Arguments chosen afresh for each run, never restored from a checkpoint (see rlgen/checkpoints.py).
-    RUN_TIME_ARGS: tuple[str, ...] = ("iwae_samples", "iwae_chunk", "predict_dir")
+    # Arguments chosen afresh for each run, never restored from a checkpoint (RlgenModule declares the contract).
+    RUN_TIME_ARGS = ("iwae_samples", "iwae_chunk", "predict_dir")
+    OUTPUT_ARGS = ("predict_dir",)
 
     def __init__(
         self,
