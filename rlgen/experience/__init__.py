@@ -5,6 +5,10 @@
 * :mod:`~rlgen.experience.sources`: the experience sources, IterableDatasets that step the environments in the
   main process: ``ReplayExperience`` (act, store, sample), ``EpisodeExperience`` (whole episodes, REINFORCE),
   and ``RolloutStats``, the counters every RL system logs as ``rollout/*`` and checkpoints.
+* :mod:`~rlgen.experience.rollout`: ``RolloutExperience``, fixed-length on-policy rollouts with GAE advantages,
+  yielded as the shuffled minibatches of one update (PPO, A2C), and :func:`~rlgen.experience.rollout.gae`.
+* :mod:`~rlgen.experience.normalize`: ``RunningMeanStd`` and ``RewardScaler``, observation normalization and reward
+  scaling whose statistics are module buffers (saved in checkpoints, frozen at evaluation).
 * :func:`experience_loader` and :func:`episode_indices`: the DataLoaders an RL system returns.
 
 Environments themselves are built in :mod:`rlgen.envs`; the algorithms live in :mod:`rlgen.lightning_modules`.
@@ -12,7 +16,9 @@ Environments themselves are built in :mod:`rlgen.envs`; the algorithms live in :
 
 from torch.utils.data import DataLoader
 
+from rlgen.experience.normalize import RewardScaler, RunningMeanStd
 from rlgen.experience.replay import PrioritizedBatch, PrioritizedReplayBuffer, ReplayBatch, ReplayBuffer
+from rlgen.experience.rollout import PolicyStep, RolloutBatch, RolloutExperience, gae
 from rlgen.experience.sources import EpisodeBatch, EpisodeExperience, ReplayExperience, RolloutStats
 
 
@@ -32,12 +38,18 @@ def episode_indices(n: int) -> DataLoader:
 __all__ = [
     "EpisodeBatch",
     "EpisodeExperience",
+    "PolicyStep",
     "PrioritizedBatch",
     "PrioritizedReplayBuffer",
     "ReplayBatch",
     "ReplayBuffer",
     "ReplayExperience",
+    "RewardScaler",
+    "RolloutBatch",
+    "RolloutExperience",
     "RolloutStats",
+    "RunningMeanStd",
     "episode_indices",
     "experience_loader",
+    "gae",
 ]

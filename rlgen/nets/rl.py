@@ -227,13 +227,19 @@ class CategoricalPolicy(Policy):
     Args:
         hidden_sizes: MLP hidden layers of the policy (and of the value network).
         value_head: always add a V(s) network (``Reinforce`` asks ``build`` for one with ``baseline: value``).
+        activation: the hidden layers' nonlinearity.
+        orthogonal_init: orthogonal weights and zero biases, the policy's output layer scaled by 0.01 (the PPO
+            implementations' initialization); False: PyTorch's default.
     """
 
-    def __init__(self, hidden_sizes: Sequence[int] = (128,), value_head: bool = False) -> None:
+    def __init__(self, hidden_sizes: Sequence[int] = (128,), value_head: bool = False,
+                 activation: Literal["relu", "tanh"] = "relu", orthogonal_init: bool = False) -> None:
         super().__init__()
         check_range(">= 1", "CategoricalPolicy", hidden_sizes=hidden_sizes)
         self.hidden_sizes = list(hidden_sizes)
         self.value_head = value_head
+        self.activation = activation
+        self.orthogonal_init = orthogonal_init
         self.logits: nn.Module | None = None
         self.value: nn.Module | None = None
 
@@ -242,8 +248,11 @@ class CategoricalPolicy(Policy):
         network if ``value_head`` (or the constructor's); returns self."""
         if len(obs_shape) != 1:
             raise ValueError(f"CategoricalPolicy takes flat (D,) observations, got {tuple(obs_shape)}")
-        self.logits = mlp(obs_shape[0], self.hidden_sizes, n_actions)
-        self.value = mlp(obs_shape[0], self.hidden_sizes, 1) if self.value_head or value_head else None
+        act = ACTIVATIONS[self.activation]
+        self.logits = mlp(obs_shape[0], self.hidden_sizes, n_actions, activation=act)
+        self.value = mlp(obs_shape[0], self.hidden_sizes, 1, activation=act) if self.value_head or value_head else None
+        if self.orthogonal_init:
+            self._init_orthogonal(out_gain=0.01)
         return self
 
     def _out(self) -> nn.Module | None:
@@ -268,10 +277,12 @@ class GaussianPolicy(Policy):
         activation: the hidden layers' nonlinearity (``tanh``: the PPO/TRPO MuJoCo networks).
         init_std: sigma before training, in the action's own units (InvertedPendulum's force is in [-3, 3]).
         value_head: always add a V(s) network (``Reinforce`` asks ``build`` for one with ``baseline: value``).
+        orthogonal_init: orthogonal weights and zero biases, the mean's output layer scaled by 0.01 (the PPO
+            implementations' initialization); False: PyTorch's default, the output layer scaled by 0.01.
     """
 
     def __init__(self, hidden_sizes: Sequence[int] = (64, 64), activation: Literal["tanh", "relu"] = "tanh",
-                 init_std: float = 1.0, value_head: bool = False) -> None:
+                 init_std: float = 1.0, value_head: bool = False, orthogonal_init: bool = False) -> None:
         super().__init__()
         check_range(">= 1", "GaussianPolicy", hidden_sizes=hidden_sizes)
         check_range("> 0", "GaussianPolicy", init_std=init_std)
@@ -279,6 +290,7 @@ class GaussianPolicy(Policy):
         self.activation = activation
         self.init_std = init_std
         self.value_head = value_head
+        self.orthogonal_init = orthogonal_init
         self.mean: nn.Sequential | None = None
         self.log_std: nn.Parameter | None = None
         self.value: nn.Module | None = None
@@ -295,6 +307,8 @@ class GaussianPolicy(Policy):
             self.mean[-1].bias.zero_()
         self.log_std = nn.Parameter(torch.full((action_dim,), math.log(self.init_std)))  # (A,)
         self.value = mlp(obs_shape[0], self.hidden_sizes, 1, activation=act) if self.value_head or value_head else None
+        if self.orthogonal_init:
+            self._init_orthogonal(out_gain=0.01)
         return self
 
     def _out(self) -> nn.Module | None:
