@@ -58,3 +58,26 @@ def test_a_slurm_job_keeps_one_wandb_run_across_requeues(tmp_path, monkeypatch):
          "--trainer.max_steps=2", "--trainer.limit_val_batches=0", "--trainer.enable_progress_bar=false"])
     (offline,) = (tmp_path / "runs" / "wandb" / "wandb").glob("offline-run-*")
     assert offline.name.endswith("-slurm-4242"), offline.name
+
+
+def test_online_wandb_without_an_api_key_is_one_line_and_keeps_the_run_directory(tmp_path, monkeypatch, capsys):
+    """W&B online with no key (a new user who never ran `wandb login`): one line that says how to log in or log
+    offline, instead of wandb's 40-line traceback; the run directory rlgen made stays."""
+    import wandb
+
+    from tests.test_cli import expect_error
+
+    wandb.teardown()  # an earlier offline run in this process keeps W&B's settings (mode) in its singleton
+    monkeypatch.chdir(tmp_path)
+    for name in ("WANDB_MODE", "WANDB_API_KEY", "WANDB_SILENT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("WANDB_MODE", "online")
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc, no saved key
+    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb_config"))
+    overlay = str(CONFIGS / "logger" / "wandb.yaml")
+    line = expect_error(capsys, ["fit", "--model=tests.test_wandb.ImageBoring", "-c", overlay, "--trainer.max_epochs=1", "--trainer.limit_train_batches=2",
+                                 "--trainer.enable_progress_bar=false"],
+                        "Weights & Biases could not start the run", "wandb login", "WANDB_MODE=offline")
+    assert "API key" in line
+    assert (tmp_path / "runs" / "wandb").is_dir(), "the run directory is kept"
+    wandb.teardown()

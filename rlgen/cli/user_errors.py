@@ -42,7 +42,9 @@ def out_of_memory(err: BaseException, cli_args: list[str]) -> str:
 def user_error(err: Exception, cli_args: list[str] = ()) -> tuple[str | None, int]:
     """The one-line message and exit status for an error a user can fix, or ``(None, 0)`` for a bug."""
     if isinstance(err, ArgumentError):
-        return one_line_parse_error(str(err)), 2
+        return nested_argument_error(err) or one_line_parse_error(str(err)), 2
+    if (wandb := wandb_error(err)) is not None:
+        return wandb, 1
     cause = err
     while cause is not None and not isinstance(cause, RlgenError):  # jsonargparse wraps errors of __init__
         cause = cause.__cause__ or cause.__context__
@@ -68,6 +70,50 @@ def is_allocation_failure(err: BaseException) -> bool:
     """numpy's and Python's MemoryError, torch's OutOfMemoryError (GPU) and its CPU allocator's failure."""
     return isinstance(err, (MemoryError, torch.OutOfMemoryError)) or (
         isinstance(err, RuntimeError) and "can't allocate memory" in str(err))
+
+
+_WANDB_ERRORS = ("UsageError", "AuthenticationError", "CommError")
+
+
+def wandb_error(err: BaseException) -> str | None:
+    """W&B could not start the run: no API key (``wandb login`` never run), a refused key, or the server out of
+    reach. The run directory and its checkpoints stay; the message says how to log in or to log offline."""
+    cause: BaseException | None = err
+    while cause is not None:
+        if type(cause).__module__.startswith("wandb") and type(cause).__name__ in _WANDB_ERRORS:
+            what = str(cause).strip().splitlines()[0][:200] if str(cause).strip() else type(cause).__name__
+            return (f"Weights & Biases could not start the run ({what}); run `wandb login` (or set WANDB_API_KEY), "
+                    "or log locally with WANDB_MODE=offline and upload later with `wandb sync`")
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
+_PARSER_KEY = re.compile(r'Parser key "([^"]+)":')
+_EXPECTED = re.compile(r"^Expected a <class '(\w+)'>\. Got value: (.*)$")
+
+
+def nested_argument_error(err: BaseException) -> str | None:
+    """jsonargparse's error inside a nested class argument (a network's ``init_args``), which it reports as a chain
+    of ``Parser key ... Problem with given class_path ...`` and a union's alternatives, as one line: the full key,
+    what it expects and the value given. None for other errors."""
+    text = str(err)
+    keys = _PARSER_KEY.findall(text)
+    if "Problem with given class_path" not in text or len(keys) < 2:
+        return None
+    key = keys[0] + "".join(f".init_args.{k}" for k in keys[1:])
+    innermost = err
+    while innermost.__cause__ is not None:  # jsonargparse chains each level's error to the one below
+        innermost = innermost.__cause__
+    detail = str(innermost).strip().splitlines()[0] if str(innermost).strip() else type(innermost).__name__
+    if (expected := _EXPECTED.match(detail)) is not None:
+        kind = expected.group(1)
+        return (f"{key} expects {'an' if kind[0] in 'aeiou' else 'a'} {kind}, got {expected.group(2)!r} "
+                "(run `rlgen <subcommand> --help` for the accepted keys and types)")
+    if (unknown := re.match(r"^Option '([^']+)' is not accepted", detail)) is not None:
+        owner = re.findall(r"Problem with given class_path '([^']+)'", text)[-1].rsplit(".", 1)[-1]
+        return (f"{key}.init_args.{unknown.group(1)}: {owner} has no option {unknown.group(1)!r} "
+                "(run `rlgen <subcommand> --help` for the accepted keys and types)")
+    return f"{key}: {detail} (run `rlgen <subcommand> --help` for the accepted keys and types)"
 
 
 _NOISE = re.compile(
