@@ -75,8 +75,8 @@ def test_online_wandb_without_an_api_key_is_one_line_and_keeps_the_run_directory
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc, no saved key
     monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb_config"))
     overlay = str(CONFIGS / "logger" / "wandb.yaml")
-    line = expect_error(capsys, ["fit", "--model=tests.test_wandb.ImageBoring", "-c", overlay, "--trainer.max_epochs=1", "--trainer.limit_train_batches=2",
-                                 "--trainer.enable_progress_bar=false"],
+    line = expect_error(capsys, ["fit", "--model=tests.test_wandb.ImageBoring", "-c", overlay, "--trainer.max_epochs=1",
+                                 "--trainer.limit_train_batches=2", "--trainer.enable_progress_bar=false"],
                         "Weights & Biases could not start the run", "wandb login", "WANDB_MODE=offline")
     assert "API key" in line
     assert (tmp_path / "runs" / "wandb").is_dir(), "the run directory is kept"
