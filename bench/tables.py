@@ -1,7 +1,8 @@
-"""The results tables (README.md: learning; docs/results.md: speed and memory) and the configs' ``# Expected``
-lines, generated from the benchmarks' results files: a measured number lives in its
-``bench/results/<name>.json`` alone, and the tables and the config headers (which ``rlgen list`` prints)
-show what this script makes of it.
+"""The results tables and the configs' ``# Expected`` lines, generated from the benchmarks' results files: a
+measured number lives in its ``bench/results/<name>.json`` alone, and every table and config header (which
+``rlgen list`` prints) shows what this script makes of it. The README gets the summary (the figure and the
+verdict of each learning result), docs/results.md the full learning table (target and detail) and the speed
+table, and each family's page in docs/ the rows of its own algorithms.
 
     python -m bench.tables            # print the tables
     python -m bench.tables --write    # write them into their documents (between markers) and the configs
@@ -39,6 +40,7 @@ class Row(NamedTuple):
     target: Callable[[dict], str]
     measured: Callable[[dict], str]
     met: Callable[[dict], bool | None]
+    headline: Callable[[dict], str] | None = None  # the README's figure; None: ``measured`` up to its first ";"
 
 
 def _all(fraction: str) -> bool:
@@ -57,6 +59,11 @@ def _continuous(d: dict) -> str:
     anchors = "; ".join(f"{name} {value:g}" for name, value in d["anchors"].items())
     return (f"median final greedy return {d['median_final_eval']:.1f} over {runs} seed(s) within "
             f"{d['env_step_budget']:,.0f} env steps, median {d['median_wall_s']:.0f} s a seed ({anchors})")
+
+
+def _continuous_headline(d: dict) -> str:
+    return (f"median final greedy return {d['median_final_eval']:.1f} over {len(d['final_evals'])} seed(s), "
+            f"{d['env_step_budget']:,.0f} env steps")
 
 
 def _gan(d: dict) -> str:
@@ -96,9 +103,9 @@ LEARNING = [
         lambda d: (_all(d["seeds_at_target"]) and _all(d["seeds_last_ckpt_at_floor"])
                    and max(d["wall_s"]) <= 600)),
     Row("REINFORCE, Gaussian policy, Pendulum-v1", "reinforce_pendulum", lambda d: d["target"], _continuous,
-        lambda d: None),
+        lambda d: None, _continuous_headline),
     Row("REINFORCE, Gaussian policy, Hopper-v5", "reinforce_hopper", lambda d: d["target"], _continuous,
-        lambda d: None),
+        lambda d: None, _continuous_headline),
     Row("DQN, Pong from 4 stacked frames", "dqn_pong", lambda d: d["target"], _dqn_pong, lambda d: d["met"]),
     Row("DQN, Pong, the same config trained with sticky actions (ALE/Pong-v5)", "dqn_pong_sticky",
         lambda d: d["target"], _dqn_pong, lambda d: d["met"]),
@@ -118,7 +125,8 @@ LEARNING = [
     Row("AE and denoising AE, MNIST", "autoencoders", lambda d: "report test MSE (clean / 25% / 50% masked)",
         lambda d: "; ".join(f"{name} " + " / ".join(f"{v:.4f}" for v in m["test_recon_mse"].values())
                             for name, m in d["models"].items()),
-        lambda d: None),
+        lambda d: None, lambda d: f"AE test MSE {d['models']['AE']['test_recon_mse']['clean']:.4f}; the DAEs' "
+                                  "clean / masked in the full table"),
     Row("MNIST classifier (FID/IS features)", "classifier", lambda d: f"test accuracy >= {d['target_test_acc']:.0%}",
         lambda d: f"{d['test_acc']:.2%} after {d['epochs']} epochs", lambda d: d["passed"]),
     Row("GAN (the paper's MLPs), MNIST", "gan", lambda d: "report IS and FID", _gan, lambda d: None),
@@ -161,8 +169,34 @@ SPEED = [
         lambda d: d["met"]),
 ]
 
-TABLES = {"learning": LEARNING, "speed": SPEED}
-DOCUMENTS = {README: ("learning",), RESULTS_PAGE: ("speed",)}  # where each table goes
+DOCS = REPO / "docs"
+# Each family's page shows the learning rows of its results files, in LEARNING's order.
+FAMILIES = {
+    "qlearning": ("qlearning",),
+    "rl": ("dqn_cartpole", "reinforce_cartpole", "reinforce_inverted_pendulum", "reinforce_pendulum", "reinforce_hopper",
+           "dqn_pong", "dqn_pong_sticky", "dqn_pong_scaled_pixels", "dqn_pong_tianshou_plain", "reinforce_pong"),
+    "actor_critic": ("ppo_cartpole", "ppo_hopper", "a2c_pendulum", "a2c_cartpole", "sac_pendulum", "sac_hopper"),
+    "autoencoders": ("vae", "autoencoders"),
+    "gans": ("classifier", "gan", "dcgan", "dcgan_clusters", "textgan"),
+    "cyclegan": ("cyclegan",),
+}
+
+
+def _family(name: str) -> list[Row]:
+    return [row for row in LEARNING if row.results in FAMILIES[name]]
+
+
+TABLES: dict[str, tuple[list[Row], str]] = {  # name -> (rows, style)
+    "summary": (LEARNING, "summary"),
+    "learning": (LEARNING, "full"),
+    "speed": (SPEED, "full"),
+    **{f"{name} results": (_family(name), "full") for name in FAMILIES},
+}
+# where each table goes; a page in docs/ links to the results files one folder up
+DOCUMENTS = {README: ("summary",), RESULTS_PAGE: ("learning", "speed"),
+             DOCS / "qlearning.md": ("qlearning results",), DOCS / "rl.md": ("rl results",),
+             DOCS / "autoencoders.md": ("autoencoders results",), DOCS / "gans.md": ("gans results",),
+             DOCS / "cyclegan.md": ("cyclegan results",)}
 MET = {True: "**met**", False: "not met", None: "-"}
 
 # The configs whose "# Expected" paragraph states a learning row's result: configs/<key> -> bench/results/<value>.json.
@@ -192,17 +226,31 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def table(rows: list[Row], results: Path = RESULTS) -> str:
-    """The markdown table of ``rows``, each read from ``results/<row.results>.json``."""
-    lines = ["| what | target | measured | met | results |", "| --- | --- | --- | --- | --- |"]
+def headline(row: Row, data: dict) -> str:
+    """The figure the README shows for ``row``: its ``headline``, or ``measured`` up to the first ``;``."""
+    return row.headline(data) if row.headline else row.measured(data).split("; ")[0]
+
+
+def table(rows: list[Row], results: Path = RESULTS, style: str = "full", link_prefix: str = "") -> str:
+    """The markdown table of ``rows``, each read from ``results/<row.results>.json``: ``full`` (what, target,
+    measured, met, results file) or ``summary`` (what, the headline figure, met, results file)."""
+    if style == "summary":
+        lines = ["| what | measured | target met | results |", "| --- | --- | --- | --- |"]
+    else:
+        lines = ["| what | target | measured | met | results |", "| --- | --- | --- | --- | --- |"]
     for row in rows:
         path = results / f"{row.results}.json"
-        link = f"[{row.results}.json](bench/results/{row.results}.json)"
+        link = f"[{row.results}.json]({link_prefix}bench/results/{row.results}.json)"
         if not path.exists():
-            lines.append(f"| {row.what} | - | not measured yet | - | `{row.results}.json` |")
+            missing = (row.what, "not measured yet", "-", f"`{row.results}.json`") if style == "summary" else (
+                row.what, "-", "not measured yet", "-", f"`{row.results}.json`")
+            lines.append("| " + " | ".join(missing) + " |")
             continue
         data: dict[str, Any] = json.loads(path.read_text())
-        cells = (row.what, row.target(data), row.measured(data), MET[row.met(data)], link)
+        if style == "summary":
+            cells = (row.what, headline(row, data), MET[row.met(data)], link)
+        else:
+            cells = (row.what, row.target(data), row.measured(data), MET[row.met(data)], link)
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     return "\n".join(lines)
 
@@ -250,8 +298,9 @@ def render(document: Path, text: str | None = None, results: Path = RESULTS) -> 
         pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.DOTALL)
         if not pattern.search(text):
             raise SystemExit(f"{document.name} has no {name} table markers: {begin} ... {end}")
-        rows = TABLES[name]
-        text = pattern.sub(lambda _, rows=rows, b=begin, e=end: f"{b}\n{table(rows, results)}\n{e}", text)
+        rows, style = TABLES[name]
+        made = table(rows, results, style, "../" if document.parent == DOCS else "")
+        text = pattern.sub(lambda _, made=made, b=begin, e=end: f"{b}\n{made}\n{e}", text)
     return text
 
 
@@ -269,8 +318,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"wrote the tables into {', '.join(d.name for d in DOCUMENTS)} and the Expected lines into "
               f"{len(EXPECTED)} configs")
     else:
-        for name, rows in TABLES.items():
-            print(f"{name}:\n{table(rows)}\n")
+        for name, (rows, style) in TABLES.items():
+            print(f"{name}:\n{table(rows, style=style)}\n")
 
 
 if __name__ == "__main__":
