@@ -12,9 +12,11 @@ from rlgen.lightning_modules.cyclegan import CycleGAN
 from rlgen.lightning_modules.dqn import DQN
 from rlgen.lightning_modules.gan import GAN
 from rlgen.lightning_modules.gan_system import GANSystem
+from rlgen.lightning_modules.ppo import PPO
 from rlgen.lightning_modules.qlearning import TabularQLearning
 from rlgen.lightning_modules.reinforce import Reinforce
 from rlgen.lightning_modules.rl_system import RLSystem
+from rlgen.lightning_modules.sac import SAC
 from rlgen.lightning_modules.textgan import TextGAN
 from rlgen.lightning_modules.vae import VAE
 
@@ -23,6 +25,8 @@ __all__ = [
     "TabularQLearning",
     "DQN",
     "Reinforce",
+    "PPO",
+    "SAC",
     # generative models
     "AutoEncoder",
     "DenoisingAutoEncoder",
