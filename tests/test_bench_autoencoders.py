@@ -10,9 +10,9 @@ from bench import autoencoders, overhead, vae
 def test_vae_bench_smoke(mnist_dir, tmp_path):
     vae.main(["--smoke", f"--data-dir={mnist_dir}", f"--out-dir={tmp_path}"])
     result = json.loads((tmp_path / "vae.json").read_text())
-    assert result["smoke"] is True and result["iwae_k"] == 4 and result["target_nll"] == 88.0
+    assert result["smoke"] is True and result["iwae_k"] == 4
     assert 0 < result["test_nll_iwae"] < 1000 and 0 < result["test_neg_elbo"] < 1000
-    assert result["passed"] is False, "one smoke epoch cannot reach the target NLL"
+    assert result["passed"] == (result["test_nll_iwae"] <= result["target_nll"]) and result["passed"] is False
     assert len(result["val_neg_elbo_per_epoch"]) == 1
     assert (tmp_path / "vae.png").stat().st_size > 0
 

