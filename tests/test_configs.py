@@ -39,6 +39,8 @@ SMOKE: dict[str, list[str]] = {
     "reinforce/inverted_pendulum.yaml": ["--model.episodes_per_batch=1", "--model.eval_episodes=1"],
     "reinforce/pendulum.yaml": ["--model.episodes_per_batch=1", "--model.eval_episodes=1"],
     "reinforce/hopper.yaml": ["--model.episodes_per_batch=1", "--model.eval_episodes=1"],
+    "sac/pendulum.yaml": ["--model.warm_start_steps=256", "--model.eval_episodes=1"],
+    "sac/hopper.yaml": ["--model.warm_start_steps=256", "--model.buffer_size=1000", "--model.eval_episodes=1"],
     "ppo/cartpole.yaml": ["--model.eval_episodes=1"],
     "ppo/hopper.yaml": ["--model.num_steps=64", "--model.num_minibatches=2", "--model.eval_episodes=1"],
     "a2c/cartpole.yaml": ["--model.eval_episodes=1"],
