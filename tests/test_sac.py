@@ -19,7 +19,14 @@ from rlgen.cli import run
 from rlgen.errors import RlgenError
 from rlgen.experience import ReplayBuffer
 from rlgen.lightning_modules.rl_system import _EVAL_SEED_OFFSET
-from rlgen.lightning_modules.sac import SAC, actor_loss, critic_loss, soft_q_target, temperature_loss
+from rlgen.lightning_modules.sac import (
+    SAC,
+    actor_loss,
+    check_continuous_actions,
+    critic_loss,
+    soft_q_target,
+    temperature_loss,
+)
 from rlgen.nets.sac import QCritics, SquashedGaussianActor, TanhNormal, tanh_log_det_jacobian
 from tests.conftest import CONFIGS, run_cli
 
@@ -150,6 +157,18 @@ def test_actions_stay_within_the_box_bounds_even_when_tanh_saturates():
 def test_bad_hyperparameters_raise_one_line_errors(bad):
     with pytest.raises(RlgenError):
         SAC(**bad)
+
+
+def test_unbounded_or_image_spaces_are_refused_in_one_line():
+    flat = gym.spaces.Box(-1.0, 1.0, shape=(3,))
+    with pytest.raises(RlgenError, match="bounded Box") as info:
+        check_continuous_actions(gym.spaces.Box(-np.inf, np.inf, shape=(2,)), flat, "Custom-v0")
+    assert "\n" not in str(info.value)
+    with pytest.raises(RlgenError, match="bounded Box"):
+        check_continuous_actions(gym.spaces.Box(-1.0, 1.0, shape=(2, 2)), flat, "Custom-v0")
+    with pytest.raises(RlgenError, match="flat observations"):
+        check_continuous_actions(gym.spaces.Box(-1.0, 1.0, shape=(2,)), gym.spaces.Box(0, 255, (3, 8, 8)), "Custom-v0")
+    assert check_continuous_actions(gym.spaces.Box(-1.0, 1.0, shape=(2,)), flat, "Custom-v0") == 2
 
 
 def test_a_discrete_env_is_refused_in_one_line(tmp_path, monkeypatch, capsys):

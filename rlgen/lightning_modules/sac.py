@@ -271,7 +271,7 @@ class SAC(RLSystem):
         if "rng" in restored:
             self._rng.bit_generator.state = restored["rng"]
         if "torch_rng" in restored:  # the actor's exploration noise
-            torch.set_rng_state(restored["torch_rng"])
+            torch.set_rng_state(restored["torch_rng"].cpu())
         # Warm-up: uniform random actions until the buffer holds warm_start_steps transitions.
         self.source.collect(self._random_act, max(0, hp.warm_start_steps - len(self.buffer)))
 
