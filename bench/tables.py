@@ -95,6 +95,18 @@ LEARNING = [
     Row("REINFORCE, CartPole-v1", "reinforce_cartpole", lambda d: d["target"],
         lambda d: _seeds(d, "median_episodes_to_solve", "episodes"),
         lambda d: _all(d["seeds_solved"]) and _all(d["seeds_ending_solved"])),
+    Row("PPO, CartPole-v1", "ppo_cartpole", lambda d: d["target"],
+        lambda d: _seeds(d, "median_env_steps_to_solve", "env steps"),
+        lambda d: (_all(d["seeds_solved"]) and _all(d["seeds_ending_solved"])
+                   and d["max_env_steps_to_solve"] <= 100_000)),
+    Row("PPO, Hopper-v5", "ppo_hopper", lambda d: d["target"],
+        lambda d: (f"greedy return {d['median_final_eval']:,.0f} (median of {len(d['final_evals'])} seed(s)) after "
+                   f"{d['env_step_budget']:,.0f} env steps, last.ckpt tested "
+                   f"{', '.join(f'{r:,.0f}' for r in d['last_ckpt_test_returns'])}; "
+                   f"median {d['median_wall_s'] / 60:.0f} min a seed, {min(d['env_steps_per_s']):,.0f} env steps/s ("
+                   + "; ".join(f"{name} {value:g}" for name, value in d["anchors"].items()) + ")"),
+        lambda d: (len(d["final_evals"]) >= 3 and d["median_final_eval"] >= 2400 and min(d["final_evals"]) >= 1800
+                   and max(d["wall_s"]) <= 900)),
     Row("REINFORCE, Gaussian policy, InvertedPendulum-v5", "reinforce_inverted_pendulum", lambda d: d["target"],
         lambda d: (f"{d['seeds_at_target']} seeds reach 1000 (env steps: "
                    f"{', '.join(f'{s:,.0f}' if s else '-' for s in d['env_steps_to_target'])}); last.ckpt tested "
@@ -205,6 +217,8 @@ EXPECTED = {
     "dqn/cartpole.yaml": "dqn_cartpole",
     "dqn/pong.yaml": "dqn_pong",
     "reinforce/cartpole.yaml": "reinforce_cartpole",
+    "ppo/cartpole.yaml": "ppo_cartpole",
+    "ppo/hopper.yaml": "ppo_hopper",
     "reinforce/inverted_pendulum.yaml": "reinforce_inverted_pendulum",
     "reinforce/pendulum.yaml": "reinforce_pendulum",
     "reinforce/hopper.yaml": "reinforce_hopper",
