@@ -56,12 +56,21 @@ def cartpole(argv: list[str]) -> dict[str, Any]:
 
 
 def hopper(argv: list[str]) -> dict[str, Any]:
-    args, overrides = seeds_parser(__doc__).parse_known_args(argv)
+    parser = seeds_parser(__doc__)
+    parser.add_argument("--first-seed", type=int, default=0, help="the first seed (seeds first, first + 1, ...)")
+    parser.add_argument("--join", nargs="+", default=None, metavar="JSON",
+                        help="train nothing: join the runs of these ppo_hopper.json files (seeds run as separate "
+                             "processes, e.g. one a core) into one summary")
+    args, overrides = parser.parse_known_args(argv)
     torch.set_num_threads(args.threads)
     if args.smoke:
         args.seeds, overrides = 1, [*HOPPER_SMOKE, *overrides]
     runs = []
-    for seed in range(args.seeds):
+    if args.join:
+        joined = [json.loads(Path(path).read_text()) for path in args.join]
+        runs = sorted((run for part in joined for run in part["runs"]), key=lambda run: run["seed"])
+        overrides, args.threads = joined[0]["overrides"], joined[0]["threads"]
+    for seed in range(args.first_seed, args.first_seed + args.seeds) if not args.join else ():
         run = train_seed(HOPPER["config"], seed, overrides)
         run["episode_returns"] = [[steps, round(ret, 2)] for steps, ret in run["episode_returns"]]
         runs.append(run)
