@@ -107,6 +107,13 @@ LEARNING = [
                    + "; ".join(f"{name} {value:g}" for name, value in d["anchors"].items()) + ")"),
         lambda d: (len(d["final_evals"]) >= 3 and d["median_final_eval"] >= 2400 and min(d["final_evals"]) >= 1800
                    and max(d["wall_s"]) <= 900)),
+    Row("SAC, Pendulum-v1", "sac_pendulum", lambda d: d["target"],
+        lambda d: (f"median final greedy return {d['median_final_eval']:.1f} over {len(d['final_evals'])} seeds "
+                   f"(min {d['min_final_eval']:.1f}) at {d['env_step_budget']:,.0f} env steps; last.ckpt tested "
+                   f"median {d['median_last_ckpt_test_return']:.1f}; median {d['median_wall_s']:.0f} s a seed"
+                   + (f"; a gradient step {d['speed']['rlgen_ms_per_gradient_step']:.1f} ms, "
+                      f"{d['speed']['ratio_rlgen_over_plain']:.2f}x a plain PyTorch loop's" if "speed" in d else "")),
+        lambda d: d["met"]),
     Row("REINFORCE, Gaussian policy, InvertedPendulum-v5", "reinforce_inverted_pendulum", lambda d: d["target"],
         lambda d: (f"{d['seeds_at_target']} seeds reach 1000 (env steps: "
                    f"{', '.join(f'{s:,.0f}' if s else '-' for s in d['env_steps_to_target'])}); last.ckpt tested "
@@ -223,6 +230,7 @@ EXPECTED = {
     "reinforce/inverted_pendulum.yaml": "reinforce_inverted_pendulum",
     "reinforce/pendulum.yaml": "reinforce_pendulum",
     "reinforce/hopper.yaml": "reinforce_hopper",
+    "sac/pendulum.yaml": "sac_pendulum",
     "reinforce/pong.yaml": "reinforce_pong",
     "vae/mnist.yaml": "vae",
     "ae/mnist.yaml": "autoencoders",
