@@ -216,7 +216,7 @@ TABLES: dict[str, tuple[list[Row], str]] = {  # name -> (rows, style)
 DOCUMENTS = {README: ("summary",), RESULTS_PAGE: ("learning", "speed"),
              DOCS / "qlearning.md": ("qlearning results",), DOCS / "rl.md": ("rl results",),
              DOCS / "autoencoders.md": ("autoencoders results",), DOCS / "gans.md": ("gans results",),
-             DOCS / "cyclegan.md": ("cyclegan results",)}
+             DOCS / "cyclegan.md": ("cyclegan results",), DOCS / "actor_critic.md": ("actor_critic results",)}
 MET = {True: "**met**", False: "not met", None: "-"}
 
 # The configs whose "# Expected" paragraph states a learning row's result: configs/<key> -> bench/results/<value>.json.
