@@ -192,10 +192,10 @@ DOCS = REPO / "docs"
 # Each family's page shows the learning rows of its results files, in LEARNING's order.
 FAMILIES = {
     "qlearning": ("qlearning",),
-    "rl": ("dqn_cartpole", "reinforce_cartpole", "reinforce_inverted_pendulum", "reinforce_pendulum",
-           "reinforce_hopper", "dqn_pong", "dqn_pong_sticky", "dqn_pong_scaled_pixels", "dqn_pong_tianshou_plain",
-           "reinforce_pong"),
-    "actor_critic": ("ppo_cartpole", "ppo_hopper", "a2c_pendulum", "a2c_cartpole", "sac_pendulum", "sac_hopper"),
+    "rl": ("dqn_cartpole", "reinforce_cartpole", "dqn_pong", "dqn_pong_sticky", "dqn_pong_scaled_pixels",
+           "dqn_pong_tianshou_plain", "reinforce_pong"),
+    "actor_critic": ("reinforce_inverted_pendulum", "reinforce_pendulum", "reinforce_hopper", "ppo_cartpole",
+                     "ppo_hopper", "a2c_cartpole", "sac_pendulum", "sac_hopper"),
     "autoencoders": ("vae", "autoencoders"),
     "gans": ("classifier", "gan", "dcgan", "dcgan_clusters", "textgan"),
     "cyclegan": ("cyclegan",),
