@@ -53,3 +53,22 @@ def test_a_changed_number_changes_only_the_expected_paragraph(tmp_path):
     (tmp_path / "dqn_cartpole.json").unlink()
     assert "not measured yet" in header_paragraph(tables.render_config(before, "dqn_cartpole", tmp_path)
                                                   .splitlines(), "Expected")
+
+
+def test_readme_and_docs_stay_readable():
+    """The README is read before anything runs: at most 1,500 words, no line over 400 characters (the summary keeps
+    the figure and the verdict, the detail stays in the JSON and the family pages). No docs page over 3,000 words."""
+    readme = tables.README.read_text()
+    assert len(readme.split()) <= 1500, f"README.md has {len(readme.split())} words"
+    assert max(len(line) for line in readme.splitlines()) <= 400
+    for page in sorted(tables.DOCS.glob("*.md")):
+        words = len(page.read_text().split())
+        assert words <= 3000, f"{page.name} has {words} words: split it or cut it"
+
+
+def test_the_summary_has_every_current_result_and_links_to_the_full_table():
+    summary, _ = tables.TABLES["summary"]
+    shown = {row.results for row in summary}
+    assert shown == {row.results for row in tables.LEARNING} - set(tables.SUPERSEDED)
+    full = tables.RESULTS_PAGE.read_text()
+    assert all(f"[{row.results}.json]" in full for row in tables.LEARNING), "docs/results.md has every row"
