@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import dqn_cartpole, reinforce_cartpole, reinforce_continuous, rl_throughput
+from bench import dqn_cartpole, ppo, reinforce_cartpole, reinforce_continuous, rl_throughput
 from bench._common import config_args
 
 
@@ -56,6 +56,20 @@ def test_reinforce_continuous_bench_smoke(tmp_path, monkeypatch):
     assert all(r < 0 for _, r in pendulum["episode_returns"]), "Pendulum's rewards are costs, <= 0"
     assert all(steps % 200 == 0 for steps, _ in pendulum["episode_returns"]), "200-step episodes"
 
+
+@pytest.mark.parametrize("task, name", [("hopper", "ppo_hopper"), ("a2c_hopper", "a2c_hopper")])
+def test_ppo_hopper_bench_smoke_writes_its_task_and_joins_seeds(task, name, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for seed in (0, 1):
+        ppo.main(["--task", task, "--smoke", "--first-seed", str(seed), "--out-dir", str(tmp_path / str(seed)),
+                  "--note", "a note"])
+    parts = [str(tmp_path / str(seed) / f"{name}.json") for seed in (0, 1)]
+    ppo.main(["--task", task, "--join", *parts, "--out-dir", str(tmp_path)])
+    result = json.loads((tmp_path / f"{name}.json").read_text())
+    assert result["config"] == ppo.HOPPER_TASKS[task]["config"] and result["env_step_budget"] == 1_000_000
+    assert [run["seed"] for run in result["runs"]] == [0, 1] and len(result["final_evals"]) == 2
+    assert result["note"] == "a note" and len(result["env_steps_per_s"]) == 2
+    assert (tmp_path / f"{name}.png").stat().st_size > 0
 
 def test_rl_throughput_bench_smoke(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
