@@ -285,12 +285,13 @@ class SAC(RLSystem):
     def _make_train_envs(self) -> Any:
         from gymnasium.wrappers.vector import RescaleAction
 
-        return RescaleAction(super()._make_train_envs(), -1.0, 1.0)  # the policy's [-1, 1]^A onto the Box
+        # the policy's [-1, 1]^A onto the Box (float32 bounds: float64 ones make Gymnasium warn at every build)
+        return RescaleAction(super()._make_train_envs(), np.float32(-1.0), np.float32(1.0))
 
     def _make_eval_env(self) -> Any:
         from gymnasium.wrappers import RescaleAction
 
-        return RescaleAction(super()._make_eval_env(), -1.0, 1.0)
+        return RescaleAction(super()._make_eval_env(), np.float32(-1.0), np.float32(1.0))
 
     @torch.no_grad()
     def _act(self, obs: np.ndarray) -> np.ndarray:
