@@ -1,6 +1,6 @@
 """Real 2-process DDP runs on the CPU (gloo): the ranks' parameters stay identical after training steps.
 
-The RL families here (their data comes from environments in each process, DQN steps its optimizer by hand),
+The RL families here (their data comes from environments in each process, DQN and SAC step their optimizers by hand),
 both in one pair of rank processes started the way torchrun starts them (``LOCAL_RANK``, ``WORLD_SIZE``, ...
 in the environment, so Lightning launches nothing itself): each process start costs seconds of imports. An
 image model (a DataModule, automatic optimization) through Lightning's own launcher: bench/scaling.py's smoke
@@ -51,7 +51,13 @@ class DumpParameters(Callback):
 RUNS = {"dqn": ["-c", str(CONFIGS / "dqn" / "cartpole.yaml"), "--model.warm_start_steps=64",
                 "--model.train_frequency=4", "--model.gradient_steps=2", "--trainer.max_steps=4"],
         "reinforce": ["-c", str(CONFIGS / "reinforce" / "cartpole.yaml"), "--model.episodes_per_batch=2",
-                      "--trainer.max_steps=4"]}
+                      "--trainer.max_steps=4"],
+        # PPO: minibatch steps of one rollout; SAC: three optimizers stepped by hand (strategy: ddp becomes
+        # ddp_find_unused_parameters_true, its declared ddp_strategy), 2 gradient steps of 3 optimizer steps
+        "ppo": ["-c", str(CONFIGS / "ppo" / "cartpole.yaml"), "--trainer.max_steps=4"],
+        "sac": ["-c", str(CONFIGS / "sac" / "pendulum.yaml"), "--model.batch_size=32", "--model.warm_start_steps=64",
+                "--model.actor.init_args.hidden_sizes=[16]", "--model.critic.init_args.hidden_sizes=[16]",
+                "--trainer.max_steps=6"]}
 
 
 def free_port() -> int:

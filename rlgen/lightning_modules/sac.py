@@ -97,6 +97,9 @@ class SAC(RLSystem):
         * Episodes end on time limits as *truncated*, and targets bootstrap through them.
     """
 
+    # Each of the three steps leaves the other networks without gradients: DDP must look for unused parameters.
+    ddp_strategy = "ddp_find_unused_parameters_true"  # what `rlgen` uses for `strategy: ddp`
+
     OPTIMIZER_STEPS_PER_GRADIENT_STEP = 3  # critic, actor, temperature: what global_step counts
 
     def __init__(
