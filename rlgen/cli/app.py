@@ -257,7 +257,8 @@ class RlgenCLI(CheckpointHparamsHook):
                 wandb.finish()
         if self.trainer.is_global_zero:
             configs = config_files(self._cli_args)
-            print(closing_summary(subcommand, self.trainer, self.model, configs, self._started), flush=True)
+            model = self.trainer.lightning_module  # the module itself, also when --compile wrapped it
+            print(closing_summary(subcommand, self.trainer, model, configs, self._started), flush=True)
 
     def _prepare_wandb(self, logger: Namespace) -> None:
         """Just for building the WandbLogger: give W&B the whole resolved config at init (offline runs write it
@@ -275,6 +276,19 @@ class RlgenCLI(CheckpointHparamsHook):
         logger.dict_kwargs = extra
 
 
+def skip_nvml_without_gpu_driver() -> None:
+    """Let torch ask CUDA, not NVML, whether a GPU exists, on a machine without NVIDIA's driver.
+
+    lightning_fabric sets ``PYTORCH_NVML_BASED_CUDA_CHECK=1`` when imported, so that ``torch.cuda.is_available()``
+    does not initialize CUDA in a process whose DataLoader workers fork. torch does not cache NVML's answer, and
+    where the driver is missing every optimizer step pays a failed NVML load: a small fused Adam step took 302 us
+    instead of 42 (this 2-core CPU). Without the driver there is no CUDA for a fork to break, so rlgen turns the
+    NVML check off there (Linux only, where ``/proc/driver/nvidia`` tells; a GPU machine keeps Lightning's choice).
+    """
+    if sys.platform.startswith("linux") and not os.path.exists("/proc/driver/nvidia"):
+        os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] = "0"
+
+
 DESCRIPTION = ("rlgen: classic deep RL and generative models as readable Lightning modules. "
                "`rlgen list` shows every algorithm's configs with their expected results; "
                "`rlgen fit -c <config>` trains one.")
@@ -285,6 +299,7 @@ def run(args: list[str] | None = None) -> RlgenCLI:
     cli_args = [str(a) for a in (sys.argv[1:] if args is None else args)]
     no_exit = {"exit_on_error": False}
     threads = torch.get_num_threads()
+    skip_nvml_without_gpu_driver()
     try:
         with quiet_third_party():
             return RlgenCLI(
