@@ -107,6 +107,15 @@ LEARNING = [
                    + "; ".join(f"{name} {value:g}" for name, value in d["anchors"].items()) + ")"),
         lambda d: (len(d["final_evals"]) >= 3 and d["median_final_eval"] >= 2400 and min(d["final_evals"]) >= 1800
                    and max(d["wall_s"]) <= 900)),
+    Row("A2C, Hopper-v5", "a2c_hopper", lambda d: d["target"],
+        lambda d: (f"greedy return {d['median_final_eval']:,.0f} (median of {len(d['final_evals'])} seed(s): "
+                   f"{', '.join(f'{r:,.0f}' for r in d['final_evals'])}) after {d['env_step_budget']:,.0f} env "
+                   f"steps, last.ckpt tested {', '.join(f'{r:,.0f}' for r in d['last_ckpt_test_returns'])}; median "
+                   f"{d['median_wall_s'] / 60:.0f} min a seed, {min(d['env_steps_per_s']):,.0f} env steps/s at least ("
+                   + "; ".join(f"{name} {value:g}" for name, value in d["anchors"].items()) + ")"),
+        lambda d: d["median_final_eval"] > 733.5,
+        lambda d: (f"greedy return {d['median_final_eval']:,.0f} (median of {len(d['final_evals'])} seed(s)), "
+                   f"{d['env_step_budget']:,.0f} env steps")),
     Row("SAC, Pendulum-v1", "sac_pendulum", lambda d: d["target"],
         lambda d: (f"median final greedy return {d['median_final_eval']:.1f} over {len(d['final_evals'])} seeds "
                    f"(min {d['min_final_eval']:.1f}) at {d['env_step_budget']:,.0f} env steps; last.ckpt tested "
@@ -195,7 +204,7 @@ FAMILIES = {
     "rl": ("dqn_cartpole", "reinforce_cartpole", "dqn_pong", "dqn_pong_sticky", "dqn_pong_scaled_pixels",
            "dqn_pong_tianshou_plain", "reinforce_pong"),
     "actor_critic": ("reinforce_inverted_pendulum", "reinforce_pendulum", "reinforce_hopper", "ppo_cartpole",
-                     "ppo_hopper", "a2c_cartpole", "sac_pendulum", "sac_hopper"),
+                     "ppo_hopper", "a2c_hopper", "sac_pendulum", "sac_hopper"),
     "autoencoders": ("vae", "autoencoders"),
     "gans": ("classifier", "gan", "dcgan", "dcgan_clusters", "textgan"),
     "cyclegan": ("cyclegan",),
@@ -230,6 +239,7 @@ EXPECTED = {
     "reinforce/cartpole.yaml": "reinforce_cartpole",
     "ppo/cartpole.yaml": "ppo_cartpole",
     "ppo/hopper.yaml": "ppo_hopper",
+    "a2c/hopper.yaml": "a2c_hopper",
     "reinforce/inverted_pendulum.yaml": "reinforce_inverted_pendulum",
     "reinforce/pendulum.yaml": "reinforce_pendulum",
     "reinforce/hopper.yaml": "reinforce_hopper",
