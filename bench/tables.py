@@ -115,7 +115,7 @@ LEARNING = [
                    + "; ".join(f"{name} {value:g}" for name, value in d["anchors"].items()) + ")"),
         lambda d: d["median_final_eval"] > 733.5,
         lambda d: (f"greedy return {d['median_final_eval']:,.0f} (median of {len(d['final_evals'])} seed(s)), "
-                   f"{d['env_step_budget']:,.0f} env steps")),
+                   f"{d['env_step_budget']:,.0f} env steps; the policy stands still, it does not hop")),
     Row("SAC, Pendulum-v1", "sac_pendulum", lambda d: d["target"],
         lambda d: (f"median final greedy return {d['median_final_eval']:.1f} over {len(d['final_evals'])} seeds "
                    f"(min {d['min_final_eval']:.1f}) at {d['env_step_budget']:,.0f} env steps; last.ckpt tested "
