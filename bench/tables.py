@@ -123,6 +123,14 @@ LEARNING = [
                    + (f"; a gradient step {d['speed']['rlgen_ms_per_gradient_step']:.1f} ms, "
                       f"{d['speed']['ratio_rlgen_over_plain']:.2f}x a plain PyTorch loop's" if "speed" in d else "")),
         lambda d: d["met"]),
+    Row("SAC, Hopper-v5", "sac_hopper", lambda d: d["target"],
+        lambda d: (f"greedy return {', '.join(f'{r:,.0f}' for r in d['final_evals'])} at "
+                   f"{', '.join(f'{s:,.0f}' for s in d['final_eval_env_steps'])} env steps ({d['seeds']} seed(s)); "
+                   f"last.ckpt tested {', '.join(f'{r:,.0f}' for r in d['last_ckpt_test_returns'])}; "
+                   f"{', '.join(f'{m:.0f}' for m in d['wall_minutes'])} min a seed"
+                   + ("" if d["complete"] else ", stopped before the budget")
+                   + " (" + "; ".join(f"{name} {value:g}" for name, value in d["anchors"].items()) + ")"),
+        lambda d: d["met"]),
     Row("REINFORCE, Gaussian policy, InvertedPendulum-v5", "reinforce_inverted_pendulum", lambda d: d["target"],
         lambda d: (f"{d['seeds_at_target']} seeds reach 1000 (env steps: "
                    f"{', '.join(f'{s:,.0f}' if s else '-' for s in d['env_steps_to_target'])}); last.ckpt tested "
@@ -244,6 +252,7 @@ EXPECTED = {
     "reinforce/pendulum.yaml": "reinforce_pendulum",
     "reinforce/hopper.yaml": "reinforce_hopper",
     "sac/pendulum.yaml": "sac_pendulum",
+    "sac/hopper.yaml": "sac_hopper",
     "reinforce/pong.yaml": "reinforce_pong",
     "vae/mnist.yaml": "vae",
     "ae/mnist.yaml": "autoencoders",

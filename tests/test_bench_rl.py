@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import dqn_cartpole, ppo, reinforce_cartpole, reinforce_continuous, rl_throughput
+from bench import dqn_cartpole, ppo, reinforce_cartpole, reinforce_continuous, rl_throughput, sac_hopper
 from bench._common import config_args
 
 
@@ -101,3 +101,15 @@ def test_contention_bench_smoke_times_each_load_and_kills_its_competitor(tmp_pat
         except OSError:  # a process that ended meanwhile
             pass
     assert not competitors, "the competing process is killed after each run"
+
+
+def test_sac_hopper_bench_smoke_scores_a_run_directory(tmp_path, monkeypatch):
+    """The Hopper benchmark scores a finished run from its TensorBoard events and its last.ckpt, and a run that
+    stopped before 300,000 env steps is marked incomplete (never met)."""
+    monkeypatch.chdir(tmp_path)
+    summary = sac_hopper.main(["--smoke", f"--out-dir={tmp_path}", "--threads=1"])
+    saved = json.loads((tmp_path / "sac_hopper.json").read_text())
+    assert saved["seeds"] == 1 and saved["final_eval_env_steps"][0] > 0 and saved["runs"][0]["evaluations"]
+    assert saved["last_ckpt_test_returns"][0] == pytest.approx(saved["runs"][0]["last_ckpt_test"]["mean"])
+    assert summary["complete"] is False and summary["met"] is False
+    assert (tmp_path / "sac_hopper.png").stat().st_size > 0

@@ -1,0 +1,113 @@
+"""SAC on Hopper-v5: score a finished run of ``configs/sac/hopper.yaml`` (or train one) against issue 33's target.
+
+    OMP_NUM_THREADS=1 rlgen fit -c configs/sac/hopper.yaml --threads 1     # 300,000 env steps, under nohup
+    python -m bench.sac_hopper --run-dir runs/sac_hopper/version_0          # then score it (minutes)
+    python -m bench.sac_hopper --smoke --out-dir /tmp/x                     # a tiny fit, then the same (seconds)
+
+Reads the run's TensorBoard events (its greedy evaluations, 10 whole episodes every 10,000 env steps, and the
+training returns, against env steps and wall minutes), tests its ``last.ckpt`` with ``rlgen test`` on 10 fresh
+episodes, and writes ``<out-dir>/sac_hopper.json`` and ``.png``. A run directory per seed: ``--run-dir`` takes
+several. Target (issue 33): median of 3 seeds >= 2,500 within 300,000 env steps, every seed >= 2,000, <= 45 min a
+seed (CleanRL's SAC: about 2,350 at 300k, 3 seeds).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from bench._common import bench_parser, plt, save_figure, shown_path, write_results
+from bench._pong import read_curves, score, train, with_env_steps
+
+CONFIG = "configs/sac/hopper.yaml"
+NAME = "sac_hopper"
+TARGET = ("median of 3 seeds >= 2,500 greedy within 300,000 env steps, every seed >= 2,000, <= 45 min a seed")
+ANCHORS = {"CleanRL SAC Hopper, 300k steps (3 seeds)": 2350.0}
+BUDGET = 300_000
+SMOKE = ["--trainer.max_steps=30", "--trainer.val_check_interval=10", "--trainer.log_every_n_steps=2",
+         "--model.warm_start_steps=256",
+         "--model.eval_episodes=1", "--model.actor.init_args.hidden_sizes=[16]",
+         "--model.critic.init_args.hidden_sizes=[16]", "--model.env_options.max_episode_steps=50"]
+
+
+def seed_summary(run_dir: Path, test_episodes: int, overrides: list[str]) -> dict[str, Any]:
+    """One run: its evaluations and training returns against env steps, its wall time, its last.ckpt tested."""
+    curves = read_curves(run_dir)
+    evaluations = with_env_steps(curves, "val/episodic_return")  # (env steps, wall minutes, return)
+    training = with_env_steps(curves, "rollout/episodic_return")
+    last = run_dir / "checkpoints" / "last.ckpt"
+    tested = score(CONFIG, str(last), test_episodes, overrides)
+    env_steps = int(curves["rollout/env_steps"][-1][2])
+    minutes = max(points[-1][1] for points in curves.values() if points)
+    return {
+        "run_dir": shown_path(run_dir),
+        "env_steps": env_steps,
+        "wall_minutes": round(minutes, 1),
+        "env_steps_per_s": round(env_steps / (minutes * 60), 1) if minutes else None,
+        "final_eval": evaluations[-1][2] if evaluations else None,
+        "final_eval_env_steps": evaluations[-1][0] if evaluations else None,
+        "best_eval": max((p[2] for p in evaluations), default=None),
+        "last_ckpt_test": tested,
+        "evaluations": [[s, m, round(v, 2)] for s, m, v in evaluations],
+        "training_returns": [[s, m, round(v, 2)] for s, m, v in training],
+    }
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = bench_parser(__doc__)
+    parser.add_argument("--run-dir", nargs="+", type=Path, default=None,
+                        help="the version directories of finished runs of the config (one a seed)")
+    parser.add_argument("--test-episodes", type=int, default=10, help="episodes of the last.ckpt test")
+    parser.add_argument("--smoke", action="store_true", help="train a tiny run first, then score it (seconds)")
+    parser.add_argument("--note", default=None, help="what else ran on the machine, stored in the JSON")
+    args, overrides = parser.parse_known_args(argv)
+    torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory() as scratch:
+        if args.smoke:
+            overrides = [*SMOKE, *overrides]
+            args.run_dir, args.test_episodes = [train(CONFIG, scratch, overrides)], 1
+        if not args.run_dir:
+            parser.error("give --run-dir (the version directory of a finished `rlgen fit -c configs/sac/hopper.yaml`)")
+        runs = [seed_summary(Path(d), args.test_episodes, overrides) for d in args.run_dir]
+    finals = [r["final_eval"] for r in runs if r["final_eval"] is not None]
+    complete = all(r["final_eval_env_steps"] and r["final_eval_env_steps"] >= BUDGET * 0.99 for r in runs)
+    summary: dict[str, Any] = {
+        "config": CONFIG, "target": TARGET, "anchors": ANCHORS, "env_step_budget": BUDGET,
+        "seeds": len(runs),
+        "final_evals": finals,
+        "median_final_eval": float(np.median(finals)) if finals else None,
+        "final_eval_env_steps": [r["final_eval_env_steps"] for r in runs],
+        "last_ckpt_test_returns": [r["last_ckpt_test"]["mean"] for r in runs],
+        "wall_minutes": [r["wall_minutes"] for r in runs],
+        "env_steps_per_s": [r["env_steps_per_s"] for r in runs],
+        "complete": complete,
+        "met": bool(complete and len(finals) >= 3 and np.median(finals) >= 2500 and min(finals) >= 2000
+                    and max(r["wall_minutes"] for r in runs) <= 45),
+        "note": args.note, "smoke": args.smoke, "threads": args.threads,
+        "runs": runs,
+    }
+    out = Path(args.out_dir)
+    write_results(out, NAME, summary, echo=True, omit=("runs",))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    for i, r in enumerate(runs):
+        for ax, x in ((axes[0], 0), (axes[1], 1)):
+            ax.plot([p[x] for p in r["evaluations"]], [p[2] for p in r["evaluations"]], marker=".",
+                    label=f"run {i}: greedy evaluation")
+            ax.plot([p[x] for p in r["training_returns"]], [p[2] for p in r["training_returns"]], alpha=0.4,
+                    label=f"run {i}: training episodes")
+    for (label, value) in ANCHORS.items():
+        axes[0].axhline(value, color="gray", linestyle="--", linewidth=1, label=label)
+    axes[0].set(xlabel="environment steps", ylabel="return")
+    axes[1].set(xlabel="wall minutes")
+    axes[0].legend(fontsize=7)
+    fig.suptitle(f"SAC Hopper-v5, {len(runs)} run(s)")
+    save_figure(fig, out / f"{NAME}.png")
+    return summary
+
+
+if __name__ == "__main__":
+    main()
