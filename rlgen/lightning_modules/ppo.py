@@ -279,19 +279,6 @@ class PPO(RLSystem):
             reward_fn=self.reward_scaler.scale if self.reward_scaler is not None else None)
 
     # ------------------------------------------------------------------------------- helpers
-    @property
-    def continuous(self) -> bool:
-        """True for a Gaussian policy over Box actions."""
-        return isinstance(self.policy, GaussianPolicy)
-
-    def _make_train_envs(self) -> Any:
-        envs = super()._make_train_envs()
-        if self.continuous:  # the envs step clip(a, low, high); the rollout keeps the sample a for log pi(a|s)
-            from gymnasium.wrappers.vector import ClipAction
-
-            envs = ClipAction(envs)
-        return envs
-
     def _normalize(self, obs: torch.Tensor) -> torch.Tensor:
         """Observations as the policy sees them, float32 ``(N, D)``: normalized with the frozen statistics."""
         obs = obs.to(device=self.device, dtype=torch.float32)

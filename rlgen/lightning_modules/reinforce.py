@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import torch
@@ -221,19 +221,6 @@ class Reinforce(RLSystem):
                                         stats=self.rollout, obs_dtype=np.int8 if pong_like else None)
 
     # ------------------------------------------------------------------------------- helpers
-    @property
-    def continuous(self) -> bool:
-        """True for a Gaussian policy over Box actions."""
-        return isinstance(self.policy, GaussianPolicy)
-
-    def _make_train_envs(self) -> Any:
-        envs = super()._make_train_envs()
-        if self.continuous:  # the envs step clip(a, low, high); the batch keeps the sample a for log pi(a|s)
-            from gymnasium.wrappers.vector import ClipAction
-
-            envs = ClipAction(envs)
-        return envs
-
     @torch.no_grad()
     def _act(self, obs: np.ndarray) -> np.ndarray:
         """Env actions sampled from pi(. | s) for observations ``(N, D)``: ``(N,)`` indices, or ``(N, A)``

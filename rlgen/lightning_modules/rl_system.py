@@ -25,6 +25,7 @@ from rlgen.errors import RlgenError, check_range
 from rlgen.experience import RolloutStats, episode_indices, experience_loader
 from rlgen.lightning_modules.base import RlgenModule
 from rlgen.media.video import log_video, save_video
+from rlgen.nets.rl import GaussianPolicy
 
 _RANK_SEED_STRIDE = 10_000  # rank r's envs are seeded seed + r * stride (+ i for sub-env i)
 _EVAL_SEED_OFFSET = 5_000  # the evaluation env never replays a training env's seeds
@@ -137,11 +138,21 @@ class RLSystem(RlgenModule):
         env.close()
         return spaces
 
+    @property
+    def continuous(self) -> bool:
+        """True when the agent acts with a Gaussian policy (``self.policy``, REINFORCE and PPO) over Box actions."""
+        return isinstance(getattr(self, "policy", None), GaussianPolicy)
+
     def _make_train_envs(self) -> Any:
         from rlgen.envs import make_vector_env
 
-        return make_vector_env(self.hparams.env_id, self.hparams.num_envs, self.env_options, seed=self.env_seed,
+        envs = make_vector_env(self.hparams.env_id, self.hparams.num_envs, self.env_options, seed=self.env_seed,
                                num_threads=torch.get_num_threads())
+        if self.continuous:  # the envs step clip(a, low, high); the batch keeps the sample a for log pi(a|s)
+            from gymnasium.wrappers.vector import ClipAction
+
+            envs = ClipAction(envs)
+        return envs
 
     def _make_eval_env(self) -> Any:
         """One env for evaluation: whole games (no life-loss terminals) and unclipped rewards."""
