@@ -58,7 +58,7 @@ class FaultGuard(Callback):
             return
         if path.is_file() and _saved_step(path) == trainer.global_step:
             return  # a checkpoint callback saved this very state (e.g. at the end of the last epoch)
-        trainer.save_checkpoint(path)
+        trainer.save_checkpoint(path, weights_only=False)  # the full state (resumable), said explicitly
 
     def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
         interrupted = isinstance(exception, (KeyboardInterrupt, SIGTERMException)) or _worker_died(exception)
@@ -70,7 +70,7 @@ class FaultGuard(Callback):
         # torch's SIGCHLD handler raises again for every DataLoader worker that a group SIGTERM ended: not now
         previous = signal.signal(signal.SIGCHLD, signal.SIG_DFL) if hasattr(signal, "SIGCHLD") else None
         try:
-            trainer.save_checkpoint(path)
+            trainer.save_checkpoint(path, weights_only=False)  # the full state (resumable), said explicitly
         finally:
             if previous is not None:
                 signal.signal(signal.SIGCHLD, previous)
