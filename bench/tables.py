@@ -68,18 +68,6 @@ def _hopper(d: dict) -> str:
             f"({_anchors(d)})")
 
 
-def _continuous(d: dict) -> str:
-    runs = len(d["final_evals"])
-    anchors = _anchors(d)
-    return (f"median final greedy return {d['median_final_eval']:.1f} over {runs} seed(s) within "
-            f"{d['env_step_budget']:,.0f} env steps, median {d['median_wall_s']:.0f} s a seed ({anchors})")
-
-
-def _continuous_headline(d: dict) -> str:
-    return (f"median final greedy return {d['median_final_eval']:.1f} over {len(d['final_evals'])} seed(s), "
-            f"{d['env_step_budget']:,.0f} env steps")
-
-
 def _gan(d: dict) -> str:
     return f"IS {d['is']:.2f}, FID {d['fid']:.2f} after {d['epochs_trained']:g} epochs"
 
@@ -142,10 +130,6 @@ LEARNING = [
                    f"{max(d['wall_s']) / 60:.1f} min at most a seed"),
         lambda d: (_all(d["seeds_at_target"]) and _all(d["seeds_last_ckpt_at_floor"])
                    and max(d["wall_s"]) <= 600)),
-    Row("REINFORCE, Gaussian policy, Pendulum-v1", "reinforce_pendulum", lambda d: d["target"], _continuous,
-        lambda d: None, _continuous_headline),
-    Row("REINFORCE, Gaussian policy, Hopper-v5", "reinforce_hopper", lambda d: d["target"], _continuous,
-        lambda d: None, _continuous_headline),
     Row("DQN, Pong from 4 stacked frames", "dqn_pong", lambda d: d["target"], _dqn_pong, lambda d: d["met"]),
     Row("DQN, Pong, the same config trained with sticky actions (ALE/Pong-v5)", "dqn_pong_sticky",
         lambda d: d["target"], _dqn_pong, lambda d: d["met"]),
@@ -215,8 +199,8 @@ FAMILIES = {
     "qlearning": ("qlearning",),
     "rl": ("dqn_cartpole", "reinforce_cartpole", "dqn_pong", "dqn_pong_sticky", "dqn_pong_scaled_pixels",
            "dqn_pong_tianshou_plain", "reinforce_pong"),
-    "actor_critic": ("reinforce_inverted_pendulum", "reinforce_pendulum", "reinforce_hopper", "ppo_cartpole",
-                     "ppo_hopper", "a2c_hopper", "sac_pendulum", "sac_hopper"),
+    "actor_critic": ("reinforce_inverted_pendulum", "ppo_cartpole", "ppo_hopper", "a2c_hopper", "sac_pendulum",
+                     "sac_hopper"),
     "autoencoders": ("vae", "autoencoders"),
     "gans": ("classifier", "gan", "dcgan", "dcgan_clusters", "textgan"),
     "cyclegan": ("cyclegan",),
@@ -253,8 +237,6 @@ EXPECTED = {
     "ppo/hopper.yaml": "ppo_hopper",
     "a2c/hopper.yaml": "a2c_hopper",
     "reinforce/inverted_pendulum.yaml": "reinforce_inverted_pendulum",
-    "reinforce/pendulum.yaml": "reinforce_pendulum",
-    "reinforce/hopper.yaml": "reinforce_hopper",
     "sac/pendulum.yaml": "sac_pendulum",
     "sac/hopper.yaml": "sac_hopper",
     "reinforce/pong.yaml": "reinforce_pong",

@@ -61,7 +61,7 @@ CASES = {
 
 DQN = ["-c", str(CONFIGS / "dqn" / "cartpole.yaml")]
 REINFORCE = ["-c", str(CONFIGS / "reinforce" / "cartpole.yaml")]
-PENDULUM = ["-c", str(CONFIGS / "reinforce" / "pendulum.yaml")]
+PENDULUM = ["-c", str(CONFIGS / "reinforce" / "inverted_pendulum.yaml"), "--model.env_id=Pendulum-v1"]  # no MuJoCo
 VAE = ["-c", str(CONFIGS / "vae" / "mnist.yaml"), "--data.data_dir={mnist}", "--data.num_workers=0"]
 GAN = ["-c", str(CONFIGS / "dcgan" / "mnist.yaml"), "--data.data_dir={mnist}", "--data.num_workers=0",
        "--model.classifier_ckpt=null"]

@@ -14,8 +14,10 @@ from tests.test_configs import SMOKE, data_args
 CASES = {
     "dqn/cartpole.yaml": (["--model.q_net.init_args.hidden_sizes=[16]"], "test", ["--model.test_episodes=1"]),
     "reinforce/cartpole.yaml": (["--model.policy.init_args.hidden_sizes=[8]"], "test", ["--model.test_episodes=1"]),
-    "reinforce/pendulum.yaml": (["--model.policy.init_args.hidden_sizes=[8]", "--model.policy.init_args.init_std=0.3",
-                                 "--model.policy.init_args.activation=relu"], "test", ["--model.test_episodes=1"]),
+    "reinforce/inverted_pendulum.yaml": (["--model.policy.init_args.hidden_sizes=[8]",
+                                          "--model.policy.init_args.init_std=0.3",
+                                          "--model.policy.init_args.activation=relu"],
+                                         "test", ["--model.test_episodes=1"]),
     "dcgan/mnist.yaml": (["--model.generator.init_args.channels=4", "--model.discriminator.init_args.channels=4"],
                          "predict", []),
     "textgan/mnist.yaml": (["--model.generator.init_args.channels=4", "--model.discriminator.init_args.channels=4"],

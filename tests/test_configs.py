@@ -37,8 +37,6 @@ SMOKE: dict[str, list[str]] = {
     "reinforce/pong.yaml": ["--model.episodes_per_batch=1", "--model.eval_episodes=1",
                             '--model.env_options={"pong_from_pixels": true, "max_episode_steps": 50}'],
     "reinforce/inverted_pendulum.yaml": ["--model.episodes_per_batch=1", "--model.eval_episodes=1"],
-    "reinforce/pendulum.yaml": ["--model.episodes_per_batch=1", "--model.eval_episodes=1"],
-    "reinforce/hopper.yaml": ["--model.episodes_per_batch=1", "--model.eval_episodes=1"],
     "sac/pendulum.yaml": ["--model.warm_start_steps=256", "--model.eval_episodes=1"],
     "sac/hopper.yaml": ["--model.warm_start_steps=256", "--model.buffer_size=1000", "--model.eval_episodes=1"],
     "ppo/cartpole.yaml": ["--model.eval_episodes=1"],

@@ -245,9 +245,9 @@ def test_env_step_budget_stops_training(tmp_path):
 
 def test_seeded_tiny_pendulum_run_end_to_end(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    cfg = str(CONFIGS / "reinforce" / "pendulum.yaml")
-    args = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false", "--seed_everything=1",
-            "--model.episodes_per_batch=1", "--model.eval_episodes=1"]
+    cfg = str(CONFIGS / "reinforce" / "inverted_pendulum.yaml")
+    args = ["--model.env_id=Pendulum-v1", "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false",
+            "--seed_everything=1", "--model.episodes_per_batch=1", "--model.eval_episodes=1"]  # no MuJoCo
     weights = []
     for run_dir in ("a", "b"):
         run_cli("fit", "-c", cfg, "--trainer.max_steps=3", "--trainer.val_check_interval=3",
