@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
-import yaml
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+
+from rlgen.cli.listing import read_config
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
@@ -37,7 +38,7 @@ def config_args(config: str, section: str = "model") -> dict[str, Any]:
     """The arguments ``rlgen fit -c <config>`` gives the ``section`` (``model`` or ``data``) class: the
     config's ``init_args`` over the class's own defaults. Benchmarks read shared settings here instead of
     copying them, so that a config change reaches its benchmark."""
-    return init_args(yaml.safe_load((REPO / config).read_text())[section])
+    return init_args(read_config(REPO / config)[section])
 
 
 def init_args(spec: dict[str, Any]) -> dict[str, Any]:

@@ -72,7 +72,7 @@ def _gan(d: dict) -> str:
     return f"IS {d['is']:.2f}, FID {d['fid']:.2f} after {d['epochs_trained']:g} epochs"
 
 
-def _dqn_pong(d: dict) -> str:
+def _dqn_atari(d: dict) -> str:
     sticky = d.get("final_with_sticky_actions")  # an agent trained without sticky actions, scored with them
     plain = d.get("final_without_sticky_actions")  # and the other way round
     return (f"{d['final']['mean']:+.1f} over {d['final']['games']} whole games after {d['agent_steps']:,.0f} agent "
@@ -130,13 +130,15 @@ LEARNING = [
                    f"{max(d['wall_s']) / 60:.1f} min at most a seed"),
         lambda d: (_all(d["seeds_at_target"]) and _all(d["seeds_last_ckpt_at_floor"])
                    and max(d["wall_s"]) <= 600)),
-    Row("DQN, Pong from 4 stacked frames", "dqn_pong", lambda d: d["target"], _dqn_pong, lambda d: d["met"]),
+    Row("DQN, Pong from 4 stacked frames", "dqn_pong", lambda d: d["target"], _dqn_atari, lambda d: d["met"]),
+    Row("DQN, Breakout, the same recipe", "dqn_breakout", lambda d: d["target"], _dqn_atari, lambda d: d["met"]),
+    Row("DQN, Boxing, the same recipe", "dqn_boxing", lambda d: d["target"], _dqn_atari, lambda d: d["met"]),
     Row("DQN, Pong, the same config trained with sticky actions (ALE/Pong-v5)", "dqn_pong_sticky",
-        lambda d: d["target"], _dqn_pong, lambda d: d["met"]),
+        lambda d: d["target"], _dqn_atari, lambda d: d["met"]),
     Row("DQN, Pong, the previous config (pixels scaled to [0, 1], epsilon over 500k)", "dqn_pong_scaled_pixels",
-        lambda d: d["target"], _dqn_pong, lambda d: d["met"]),
+        lambda d: d["target"], _dqn_atari, lambda d: d["met"]),
     Row("DQN, Pong, Tianshou's settings with scaled pixels (no PER, dueling or sticky actions)",
-        "dqn_pong_tianshou_plain", lambda d: d["target"], _dqn_pong, lambda d: d["met"]),
+        "dqn_pong_tianshou_plain", lambda d: d["target"], _dqn_atari, lambda d: d["met"]),
     Row("REINFORCE, Pong from pixel differences", "reinforce_pong", lambda d: d["target"],
         lambda d: (f"-10 reached after {d['reached_target_at']['wall_minutes']:.0f} min "
                    f"({d['reached_target_at']['agent_steps']:,.0f} agent steps); greedy "
@@ -197,7 +199,8 @@ DOCS = REPO / "docs"
 # Each family's page shows the learning rows of its results files, in LEARNING's order.
 FAMILIES = {
     "qlearning": ("qlearning",),
-    "rl": ("dqn_cartpole", "reinforce_cartpole", "dqn_pong", "dqn_pong_sticky", "dqn_pong_scaled_pixels",
+    "rl": ("dqn_cartpole", "reinforce_cartpole", "dqn_pong", "dqn_breakout", "dqn_boxing", "dqn_pong_sticky",
+           "dqn_pong_scaled_pixels",
            "dqn_pong_tianshou_plain", "reinforce_pong"),
     "actor_critic": ("reinforce_inverted_pendulum", "ppo_cartpole", "ppo_hopper", "a2c_hopper", "sac_pendulum",
                      "sac_hopper"),
@@ -232,6 +235,8 @@ EXPECTED = {
     "qlearning/jump_chain.yaml": "qlearning",
     "dqn/cartpole.yaml": "dqn_cartpole",
     "dqn/pong.yaml": "dqn_pong",
+    "dqn/breakout.yaml": "dqn_breakout",
+    "dqn/boxing.yaml": "dqn_boxing",
     "reinforce/cartpole.yaml": "reinforce_cartpole",
     "ppo/cartpole.yaml": "ppo_cartpole",
     "ppo/hopper.yaml": "ppo_hopper",

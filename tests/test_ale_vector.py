@@ -6,7 +6,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from rlgen.envs import EnvOptions, make_env, make_vector_env
+from rlgen.envs import EnvOptions, make_env, make_eval_env, make_vector_env
 
 pytestmark = pytest.mark.atari
 
@@ -129,3 +129,66 @@ def test_life_loss_ends_the_learners_episode_but_not_the_game(cpp):
     terminated = np.stack(out["terminated"])[: t + 1, 0]
     assert terminated.sum() == 5 and terminated[t], "4 lost lives and the game over"
     assert score == np.stack(out["rewards"])[: t + 1, 0].sum()  # every point of the game, all lives
+
+
+@pytest.mark.parametrize("cpp", [True, False], ids=["cpp", "python"])
+def test_a_lost_life_relaunches_the_ball_with_fire(cpp):
+    """Breakout waits for FIRE after every lost life. An agent that never presses it (actions NOOP, RIGHT,
+    LEFT) still plays its 5 lives to the game over: the step after a lost life presses FIRE for it (the
+    C++ env: the dropped autoreset step; the Python stack: EpisodicLife's reset, then FireReset)."""
+    make = make_vector_env if cpp else python_stack
+    envs = make("BreakoutNoFrameskip-v4", 1, EnvOptions(terminal_on_life_loss=True), seed=1)
+    actions = np.random.default_rng(5).choice([0, 2, 3], size=(2000, 1))
+    out = play(envs, actions)
+    assert out["episodes"], "without FIRE the ball stays put after the first lost life and the game never ends"
+    t = out["episodes"][0][0]
+    assert np.stack(out["terminated"])[: t + 1, 0].sum() == 5
+
+
+def test_the_cpp_stack_without_life_loss_ends_waits_for_fire():
+    """The control for the test above: with lost lives not ending the learner's episode nothing presses FIRE,
+    and a game of never-FIRE actions stalls after its first life."""
+    envs = make_vector_env("BreakoutNoFrameskip-v4", 1, EnvOptions(terminal_on_life_loss=False), seed=1)
+    out = play(envs, np.random.default_rng(5).choice([0, 2, 3], size=(2000, 1)))
+    assert not out["episodes"]
+
+
+@pytest.mark.parametrize("env_id", ["BreakoutNoFrameskip-v4", "PongNoFrameskip-v4", "ALE/Boxing-v5"])
+def test_evaluation_sees_the_training_frames(env_id):
+    """Evaluation and training share one pipeline: the evaluation env (an Atari env on the C++ vector env,
+    played as whole games) shows the frames, rewards and FIRE presses of a training env with the same seed
+    and actions, through its lost lives; only the rewards are unclipped."""
+    options = EnvOptions(terminal_on_life_loss=True, clip_rewards=True)
+    train = make_vector_env(env_id, 1, options, seed=7)
+    evaluation = make_eval_env(env_id, options, seed=7)
+    n = train.single_action_space.n
+    actions = np.random.default_rng(6).integers(0, n, size=600)
+    obs, _ = train.reset()
+    eval_obs, _ = evaluation.reset()
+    np.testing.assert_array_equal(obs[0], eval_obs)
+    for a in actions:
+        obs, rewards, _, _, _ = train.step(np.array([a]))
+        eval_obs, reward, terminated, truncated, _ = evaluation.step(a)
+        np.testing.assert_array_equal(obs[0], eval_obs)
+        assert np.clip(reward, -1, 1) == rewards[0]
+        if terminated or truncated:
+            break
+
+
+@pytest.mark.parametrize("render_mode", [None, "rgb_array"], ids=["cpp", "python-videos"])
+def test_evaluation_plays_whole_games_with_the_unclipped_score(render_mode):
+    """SpaceInvaders (3 lives, 5-30 points an alien), trained with lost lives ending episodes and clipped
+    rewards: an evaluation episode is the whole game, its rewards add up to the game's score."""
+    options = EnvOptions(terminal_on_life_loss=True, clip_rewards=True)
+    env = make_eval_env("ALE/SpaceInvaders-v5", options, seed=0, render_mode=render_mode)
+    actions = np.random.default_rng(7).integers(0, 6, size=5000)
+    env.reset()
+    rewards = []
+    for a in actions:
+        _, reward, terminated, truncated, info = env.step(a)
+        rewards.append(reward)
+        if terminated or truncated:
+            break
+    assert terminated and np.asarray(info["lives"]).item() == 0, "the episode ends at the game over"
+    score = np.asarray(info["episode"]["r"]).item()
+    assert sum(rewards) == score and score > sum(r > 0 for r in rewards), "unclipped, every point of all lives"

@@ -29,10 +29,10 @@ SMOKE: dict[str, list[str]] = {
     "cyclegan/folder.yaml": ["--data.name=mnist", "--data.batch_size=2", "--model.generator_ab.init_args.in_channels=1", "--model.generator_ab.init_args.out_channels=1", "--model.generator_ab.init_args.ngf=4", "--model.generator_ab.init_args.n_blocks=1", "--model.discriminator_b.init_args.in_channels=1", "--model.discriminator_b.init_args.n_layers=2", "--model.discriminator_b.init_args.ndf=4"],  # noqa: E501
     "qlearning/jump_chain.yaml": [],
     "dqn/cartpole.yaml": ["--model.warm_start_steps=64", "--model.train_frequency=4", "--model.eval_episodes=1"],
-    "dqn/pong.yaml": ["--model.warm_start_steps=64", "--model.buffer_size=1000", "--model.eval_episodes=1",
-                      '--model.env_options={"max_episode_steps": 50}'],
-    "dqn/breakout.yaml": ["--model.warm_start_steps=64", "--model.buffer_size=1000", "--model.eval_episodes=1",
-                          '--model.env_options={"terminal_on_life_loss": true, "max_episode_steps": 50}'],
+    # The Atari recipe and each game over it: the recipe's env options, episodes cut at 50 agent steps.
+    **{f"dqn/{game}.yaml": ["--model.warm_start_steps=64", "--model.buffer_size=1000", "--model.eval_episodes=1",
+                            "--model.env_options.max_episode_steps=50"]
+       for game in ("atari", "pong", "breakout", "boxing")},
     "reinforce/cartpole.yaml": ["--model.eval_episodes=1"],
     "reinforce/pong.yaml": ["--model.episodes_per_batch=1", "--model.eval_episodes=1",
                             '--model.env_options={"pong_from_pixels": true, "max_episode_steps": 50}'],

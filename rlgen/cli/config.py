@@ -19,6 +19,7 @@ from jsonargparse import Namespace
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger
 
+from rlgen.cli.listing import read_config
 from rlgen.errors import RlgenError, check_range
 from rlgen.lightning_modules.base import declared
 
@@ -59,7 +60,7 @@ def model_configs(args: list[str]) -> list[tuple[Path, Any]]:
     found = []
     for config in config_files(args):
         try:
-            loaded = yaml.safe_load(Path(config).read_text())
+            loaded = read_config(config)
         except (OSError, yaml.YAMLError):
             continue
         if isinstance(loaded, dict) and "model" in loaded:

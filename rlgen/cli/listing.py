@@ -11,6 +11,7 @@ import os
 import textwrap
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -44,6 +45,31 @@ def header_paragraph(lines: list[str], label: str) -> str:
     return " ".join([first[2 + len(label):].lstrip(" :"), *(line[1:].strip() for line in more)])
 
 
+def read_config(path: Path | str) -> dict[str, Any]:
+    """A config file's settings as nested dicts, read the way jsonargparse applies them, for code that needs a
+    config before parsing it (the run's name, ``rlgen list``, the benchmarks): the file its ``config:`` key
+    names (relative to it) underneath, then the file's own keys, dotted ones (``model.init_args.env_id: X``,
+    how a thin config such as ``configs/dqn/breakout.yaml`` changes one setting of its recipe) as nested."""
+    path = Path(path)
+    loaded = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(loaded, dict):
+        return loaded
+    settings = read_config(path.parent / loaded.pop("config")) if isinstance(loaded.get("config"), str) else {}
+    for key, value in loaded.items():
+        *parents, last = str(key).split(".")
+        node = settings
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = _merged(node.get(last), value)
+    return settings
+
+
+def _merged(base: Any, value: Any) -> Any:
+    if not (isinstance(base, dict) and isinstance(value, dict)):
+        return value
+    return {**base, **{k: _merged(base.get(k), v) for k, v in value.items()}}
+
+
 def list_configs(root: Path | None = None) -> str:
     """The text ``rlgen list`` prints."""
     root = root or configs_dir()
@@ -59,7 +85,7 @@ def list_configs(root: Path | None = None) -> str:
             continue
         text = path.read_text()
         lines = text.splitlines()
-        model = (yaml.safe_load(text) or {}).get("model") or {}
+        model = read_config(path).get("model") or {}
         algo = str(model.get("class_path", "?")).rsplit(".", 1)[-1] if isinstance(model, dict) else "?"
         out.append(f"{name}  ({algo})")
         for label, key in (("expected", "Expected"), ("wall time", "Wall time")):

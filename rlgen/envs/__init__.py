@@ -12,6 +12,7 @@ from rlgen.envs.make_env import (
     check_env_id,
     check_policy_actions,
     make_env,
+    make_eval_env,
     make_vector_env,
 )
 from rlgen.envs.options import EnvOptions, as_env_options
@@ -29,5 +30,6 @@ __all__ = [
     "check_env_id",
     "check_policy_actions",
     "make_env",
+    "make_eval_env",
     "make_vector_env",
 ]

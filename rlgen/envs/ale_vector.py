@@ -19,7 +19,8 @@ FrameStackObservation         ``stack_num`` +                   a new episode (o
 TimeLimit (agent steps)       ``max_num_frames_per_episode``    agent steps x frame skip
 ============================  ================================  =======================================
 
-EpisodicLife                  :class:`EpisodicLifeVector`       outside the statistics: whole games
+EpisodicLife + FireReset      :class:`EpisodicLifeVector`       outside the statistics: whole games;
+                                                                FIRE relaunches after a lost life
 
 ``pong_from_pixels`` gets raw RGB frames (the id's own frame skip, no max-pool, no noop, no FIRE, as
 ``gym.make``) and :class:`PongPixelsVector` does Karpathy's crop/downsample/difference for all
@@ -92,7 +93,7 @@ def make_ale_vector_env(env_id: str, num_envs: int, options: EnvOptions = EnvOpt
                               use_fire_reset=fire, **common)
         envs = RecordEpisodeStatistics(envs)
         if options.terminal_on_life_loss:
-            envs = EpisodicLifeVector(envs)
+            envs = EpisodicLifeVector(envs, fire=fire)
         if options.clip_rewards:
             envs = ClipReward(envs, -1.0, 1.0)
         envs = RepeatFirstFrameVector(envs)
@@ -136,26 +137,60 @@ class PongPixelsVector(gym.vector.VectorWrapper):
 
 
 class EpisodicLifeVector(gym.vector.VectorWrapper):
-    """The vector form of :class:`rlgen.envs.atari.EpisodicLife`: ``terminated`` when an env loses a
-    life, while its game goes on. The learner drops the step after an episode end (it takes it for the
-    autoreset), so each life is one episode of the learner; the game's own statistics, inside this
-    wrapper, still report whole games."""
+    """The vector form of :class:`rlgen.envs.atari.EpisodicLife` and :class:`~rlgen.envs.atari.FireReset`:
+    ``terminated`` when an env loses a life, while its game goes on. The learner drops the step after an
+    episode end (it takes it for the autoreset), so each life is one episode of the learner; the game's own
+    statistics, inside this wrapper, still report whole games.
 
-    def __init__(self, env: gym.vector.VectorEnv):
+    With ``fire`` (games whose action 1 is FIRE, e.g. Breakout) that dropped step presses FIRE, whatever the
+    agent chose, so the next life starts with the ball in play, as a new game does (``use_fire_reset``):
+    the agent is never left waiting on a button that no transition it learns from ever needed.
+    """
+
+    def __init__(self, env: gym.vector.VectorEnv, fire: bool = False):
         super().__init__(env)
+        self.fire = fire
         self._lives = np.zeros(self.num_envs, dtype=np.int64)
+        self._lost = np.zeros(self.num_envs, dtype=bool)  # lost a life on the previous step
 
     def reset(self, *, seed=None, options=None):
         obs, info = self.env.reset(seed=seed, options=options)
         self._lives = np.asarray(info["lives"], dtype=np.int64).copy()
+        self._lost[:] = False
         return obs, info
 
     def step(self, actions):
+        if self.fire and self._lost.any():
+            actions = np.where(self._lost, 1, actions)  # action 1 is FIRE
         obs, rewards, terminated, truncated, info = self.env.step(actions)
         lives = np.asarray(info["lives"], dtype=np.int64)
-        lost = (lives < self._lives) & (lives > 0)
+        self._lost = (lives < self._lives) & (lives > 0)
         self._lives = lives.copy()
-        return obs, rewards, terminated | lost, truncated, info
+        return obs, rewards, terminated | self._lost, truncated, info
+
+
+class OneGame(gym.Env):
+    """The one env of a one-env vector env as a single Gymnasium env whose episode is a whole game: the ends
+    of the learner's episodes inside it (lost lives, :class:`EpisodicLifeVector`) are played through, and the
+    episode ends when the game's statistics (``RecordEpisodeStatistics``, inside) report the game over or its
+    time limit. Evaluation plays it, so it sees the very frames, FIRE presses and rewards of training."""
+
+    def __init__(self, envs: gym.vector.VectorEnv):
+        assert envs.num_envs == 1, f"OneGame plays a vector env of one env, got {envs.num_envs}"
+        self.envs = envs
+        self.observation_space, self.action_space = envs.single_observation_space, envs.single_action_space
+
+    def reset(self, *, seed=None, options=None):
+        obs, info = self.envs.reset(seed=seed, options=options)
+        return obs[0], info
+
+    def step(self, action):
+        obs, rewards, terminated, truncated, info = self.envs.step(np.asarray([action]))
+        game_over = bool(info.get("_episode", [False])[0])
+        return obs[0], float(rewards[0]), game_over and bool(terminated[0]), game_over and bool(truncated[0]), info
+
+    def close(self):
+        self.envs.close()
 
 
 class RepeatFirstFrameVector(gym.vector.VectorWrapper):

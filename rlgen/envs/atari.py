@@ -1,4 +1,4 @@
-"""Atari wrappers that Gymnasium does not ship: soft resets on life loss and FIRE on reset.
+"""Atari wrappers that Gymnasium does not ship: soft resets on life loss, FIRE on reset, whole games.
 
 Gymnasium's ``AtariPreprocessing(terminal_on_life_loss=True)`` restarts the whole game after the
 first lost life, so the agent would never see the later lives. The DQN paper ends the *training*
@@ -15,34 +15,33 @@ def _ale(env: gym.Env):
 
 
 class EpisodicLife(gym.Wrapper):
-    """``terminated=True`` when a life is lost; ``reset`` then continues the same game (one NOOP step).
+    """``terminated=True`` when a life is lost; the ``reset`` after it continues the same game (one NOOP step).
 
-    The real game over still resets the emulator, so ``RecordEpisodeStatistics`` placed *inside*
-    this wrapper reports whole-game scores while the learner sees one episode per life.
+    Any other reset (after the game over, a time limit, or an episode left unfinished) resets the emulator, so
+    ``RecordEpisodeStatistics`` placed *inside* this wrapper reports whole-game scores while the learner sees
+    one episode per life.
     """
 
     def __init__(self, env: gym.Env):
         super().__init__(env)
         self.lives = 0
-        self.game_over = True
+        self.life_lost = False  # the last step lost a life and the game goes on
 
     def step(self, action):
         obs, reward, terminated, truncated, info = self.env.step(action)
-        self.game_over = terminated or truncated
         lives = _ale(self.env).lives()
-        if 0 < lives < self.lives:
-            terminated = True
+        self.life_lost = 0 < lives < self.lives and not (terminated or truncated)
         self.lives = lives
-        return obs, reward, terminated, truncated, info
+        return obs, reward, terminated or self.life_lost, truncated, info
 
     def reset(self, *, seed=None, options=None):
-        if self.game_over or seed is not None:
-            obs, info = self.env.reset(seed=seed, options=options)
-        else:  # a life was lost, the game goes on: one NOOP step stands for the reset
+        if self.life_lost and seed is None:  # the game goes on: one NOOP step stands for the reset
             obs, _, terminated, truncated, info = self.env.step(0)
             if terminated or truncated:
                 obs, info = self.env.reset(options=options)
-        self.game_over = False
+        else:
+            obs, info = self.env.reset(seed=seed, options=options)
+        self.life_lost = False
         self.lives = _ale(self.env).lives()
         return obs, info
 
@@ -61,6 +60,19 @@ class FireReset(gym.Wrapper):
         if terminated or truncated:
             obs, info = self.env.reset(options=options)
         return obs, info
+
+
+class WholeGame(gym.Wrapper):
+    """Play through the learner's episode ends inside a game (:class:`EpisodicLife`): an episode of this
+    env is a whole game of all lives. After a lost life the game goes on through ``reset`` (a NOOP, then
+    FIRE where the game needs it, as in training); evaluation and videos play it."""
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        if terminated and self.env.get_wrapper_attr("life_lost"):
+            obs, info = self.env.reset()
+            terminated = False
+        return obs, reward, terminated, truncated, info
 
 
 def needs_fire_reset(env: gym.Env) -> bool:

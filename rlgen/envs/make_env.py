@@ -12,6 +12,7 @@ Atari ids (``ALE/Pong-v5``, ``BreakoutNoFrameskip-v4``, ...) get the DQN stack, 
     ClipReward(-1, 1)                  optional
     FrameStackObservation(4)           (4, 84, 84) uint8
 
+Evaluation builds its env with :func:`make_eval_env` (whole games, on the C++ vector env for ALE ids).
 ``pong_from_pixels=True`` replaces the stack with Karpathy's preprocessing (:class:`PongPixels`).
 Other ids get ``gym.make`` (+ ``RecordVideo``) + ``RecordEpisodeStatistics``. Every env then gets
 ``SeedFirstReset`` (the first ``reset()`` uses ``seed + idx``) and ``StepContext`` (an exception inside
@@ -23,6 +24,7 @@ from __future__ import annotations
 import difflib
 import os
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import gymnasium as gym
@@ -36,7 +38,7 @@ from gymnasium.wrappers import (
     TimeLimit,
 )
 
-from rlgen.envs.atari import EpisodicLife, FireReset, needs_fire_reset
+from rlgen.envs.atari import EpisodicLife, FireReset, WholeGame, needs_fire_reset
 from rlgen.envs.options import EnvOptions, as_env_options
 from rlgen.envs.pong import PongPixels
 from rlgen.errors import RlgenError, check_range
@@ -171,6 +173,32 @@ def make_vector_env(env_id: str, num_envs: int, options: EnvOptions = EnvOptions
                                      for i in range(num_envs)])
     envs.action_space.seed(seed)
     return envs
+
+
+def make_eval_env(env_id: str, options: EnvOptions = EnvOptions(), *, seed: int,
+                  render_mode: str | None = None) -> gym.Env:
+    """One environment for evaluation: whole episodes and unclipped rewards, built as training builds its envs.
+
+    An Atari episode is a whole game of all lives (the DQN paper's protocol): lost lives that end the
+    learner's episodes in training are played through, with the same FIRE that relaunches the ball in
+    training. An ALE game runs on the training pipeline itself, ale-py's C++ vector env with one env
+    (:class:`~rlgen.envs.ale_vector.OneGame`), so evaluation sees the frames the agent learned from; only
+    rendering (videos) or an option the vector env lacks keeps the Python stack (:class:`WholeGame`).
+
+    Args:
+        env_id: any registered Gymnasium id.
+        options: the training env's options; ``clip_rewards`` is switched off here.
+        seed: seed of the first ``reset()`` that gives none.
+        render_mode: the ``render_mode`` of ``gym.make`` (``rgb_array`` for video frames).
+    """
+    from rlgen.envs.ale_vector import OneGame, ale_vector_supported, make_ale_vector_env
+
+    check_env_id(env_id)
+    options = replace(as_env_options(options), clip_rewards=False)
+    if render_mode is None and ale_vector_supported(env_id, options):
+        return OneGame(make_ale_vector_env(env_id, 1, options, seed=seed))
+    env = make_env(env_id, options, seed=seed, render_mode=render_mode)()
+    return WholeGame(env) if options.terminal_on_life_loss and _is_atari(env_id) else env
 
 
 def check_discrete_actions(space: gym.Space, algo: str) -> int:

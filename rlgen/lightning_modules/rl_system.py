@@ -10,7 +10,7 @@ averages ``val/episodic_return`` over the N episodes (and shards them across DDP
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -155,12 +155,12 @@ class RLSystem(RlgenModule):
         return envs
 
     def _make_eval_env(self) -> Any:
-        """One env for evaluation: whole games (no life-loss terminals) and unclipped rewards."""
-        from rlgen.envs import make_env
+        """One env for evaluation (``make_eval_env``): whole episodes (Atari: whole games), unclipped rewards."""
+        from rlgen.envs import make_eval_env
 
-        options = replace(self.env_options, terminal_on_life_loss=False, clip_rewards=False)
         render_mode = "rgb_array" if self.video_dir is not None else None  # video frames come from env.render()
-        return make_env(self.hparams.env_id, options, seed=self.env_seed + _EVAL_SEED_OFFSET, render_mode=render_mode)()
+        return make_eval_env(self.hparams.env_id, self.env_options, seed=self.env_seed + _EVAL_SEED_OFFSET,
+                             render_mode=render_mode)
 
     def _evaluate_step(self, stage: str, episode: int) -> None:
         if self._eval_env is None:
