@@ -9,6 +9,7 @@ import torch
 import yaml
 
 from rlgen.cli import run
+from rlgen.cli.listing import read_config
 from tests.conftest import CONFIGS
 
 OVERLAY_DIRS = {"trainer", "logger"}
@@ -84,3 +85,26 @@ def test_every_config_has_a_header():
         assert head and head[0].startswith("#"), f"{config}: start with a header comment"
         for word in ("rlgen", "Expected", "Wall time"):
             assert word in text, f"{config}: the header must give the command, expected result and wall time"
+
+
+@pytest.mark.parametrize("game", ["pong", "breakout", "boxing"])
+def test_each_atari_game_is_the_one_recipe_with_its_game_named(game, capsys):
+    """configs/dqn/<game>.yaml is configs/dqn/atari.yaml with model.env_id changed, as LightningCLI parses it
+    (jsonargparse's nested `config:` key and a dotted key) and as rlgen reads it before parsing (read_config):
+    the lecture's one network and one set of hyperparameters for every game."""
+    def printed(config: str) -> dict:
+        with pytest.raises(SystemExit):
+            run(["fit", "-c", str(CONFIGS / config), "--print_config"])
+        return yaml.safe_load(capsys.readouterr().out)
+
+    recipe, thin = printed("dqn/atari.yaml"), printed(f"dqn/{game}.yaml")
+    env_id = f"{game.capitalize()}NoFrameskip-v4"
+    assert thin["model"]["init_args"].pop("env_id") == env_id
+    assert recipe["model"]["init_args"].pop("env_id") == "PongNoFrameskip-v4"
+    assert thin["model"] == recipe["model"] and thin["model"]["init_args"]["env_options"]["terminal_on_life_loss"]
+    assert thin["trainer"]["logger"]["init_args"].pop("name") == f"dqn_{game}"
+    recipe["trainer"]["logger"]["init_args"].pop("name")
+    assert thin == recipe
+    read = read_config(CONFIGS / "dqn" / f"{game}.yaml")
+    assert read["model"]["init_args"]["env_id"] == env_id
+    assert read["trainer"] == read_config(CONFIGS / "dqn" / "atari.yaml")["trainer"]
