@@ -1,4 +1,4 @@
-"""Shared pieces of the Pong benchmarks (``bench/dqn_pong.py``, ``bench/reinforce_pong.py``): train a
+"""Shared pieces of the Atari benchmarks (``bench/dqn_atari.py``, ``bench/reinforce_pong.py``): train a
 config, read its learning curves back from TensorBoard, score a checkpoint on whole games, export the
 agent as a small weights-only checkpoint, and plot return against agent steps and wall minutes."""
 
@@ -26,10 +26,15 @@ def parser(doc: str, name: str) -> argparse.ArgumentParser:
     p.add_argument("--ckpt", help="checkpoint to score (default: the run's last.ckpt)")
     p.add_argument("--save-dir", default="runs", help="logger save_dir of the training run")
     p.add_argument("--games", type=int, default=10, help="whole games the final agent plays")
-    p.add_argument("--export", default=str(REPO / "bench" / "results" / f"{name}.ckpt"),
-                   help="write the scored agent here as a weights-only checkpoint ('' skips)")
+    p.add_argument("--export", help=f"write the scored agent here as a weights-only checkpoint (default "
+                   f"bench/results/{name}.ckpt; '' skips)")
     p.add_argument("--smoke", action="store_true", help="a few hundred steps and short games (seconds)")
     return p
+
+
+def export_path(export: str | None, name: str) -> str:
+    """``--export``: the path given ('' skips the export), or ``bench/results/<name>.ckpt``."""
+    return str(REPO / "bench" / "results" / f"{name}.ckpt") if export is None else export
 
 
 def train(config: str, save_dir: str, overrides: list[str]) -> Path:
@@ -86,9 +91,11 @@ def score(config: str, ckpt: str, games: int, overrides: list[str]) -> dict[str,
             "wall_s": round(time.perf_counter() - start, 1)}
 
 
-def frame_strip(config: str, ckpt: str, path: Path, overrides: list[str], frames: int = 8) -> dict[str, Any]:
+def frame_strip(config: str, ckpt: str, path: Path, overrides: list[str],
+                caption: str = "one game of the trained agent", frames: int = 8) -> dict[str, Any]:
     """Record one game of ``ckpt`` with ``rlgen test --model.video_dir`` and save ``frames`` of it, evenly
-    spaced over the game, side by side as a PNG (the score board at the top shows the game's course)."""
+    spaced over the game, side by side as a PNG under ``caption`` and the game's score (the score board at
+    the top shows the game's course)."""
     from moviepy import VideoFileClip
 
     with tempfile.TemporaryDirectory() as videos:
@@ -106,7 +113,7 @@ def frame_strip(config: str, ckpt: str, path: Path, overrides: list[str], frames
         ax.set_axis_off()
         ax.set_title(f"step {i}", fontsize=7)
     score = cli.model.eval_returns[0]
-    fig.suptitle(f"one game of the trained agent (right, green paddle): final score {score:+g}", fontsize=9)
+    fig.suptitle(f"{caption}: final score {score:+g}", fontsize=9)
     save_figure(fig, path)
     steps = int(cli.trainer.callback_metrics["test/episode_length"])
     return {"png": shown_path(path), "game_return": score, "game_steps": steps, "video_frames": len(game)}

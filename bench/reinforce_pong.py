@@ -68,9 +68,11 @@ def main(argv: list[str] | None = None) -> dict:
         "curves": {"return_last100": running, "val_episodic_return": evaluations},
     }
     out = Path(args.out_dir)
-    summary["frames"] = _pong.frame_strip(CONFIG, ckpt, out / "reinforce_pong_frames.png", test_overrides)
-    if args.export:
-        summary["exported"] = {"path": args.export, "bytes": _pong.export_weights(ckpt, Path(args.export))}
+    summary["frames"] = _pong.frame_strip(CONFIG, ckpt, out / "reinforce_pong_frames.png", test_overrides,
+                                          "one game of the trained agent (right, green paddle)")
+    export = _pong.export_path(args.export, "reinforce_pong")
+    if export:
+        summary["exported"] = {"path": export, "bytes": _pong.export_weights(ckpt, Path(export))}
     _pong.write(out, "reinforce_pong", summary)
     _pong.plot(out / "reinforce_pong.png",
                f"REINFORCE, Pong from pixel differences: running mean {running[-1][2]:.1f} after "

@@ -73,14 +73,17 @@ def _gan(d: dict) -> str:
 
 
 def _dqn_atari(d: dict) -> str:
+    """A DQN Atari run (bench/dqn_atari.py). Its game's two environments are in the JSON; Pong's runs from before
+    the script served every game lack them."""
     sticky = d.get("final_with_sticky_actions")  # an agent trained without sticky actions, scored with them
     plain = d.get("final_without_sticky_actions")  # and the other way round
+    sticky_env, plain_env = d.get("sticky_env_id", "ALE/Pong-v5"), d.get("plain_env_id", "PongNoFrameskip-v4")
     return (f"{d['final']['mean']:+.1f} over {d['final']['games']} whole games after {d['agent_steps']:,.0f} agent "
             f"steps, {d['gradient_steps']:,.0f} gradient steps, {d['training_wall_minutes']:.0f} min; best "
             f"evaluation {d['best_evaluation'][2]:+.1f} at {d['best_evaluation'][0]:,.0f} agent steps, {d['env_id']}"
-            + (f"; with sticky actions (ALE/Pong-v5) {sticky['mean']:+.1f} over {sticky['games']} games"
+            + (f"; with sticky actions ({sticky_env}) {sticky['mean']:+.1f} over {sticky['games']} games"
                if sticky else "")
-            + (f"; without sticky actions (PongNoFrameskip-v4) {plain['mean']:+.1f} over {plain['games']} games"
+            + (f"; without sticky actions ({plain_env}) {plain['mean']:+.1f} over {plain['games']} games"
                if plain else ""))
 
 

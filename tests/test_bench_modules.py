@@ -21,8 +21,8 @@ def run_python(*args: str) -> subprocess.CompletedProcess:
 
 def test_benchmarks_run_as_modules_from_the_repository_root():
     # One interpreter (each start costs seconds): -c puts the working directory first on sys.path, as -m does, so
-    # every benchmark must import from there; then one runs as `python -m bench.dqn_pong --help` would (runpy).
+    # every benchmark must import from there; then one runs as `python -m bench.dqn_atari --help` would (runpy).
     code = (f"import importlib, runpy, sys\nfor name in {SCRIPTS!r}: importlib.import_module('bench.' + name)\n"
-            "sys.argv = ['bench.dqn_pong', '--help']\nrunpy.run_module('bench.dqn_pong', run_name='__main__')")
+            "sys.argv = ['bench.dqn_atari', '--help']\nrunpy.run_module('bench.dqn_atari', run_name='__main__')")
     helped = run_python("-c", code)
     assert helped.returncode == 0 and helped.stdout.startswith("usage:"), helped.stderr[-2000:]

@@ -1,4 +1,4 @@
-"""The Pong benchmarks in smoke mode: they train through rlgen, read the curves back from TensorBoard,
+"""The Atari benchmarks in smoke mode: they train through rlgen, read the curves back from TensorBoard,
 score the final agent on whole games and export it as a small checkpoint that `rlgen test` plays."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from bench import dqn_pong, reinforce_pong
+from bench import dqn_atari, reinforce_pong, tables
 
 pytestmark = pytest.mark.atari
 
@@ -21,11 +21,12 @@ def _args(tmp_path, name: str) -> list[str]:
 def test_dqn_pong_bench_smoke(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     # the config trains without sticky actions (PongNoFrameskip-v4); trained with them, the agent also plays without
-    dqn_pong.main([*_args(tmp_path, "dqn_pong"), "--model.env_id=ALE/Pong-v5"])
+    dqn_atari.main([*_args(tmp_path, "dqn_pong"), "--model.env_id=ALE/Pong-v5"])  # --game pong, the default
     result = json.loads((tmp_path / "dqn_pong.json").read_text())
     final = result["final"]
     assert final["games"] == len(final["returns"]) == 2 and final["mean"] == sum(final["returns"]) / 2
     assert result["env_id"] == "ALE/Pong-v5 (sticky actions 0.25)" and result["final_with_sticky_actions"] is None
+    assert result["config"] == "configs/dqn/pong.yaml" and result["target"].startswith(">= 18.0 within")
     assert result["final_without_sticky_actions"]["games"] == 2
     train = result["curves"]["train_episodic_return"]
     steps = [s for s, _, _ in train]
@@ -45,6 +46,22 @@ def test_dqn_pong_bench_smoke(tmp_path, monkeypatch):
     frames = result["frames"]
     assert frames["game_steps"] == 99  # the smoke game's time limit: 100 steps, one of them FIRE at the reset
     assert frames["video_frames"] >= 90 and (tmp_path / "dqn_pong_frames.png").stat().st_size > 0
+
+
+def test_dqn_atari_bench_smoke_scores_the_game_named(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = dqn_atari.main(["--game", "breakout", *_args(tmp_path, "dqn_breakout"), "--games", "1"])
+    saved = json.loads((tmp_path / "dqn_breakout.json").read_text())
+    assert saved["final"] == result["final"]
+    assert "with sticky actions (ALE/Breakout-v5)" in tables._dqn_atari(saved), "the table names the game's ids"
+    assert result["game"] == "breakout" and result["config"] == "configs/dqn/breakout.yaml"
+    assert result["env_id"] == "BreakoutNoFrameskip-v4 (sticky actions 0)"  # the config's environment
+    assert (result["sticky_env_id"], result["plain_env_id"]) == ("ALE/Breakout-v5", "BreakoutNoFrameskip-v4")
+    assert result["final_with_sticky_actions"]["games"] == 1 and result["final_without_sticky_actions"] is None
+    assert result["target"].startswith(">= 65.0 within 1,200,000 agent steps") and not result["met"]
+    assert "CleanRL DQN" in result["published"]
+    assert result["exported"]["path"].endswith("dqn_breakout.ckpt") and (tmp_path / "dqn_breakout.ckpt").exists()
+    assert result["frames"]["png"].endswith("dqn_breakout_frames.png") and (tmp_path / "dqn_breakout.png").exists()
 
 
 def test_reinforce_pong_bench_joins_a_resumed_run(tmp_path, monkeypatch):
