@@ -1,9 +1,12 @@
 """Observation normalization and reward scaling whose statistics are part of the agent.
 
-Both are ``nn.Module``\\ s that keep their statistics in registered buffers, so a system that owns them
-saves them in its checkpoint's ``state_dict`` and ``rlgen test --ckpt_path`` (or a video) sees the inputs
-the agent was trained on. The statistics change only through ``update`` / ``scale``, which the rollout
-collector calls while training; evaluation calls ``normalize`` alone, with the statistics frozen.
+Both are ``nn.Module``\\ s whose statistics are part of their ``state_dict`` (as the module's extra state,
+``get_extra_state``), so a system that owns them saves them in its checkpoint and ``rlgen test --ckpt_path``
+(or a video) sees the inputs the agent was trained on. The statistics are float64 numpy arrays on the host:
+the rollout folds in a few rows at every env step, where numpy's arithmetic costs a fraction of a dozen
+tiny torch kernels (the environments' data is numpy anyway; the result goes to the policy's device). The
+statistics change only through ``update`` / ``scale``, which the rollout collector calls while training;
+evaluation calls ``normalize`` alone, with the statistics frozen.
 
 * :class:`RunningMeanStd`: the running mean and variance of a stream of batches (Chan et al.'s parallel
   update), and ``normalize(x) = clip((x - mean) / sqrt(var + eps), -clip, clip)``: Gymnasium's
@@ -15,7 +18,10 @@ collector calls while training; evaluation calls ``normalize`` alone, with the s
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
+from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -23,7 +29,7 @@ from rlgen.errors import check_range
 
 
 class RunningMeanStd(nn.Module):
-    """Running mean and variance of the rows of the batches given to ``update``, in float64 buffers.
+    """Running mean and variance of the rows of the batches given to ``update``, in float64 numpy arrays.
 
     Args:
         shape: shape of one sample, e.g. ``(D,)`` for observations, ``()`` for returns.
@@ -36,28 +42,38 @@ class RunningMeanStd(nn.Module):
         super().__init__()
         check_range("> 0", "RunningMeanStd", epsilon=epsilon, clip=clip)
         self.epsilon, self.clip = epsilon, clip
-        self.register_buffer("mean", torch.zeros(tuple(shape), dtype=torch.float64))
-        self.register_buffer("var", torch.ones(tuple(shape), dtype=torch.float64))
-        self.register_buffer("count", torch.tensor(epsilon, dtype=torch.float64))
+        self.mean, self.var, self.count = np.zeros(tuple(shape)), np.ones(tuple(shape)), float(epsilon)
 
-    @torch.no_grad()
-    def update(self, x: torch.Tensor) -> None:
-        """Fold the batch ``x`` ``(B, *shape)`` into the statistics."""
-        x = x.to(self.mean)
-        batch_mean, batch_var, n = x.mean(dim=0), x.var(dim=0, unbiased=False), x.shape[0]
+    def update(self, x: torch.Tensor | np.ndarray) -> None:
+        """Fold the batch ``x`` ``(B, *shape)`` into the statistics (Chan et al.'s parallel update)."""
+        x = _host(x)
+        batch_mean, batch_var, n = x.mean(axis=0), x.var(axis=0), x.shape[0]
         total = self.count + n
         delta = batch_mean - self.mean
-        m2 = self.var * self.count + batch_var * n + delta.pow(2) * self.count * n / total
-        self.mean += delta * n / total
-        self.var.copy_(m2 / total)
-        self.count.copy_(total)
+        m2 = self.var * self.count + batch_var * n + delta**2 * self.count * n / total
+        self.mean, self.var, self.count = self.mean + delta * n / total, m2 / total, total
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        """``clip((x - mean) / sqrt(var + epsilon))`` in ``x``'s dtype (float32 for integer input); reads the
-        statistics, never changes them."""
+        """``clip((x - mean) / sqrt(var + epsilon))`` on ``x``'s device, in its dtype (float32 for integer input);
+        reads the statistics, never changes them."""
         dtype = x.dtype if x.is_floating_point() else torch.float32
-        z = (x.to(self.mean) - self.mean) / torch.sqrt(self.var + self.epsilon)
-        return z.clamp(-self.clip, self.clip).to(dtype)
+        z = np.clip((_host(x) - self.mean) / np.sqrt(self.var + self.epsilon), -self.clip, self.clip)
+        return torch.as_tensor(z).to(device=x.device, dtype=dtype)
+
+    def get_extra_state(self) -> dict[str, Any]:
+        """The statistics in the ``state_dict`` (key ``<name>._extra_state``), as tensors: plain checkpoint data."""
+        as_tensor = partial(torch.tensor, dtype=torch.float64)  # a copy
+        return {"mean": as_tensor(self.mean), "var": as_tensor(self.var), "count": self.count}
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        self.mean = state["mean"].cpu().numpy().astype(np.float64)
+        self.var = state["var"].cpu().numpy().astype(np.float64)
+        self.count = float(state["count"])
+
+
+def _host(x: torch.Tensor | np.ndarray) -> np.ndarray:
+    """``x`` as a float64 numpy array."""
+    return (x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)).astype(np.float64)
 
 
 class RewardScaler(nn.Module):
@@ -79,11 +95,9 @@ class RewardScaler(nn.Module):
         check_range("in [0, 1]", "RewardScaler", gamma=gamma)
         self.gamma, self.epsilon, self.clip = gamma, epsilon, clip
         self.return_rms = RunningMeanStd((), epsilon=1e-4)
-        self.register_buffer("returns", torch.zeros(0, dtype=torch.float64), persistent=False)  # (N,) running G
+        self.returns = np.zeros(0)  # (N,) each env's running G (not saved: a resumed run starts new episodes)
 
-    @torch.no_grad()
-    def scale(self, rewards: torch.Tensor, dones: torch.Tensor, valid: torch.Tensor | None = None
-              ) -> torch.Tensor:
+    def scale(self, rewards: torch.Tensor, dones: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
         """Update the returns and their variance with one vector step, then scale its rewards.
 
         Args:
@@ -91,14 +105,13 @@ class RewardScaler(nn.Module):
             dones: ``(N,)`` bool, the episode ended (terminated or truncated): the return restarts.
             valid: ``(N,)`` bool, False for the reset step of next-step autoreset (no reward; skipped).
         """
-        if self.returns.shape != rewards.shape:
-            self.returns = torch.zeros(rewards.shape, dtype=torch.float64, device=rewards.device)
-        valid = torch.ones_like(dones) if valid is None else valid
-        r = rewards.to(self.returns)
-        updated = self.returns * self.gamma + r
-        self.returns = torch.where(valid, updated, self.returns)  # (N,)
+        r, done = _host(rewards), dones.cpu().numpy()
+        valid = np.ones_like(done) if valid is None else valid.cpu().numpy()
+        if self.returns.shape != r.shape:
+            self.returns = np.zeros_like(r)
+        self.returns = np.where(valid, self.returns * self.gamma + r, self.returns)
         if valid.any():
             self.return_rms.update(self.returns[valid])
-        self.returns = torch.where(dones & valid, torch.zeros_like(self.returns), self.returns)
-        std = torch.sqrt(self.return_rms.var + self.epsilon)
-        return (r / std).clamp(-self.clip, self.clip).to(rewards.dtype)
+        self.returns = np.where(done & valid, 0.0, self.returns)
+        scaled = np.clip(r / np.sqrt(self.return_rms.var + self.epsilon), -self.clip, self.clip)
+        return torch.as_tensor(scaled).to(device=rewards.device, dtype=rewards.dtype)

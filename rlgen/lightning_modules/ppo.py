@@ -225,10 +225,13 @@ class PPO(RLSystem):
 
     def configure_optimizers(self) -> Any:
         hp = self.hparams
+        # PPO takes ~150k small steps on Hopper: updating all tensors in one kernel (fused Adam, foreach RMSprop)
+        # instead of a loop over them cuts the step's cost by more than half (bench/ppo.py measures the run).
         if hp.optimizer == "rmsprop":
-            optimizer = torch.optim.RMSprop(self.parameters(), lr=hp.lr, alpha=0.99, eps=1e-5)
+            optimizer = torch.optim.RMSprop(self.parameters(), lr=hp.lr, alpha=0.99, eps=1e-5, foreach=True)
         else:
-            optimizer = torch.optim.Adam(self.parameters(), lr=hp.lr, eps=1e-5)
+            fused = self.device.type in ("cpu", "cuda")
+            optimizer = torch.optim.Adam(self.parameters(), lr=hp.lr, eps=1e-5, fused=fused)
         total = self.trainer.max_steps  # -1: no limit, nothing to anneal towards
         if not hp.anneal_lr or total is None or total <= 0 or not math.isfinite(total):
             return optimizer

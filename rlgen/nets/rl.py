@@ -259,7 +259,7 @@ class CategoricalPolicy(Policy):
         return self.logits  # forward: (logits (B, A), value (B,) or None)
 
     def _distribution(self, out: torch.Tensor) -> Distribution:
-        return Categorical(logits=out)  # pi(a | s) = softmax(z(s))_a; batch shape (B,)
+        return Categorical(logits=out, validate_args=False)  # pi(a | s) = softmax(z(s))_a; batch shape (B,)
 
 
 class GaussianPolicy(Policy):
@@ -316,4 +316,6 @@ class GaussianPolicy(Policy):
 
     def _distribution(self, out: torch.Tensor) -> Distribution:
         # N(mu(s), diag(sigma^2)) with the A action dimensions as one event: log_prob and entropy sum over them.
-        return Independent(Normal(out, self.log_std.exp().expand_as(out)), 1)  # batch (B,), event (A,)
+        # No argument checks (validate_args=False): they cost more than the tiny network at every env step.
+        normal = Normal(out, self.log_std.exp().expand_as(out), validate_args=False)
+        return Independent(normal, 1, validate_args=False)  # batch (B,), event (A,)
