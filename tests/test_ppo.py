@@ -88,32 +88,6 @@ def test_rollout_bootstraps_a_truncation_from_the_real_final_observation(termina
     envs.close()
 
 
-def test_value_target_scaling_computes_advantages_in_reward_units():
-    """normalize_returns: the value network predicts returns / std. The advantages use V * std (reward units),
-    the value targets are the returns / std, and the returns (in reward units) update the std afterwards."""
-    envs = gym.vector.SyncVectorEnv([lambda: CountEnv(terminal=True)])
-
-    def act(obs):  # the network's V(s) = 5 s, i.e. 10 s in reward units with std 2
-        obs_t = torch.as_tensor(obs)
-        return PolicyStep(np.zeros(len(obs), np.int64), obs_t, torch.zeros(len(obs), dtype=torch.long),
-                          torch.zeros(len(obs)), 5 * obs_t[:, 0])
-
-    return_rms = RunningMeanStd((), epsilon=1e-4)
-    return_rms.var = np.array(4.0 - 1e-4)  # std exactly 2
-    source = RolloutExperience(envs, act, lambda obs: 5 * torch.as_tensor(obs)[:, 0], num_steps=4, gamma=0.5,
-                               gae_lambda=0.0, update_epochs=1, num_minibatches=1, return_rms=return_rms)
-    rollout = source.collect()
-    # as the unscaled test above with V(s) = 10 s: A = 1 + 5 s' - 10 s, the last step terminal
-    advantages = torch.tensor([1 + 5 - 0, 1 + 10 - 10, 1 - 20], dtype=torch.float32)
-    torch.testing.assert_close(rollout.advantages, advantages)
-    raw_returns = advantages + 10 * torch.tensor([0.0, 1.0, 2.0])  # A_t + V(s_t) in reward units
-    torch.testing.assert_close(rollout.returns, raw_returns / 2)
-    torch.testing.assert_close(rollout.values, 5 * torch.tensor([0.0, 1.0, 2.0]))  # V_old in the network's units
-    assert return_rms.count == pytest.approx(3 + 1e-4), "the rollout's 3 returns updated the statistics"
-    assert return_rms.mean == pytest.approx(raw_returns.mean().item(), rel=1e-3)
-    envs.close()
-
-
 def test_rollout_yields_epochs_of_shuffled_minibatches():
     envs = gym.vector.SyncVectorEnv([lambda: CountEnv() for _ in range(2)])
 
@@ -263,22 +237,19 @@ def test_a2c_config_takes_one_step_per_rollout(tmp_path, monkeypatch):
 def test_normalization_statistics_survive_the_checkpoint_and_stay_frozen(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     cfg = str(CONFIGS / "ppo" / "cartpole.yaml")
-    args = ["--model.normalize_obs=true", "--model.normalize_reward=true", "--model.normalize_returns=true",
-            "--model.test_episodes=3",
+    args = ["--model.normalize_obs=true", "--model.normalize_reward=true", "--model.test_episodes=3",
             "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
     fit = run(["fit", "-c", cfg, "--trainer.max_steps=40", "--trainer.val_check_interval=40",
                "--model.eval_episodes=1", *args])
     def statistics(model) -> dict[str, np.ndarray]:
-        both = (("obs", model.obs_rms), ("return", model.reward_scaler.return_rms), ("target", model.return_rms))
+        both = (("obs", model.obs_rms), ("return", model.reward_scaler.return_rms))
         return {f"{name}.{s}": np.copy(getattr(rms, s)) for name, rms in both for s in ("mean", "var", "count")}
 
     trained = statistics(fit.model)
     assert trained["obs.count"] > 256 and trained["obs.var"].min() != 1.0 and trained["return.var"] != 1.0
     (last,) = tmp_path.rglob("last.ckpt")
     saved = torch.load(last, weights_only=True)["state_dict"]
-    assert {k for k in saved if "rms" in k} == {"obs_rms._extra_state", "reward_scaler.return_rms._extra_state",
-                                                "return_rms._extra_state"}
-    assert trained["target.count"] > 256 and trained["target.var"] != 1.0
+    assert {k for k in saved if "rms" in k} == {"obs_rms._extra_state", "reward_scaler.return_rms._extra_state"}
     np.testing.assert_array_equal(saved["obs_rms._extra_state"]["var"].numpy(), trained["obs.var"])
     before = greedy_returns(fit.model, 3)
 

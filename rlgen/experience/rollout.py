@@ -24,7 +24,6 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset
 
-from rlgen.experience.normalize import RunningMeanStd
 from rlgen.experience.sources import RolloutStats, _VectorStepper
 
 
@@ -100,18 +99,14 @@ class RolloutExperience(IterableDataset):
         stats: the counters to update (the system keeps and checkpoints them).
         reward_fn: rewards ``(N,)``, dones ``(N,)``, valid ``(N,)`` -> the rewards to learn from (reward scaling);
             None: the env's rewards.
-        return_rms: value-target scaling (Tianshou's ``rew_norm``): the value network predicts returns divided
-            by their running std, kept here. The advantages are computed in reward units (the values times the
-            std), the value targets divided by it, then the rollout's returns update it. None: no scaling.
     """
 
     def __init__(self, envs: Any, act: Callable[[np.ndarray], PolicyStep], value: Callable[[np.ndarray], torch.Tensor],
                  num_steps: int, gamma: float = 0.99, gae_lambda: float = 0.95, update_epochs: int = 4,
                  num_minibatches: int = 4, seed: int = 0, stats: RolloutStats | None = None,
-                 reward_fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-                 return_rms: RunningMeanStd | None = None) -> None:
+                 reward_fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = None) -> None:
         super().__init__()
-        self.act, self.value, self.reward_fn, self.return_rms = act, value, reward_fn, return_rms
+        self.act, self.value, self.reward_fn = act, value, reward_fn
         self.num_steps, self.gamma, self.gae_lambda = num_steps, gamma, gae_lambda
         self.update_epochs, self.num_minibatches = update_epochs, num_minibatches
         self.stats = stats if stats is not None else RolloutStats()
@@ -151,14 +146,10 @@ class RolloutExperience(IterableDataset):
             truncated.append(trunc)
             valid.append(ok)
         last_value = self.value(self.stepper.obs).to(steps[-1].values)  # (N,) V of the observation after the rollout
-        values = torch.stack([s.values for s in steps] + [last_value])  # (T + 1, N), the value network's units
-        std = 1.0 if self.return_rms is None else float(np.sqrt(self.return_rms.var + self.return_rms.epsilon))
-        advantages, returns = gae(torch.stack(rewards), values * std, torch.stack(terminated),
-                                  torch.stack(truncated), self.gamma, self.gae_lambda)  # (T, N) each, reward units
+        values = torch.stack([s.values for s in steps] + [last_value])  # (T + 1, N)
+        advantages, returns = gae(torch.stack(rewards), values, torch.stack(terminated), torch.stack(truncated),
+                                  self.gamma, self.gae_lambda)  # (T, N) each
         keep = torch.stack(valid).flatten()  # (T * N,): the reset steps of next-step autoreset are not transitions
-        if self.return_rms is not None:
-            self.return_rms.update(returns.flatten()[keep])
-            returns = returns / std  # the value targets in the value network's units
         flat = [torch.stack([getattr(s, name) for s in steps]).flatten(0, 1)[keep]  # (T * N, ...) -> (num_valid, ...)
                 for name in ("obs", "actions", "log_probs", "values")]
         return RolloutBatch(*flat, advantages.flatten()[keep], returns.flatten()[keep])

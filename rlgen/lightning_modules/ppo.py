@@ -100,11 +100,10 @@ class PPO(RLSystem):
     :math:`\nabla \rho_t = \nabla \log \pi_\theta(a_t|s_t)`, the advantage actor-critic gradient; the papers'
     RMSprop is ``optimizer: rmsprop``. See ``configs/a2c/``.
 
-    Observation normalization (``normalize_obs``: running mean and std, clipped to +-10), reward scaling
-    (``normalize_reward``: rewards divided by the running std of the discounted return) and value-target
-    scaling (``normalize_returns``: the value network predicts returns divided by their running std) keep
-    their statistics in this module's state (:mod:`rlgen.experience.normalize`): they are saved in the
-    checkpoint, updated only by the training rollouts, and used frozen by validation, ``rlgen test`` and videos.
+    Observation normalization (``normalize_obs``: running mean and std, clipped to +-10) and reward scaling
+    (``normalize_reward``: rewards divided by the running std of the discounted return) keep their statistics
+    in buffers of this module (:mod:`rlgen.experience.normalize`): they are saved in the checkpoint, updated
+    only by the training rollouts, and used frozen by validation, ``rlgen test`` and videos.
 
     Steps: ``trainer.global_step`` and ``max_steps`` count minibatch gradient steps, ``update_epochs *
     num_minibatches`` per rollout of ``num_envs * num_steps`` env steps (``rollout/env_steps`` counts the env
@@ -146,7 +145,6 @@ class PPO(RLSystem):
         normalize_advantages: bool = True,
         normalize_obs: bool = False,
         normalize_reward: bool = False,
-        normalize_returns: bool = False,
         eval_episodes: int = 10,
         test_episodes: int = 20,
         video_dir: str | None = None,
@@ -175,9 +173,6 @@ class PPO(RLSystem):
             normalize_advantages: standardize the advantages within each minibatch.
             normalize_obs: normalize observations by running mean and std (saved in the checkpoint).
             normalize_reward: divide rewards by the running std of the discounted return (saved in the checkpoint).
-            normalize_returns: value-target scaling instead (Tianshou's ``rew_norm``): the value network predicts
-                the returns divided by their running std (saved in the checkpoint); the advantages stay in reward
-                units, so the entropy bonus keeps its weight against them.
             eval_episodes: evaluation episodes per validation (``val/episodic_return`` is their mean).
             test_episodes: evaluation episodes of ``rlgen test`` (``test/episodic_return``).
             video_dir: record the first evaluation episode of each validation/test here (and to the logger).
@@ -196,7 +191,6 @@ class PPO(RLSystem):
         self.policy = policy  # None: the default for the env's action space, chosen in setup
         self.obs_rms: RunningMeanStd | None = None  # built in setup with normalize_obs
         self.reward_scaler: RewardScaler | None = None  # built in setup with normalize_reward
-        self.return_rms: RunningMeanStd | None = None  # built in setup with normalize_returns
         self.source: RolloutExperience | None = None
         self.register_buffer("action_low", torch.zeros(0), persistent=False)  # Box bounds, set in setup
         self.register_buffer("action_high", torch.zeros(0), persistent=False)
@@ -278,8 +272,6 @@ class PPO(RLSystem):
             self.obs_rms = RunningMeanStd(obs_space.shape).to(self.device)
         if self.hparams.normalize_reward:
             self.reward_scaler = RewardScaler(self.hparams.gamma).to(self.device)
-        if self.hparams.normalize_returns:
-            self.return_rms = RunningMeanStd(())
 
     def on_fit_start(self) -> None:
         hp = self.hparams
@@ -287,7 +279,7 @@ class PPO(RLSystem):
         self.source = RolloutExperience(
             self.envs, self._act, self._value, hp.num_steps, hp.gamma, hp.gae_lambda, hp.update_epochs,
             hp.num_minibatches, seed=self.env_seed, stats=self.rollout,
-            reward_fn=self.reward_scaler.scale if self.reward_scaler is not None else None, return_rms=self.return_rms)
+            reward_fn=self.reward_scaler.scale if self.reward_scaler is not None else None)
 
     # ------------------------------------------------------------------------------- helpers
     def _normalize(self, obs: torch.Tensor) -> torch.Tensor:
