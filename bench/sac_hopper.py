@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import yaml
 
 from bench._common import bench_parser, plt, save_figure, shown_path, write_results
 from bench._pong import read_curves, score, train, with_env_steps
@@ -43,8 +44,10 @@ def seed_summary(run_dir: Path, test_episodes: int, overrides: list[str]) -> dic
     tested = score(CONFIG, str(last), test_episodes, overrides)
     env_steps = int(curves["rollout/env_steps"][-1][2])
     minutes = max(points[-1][1] for points in curves.values() if points)
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())  # what the run was started with
     return {
         "run_dir": shown_path(run_dir),
+        "training_threads": config.get("threads"),  # rlgen's --threads (null: the model's default)
         "env_steps": env_steps,
         "wall_minutes": round(minutes, 1),
         "env_steps_per_s": round(env_steps / (minutes * 60), 1) if minutes else None,
@@ -87,7 +90,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "complete": complete,
         "met": bool(complete and len(finals) >= 3 and np.median(finals) >= 2500 and min(finals) >= 2000
                     and max(r["wall_minutes"] for r in runs) <= 45),
-        "note": args.note, "smoke": args.smoke, "threads": args.threads,
+        "training_threads": [r["training_threads"] for r in runs],
+        "note": args.note, "smoke": args.smoke, "scoring_threads": args.threads,
         "runs": runs,
     }
     out = Path(args.out_dir)

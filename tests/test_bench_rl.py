@@ -115,4 +115,5 @@ def test_sac_hopper_bench_smoke_scores_a_run_directory(tmp_path, monkeypatch):
     assert saved["seeds"] == 1 and saved["final_eval_env_steps"][0] > 0 and saved["runs"][0]["evaluations"]
     assert saved["last_ckpt_test_returns"][0] == pytest.approx(saved["runs"][0]["last_ckpt_test"]["mean"])
     assert summary["complete"] is False and summary["met"] is False
+    assert saved["training_threads"] == [None], "the run's own --threads (its config.yaml), not the scoring's"
     assert (tmp_path / "sac_hopper.png").stat().st_size > 0
