@@ -46,6 +46,7 @@ def train_seed(config: str, seed: int, overrides: list[str]) -> dict[str, Any]:
         "final_eval": curve.evaluations[-1][2] if curve.evaluations else None,
         "last_ckpt_test_return": float(tested.trainer.callback_metrics["test/episodic_return"]),
         "last_ckpt_test_episodes": len(tested.model.eval_returns),
+        "last_ckpt_test_episode_length": float(tested.trainer.callback_metrics["test/episode_length"]),
         "evaluations": [list(p) for p in curve.evaluations],  # (env_steps, episodes, val/episodic_return)
         "episode_returns": [list(p) for p in cli.model.rollout.history],  # (env_steps at the end, return)
     }
