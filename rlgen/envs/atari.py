@@ -65,7 +65,7 @@ class FireReset(gym.Wrapper):
 class WholeGame(gym.Wrapper):
     """Play through the learner's episode ends inside a game (:class:`EpisodicLife`): an episode of this
     env is a whole game of all lives. After a lost life the game goes on through ``reset`` (a NOOP, then
-    FIRE where the game needs it, as in training); evaluation and videos play it."""
+    FIRE where the game needs it); evaluation plays it when it records a video."""
 
     def step(self, action):
         obs, reward, terminated, truncated, info = self.env.step(action)
