@@ -96,6 +96,12 @@ def _hopping(d: dict) -> int | None:
     return sum(p > 1.5 for p in per_step) if len(per_step) == len(d["runs"]) else None
 
 
+def _minutes_range(seconds: list[float]) -> str:
+    """``18`` or ``17-23``: the wall minutes of the seeds."""
+    low, high = (f"{x / 60:.0f}" for x in (min(seconds), max(seconds)))
+    return low if low == high else f"{low}-{high}"
+
+
 def _a2c_hopper(d: dict) -> str:
     hopping = _hopping(d)
     return (f"greedy return {d['median_final_eval']:,.0f} (median of {len(d['final_evals'])} seed(s)), "
@@ -123,7 +129,10 @@ LEARNING = [
                    and d["max_env_steps_to_solve"] <= 100_000)),
     Row("PPO, Hopper-v5", "ppo_hopper", lambda d: d["target"], _hopper,
         lambda d: (len(d["final_evals"]) >= 3 and d["median_final_eval"] >= 2400 and min(d["final_evals"]) >= 1800
-                   and max(d["wall_s"]) <= 900)),
+                   and max(d["wall_s"]) <= 900),
+        lambda d: (f"median greedy return {d['median_final_eval']:,.0f} of {len(d['final_evals'])} seed(s) (min "
+                   f"{min(d['final_evals']):,.0f}) at {d['env_step_budget']:,.0f} env steps; "
+                   f"{_minutes_range(d['wall_s'])} min a seed")),
     Row("A2C, Hopper-v5", "a2c_hopper", lambda d: d["target"], _hopper,
         lambda d: (d["median_final_eval"] > d["anchors"]["RL Zoo A2C Hopper-v3, 1M steps"]
                    and _hopping(d) == len(d["runs"])), _a2c_hopper),
