@@ -226,7 +226,7 @@ class PPO(RLSystem):
     def configure_optimizers(self) -> Any:
         hp = self.hparams
         # PPO takes ~150k small steps on Hopper: updating all tensors in one kernel (fused Adam, foreach RMSprop)
-        # instead of a loop over them cuts the step's cost by more than half (bench/ppo.py measures the run).
+        # instead of a loop over them cuts the optimizer step's cost by more than half (bench/ppo.py times the run).
         if hp.optimizer == "rmsprop":
             optimizer = torch.optim.RMSprop(self.parameters(), lr=hp.lr, alpha=0.99, eps=1e-5, foreach=True)
         else:
