@@ -145,7 +145,7 @@ def test_a_lost_life_relaunches_the_ball_with_fire(cpp):
     assert np.stack(out["terminated"])[: t + 1, 0].sum() == 5
 
 
-def test_the_cpp_stack_without_life_loss_ends_waits_for_fire():
+def test_without_life_loss_ends_breakout_waits_for_fire():
     """The control for the test above: with lost lives not ending the learner's episode nothing presses FIRE,
     and a game of never-FIRE actions stalls after its first life."""
     envs = make_vector_env("BreakoutNoFrameskip-v4", 1, EnvOptions(terminal_on_life_loss=False), seed=1)

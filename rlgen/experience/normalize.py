@@ -97,21 +97,20 @@ class RewardScaler(nn.Module):
         self.return_rms = RunningMeanStd((), epsilon=1e-4)
         self.returns = np.zeros(0)  # (N,) each env's running G (not saved: a resumed run starts new episodes)
 
-    def scale(self, rewards: torch.Tensor, dones: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
-        """Update the returns and their variance with one vector step, then scale its rewards.
+    def scale(self, rewards: np.ndarray, dones: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
+        """Update the returns and their variance with one vector step, then scale its rewards (float64).
 
         Args:
-            rewards: ``(N,)`` rewards of the N environments.
+            rewards: ``(N,)`` rewards of the N environments (numpy, as the env returns them; a CPU tensor works too).
             dones: ``(N,)`` bool, the episode ended (terminated or truncated): the return restarts.
             valid: ``(N,)`` bool, False for the reset step of next-step autoreset (no reward; skipped).
         """
-        r, done = _host(rewards), dones.cpu().numpy()
-        valid = np.ones_like(done) if valid is None else valid.cpu().numpy()
+        r, done = _host(rewards), np.asarray(dones, dtype=bool)
+        valid = np.ones_like(done) if valid is None else np.asarray(valid, dtype=bool)
         if self.returns.shape != r.shape:
             self.returns = np.zeros_like(r)
         self.returns = np.where(valid, self.returns * self.gamma + r, self.returns)
         if valid.any():
             self.return_rms.update(self.returns[valid])
         self.returns = np.where(done & valid, 0.0, self.returns)
-        scaled = np.clip(r / np.sqrt(self.return_rms.var + self.epsilon), -self.clip, self.clip)
-        return torch.as_tensor(scaled).to(device=rewards.device, dtype=rewards.dtype)
+        return np.clip(r / np.sqrt(self.return_rms.var + self.epsilon), -self.clip, self.clip)

@@ -97,14 +97,14 @@ class RolloutExperience(IterableDataset):
         num_minibatches: minibatches per pass.
         seed: seed of the first ``reset`` (sub-env i gets seed + i) and of the shuffling.
         stats: the counters to update (the system keeps and checkpoints them).
-        reward_fn: rewards ``(N,)``, dones ``(N,)``, valid ``(N,)`` -> the rewards to learn from (reward scaling);
+        reward_fn: numpy rewards ``(N,)``, dones ``(N,)``, valid ``(N,)`` -> the rewards to learn from (reward scaling);
             None: the env's rewards.
     """
 
     def __init__(self, envs: Any, act: Callable[[np.ndarray], PolicyStep], value: Callable[[np.ndarray], torch.Tensor],
                  num_steps: int, gamma: float = 0.99, gae_lambda: float = 0.95, update_epochs: int = 4,
                  num_minibatches: int = 4, seed: int = 0, stats: RolloutStats | None = None,
-                 reward_fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = None) -> None:
+                 reward_fn: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None = None) -> None:
         super().__init__()
         self.act, self.value, self.reward_fn = act, value, reward_fn
         self.num_steps, self.gamma, self.gae_lambda = num_steps, gamma, gae_lambda
@@ -137,10 +137,10 @@ class RolloutExperience(IterableDataset):
         for _ in range(self.num_steps):
             _, _, reward, _, term, trunc, ok = self.stepper.step(act)
             device = steps[-1].values.device
+            if self.reward_fn is not None:  # on the env's numpy arrays, before they become tensors
+                reward = self.reward_fn(reward, term | trunc, ok)
             reward = torch.as_tensor(reward, dtype=torch.float32, device=device)  # (N,)
             term, trunc, ok = (torch.as_tensor(x, device=device) for x in (term, trunc, ok))
-            if self.reward_fn is not None:
-                reward = self.reward_fn(reward, term | trunc, ok)
             rewards.append(reward)
             terminated.append(term)
             truncated.append(trunc)
