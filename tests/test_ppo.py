@@ -160,6 +160,8 @@ def test_running_mean_std_matches_the_whole_stream():
     copy = RunningMeanStd((3,))
     copy.load_state_dict(rms.state_dict())
     torch.testing.assert_close(copy.normalize(x), z)
+    rms.update(x[:5] + 100.0)  # the statistics change in place: neither the saved state nor the copy follows
+    assert rms.mean[0] > saved["mean"][0].item() + 1 and copy.mean[0] == saved["mean"][0].item()
 
 
 def test_reward_scaler_divides_by_the_std_of_the_discounted_return():
@@ -196,6 +198,23 @@ def test_policy_matches_the_action_space():
     assert isinstance(model.policy, GaussianPolicy) and model.policy.value is not None
     with pytest.raises(RlgenError, match="GaussianPolicy"):
         PPO(env_id="Pendulum-v1", policy=CategoricalPolicy()).setup("fit")
+
+
+def test_pi_is_the_policy_distribution_without_the_value_network():
+    from rlgen.nets.rl import CategoricalPolicy, GaussianPolicy
+
+    torch.manual_seed(0)
+    for policy, obs_dim, n_actions in ((CategoricalPolicy(), 4, 3), (GaussianPolicy(), 5, 2)):
+        policy.build((obs_dim,), n_actions, value_head=True)
+        obs = torch.randn(6, obs_dim)
+        dist, _ = policy.distribution(obs)
+        calls = []
+        policy.value.register_forward_hook(lambda *_: calls.append(1))
+        alone = policy.pi(obs)
+        actions = dist.sample()
+        torch.testing.assert_close(alone.log_prob(actions), dist.log_prob(actions))
+        torch.testing.assert_close(alone.mode, dist.mode)
+        assert calls == [], "pi(obs) runs the policy's layers alone"
 
 
 # ---------------------------------------------------------------------------------------------- runs

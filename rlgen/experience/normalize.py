@@ -47,18 +47,24 @@ class RunningMeanStd(nn.Module):
     def update(self, x: torch.Tensor | np.ndarray) -> None:
         """Fold the batch ``x`` ``(B, *shape)`` into the statistics (Chan et al.'s parallel update)."""
         x = _host(x)
-        batch_mean, batch_var, n = x.mean(axis=0), x.var(axis=0), x.shape[0]
-        total = self.count + n
+        n, count = x.shape[0], self.count
+        total = count + n
+        batch_mean = x.sum(axis=0) / n  # sums and Python-float factors: a few rows a step, numpy's overhead is all
         delta = batch_mean - self.mean
-        m2 = self.var * self.count + batch_var * n + delta**2 * self.count * n / total
-        self.mean, self.var, self.count = self.mean + delta * n / total, m2 / total, total
+        m2 = self.var * count + np.square(x - batch_mean).sum(axis=0) + np.square(delta) * (count * n / total)
+        self.var[...] = m2 / total  # in place: assigning attributes of an nn.Module costs more than this arithmetic
+        self.mean += delta * (n / total)
+        self.count = total
 
-    def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        """``clip((x - mean) / sqrt(var + epsilon))`` on ``x``'s device, in its dtype (float32 for integer input);
-        reads the statistics, never changes them."""
-        dtype = x.dtype if x.is_floating_point() else torch.float32
-        z = np.clip((_host(x) - self.mean) / np.sqrt(self.var + self.epsilon), -self.clip, self.clip)
-        return torch.as_tensor(z).to(device=x.device, dtype=dtype)
+    def normalize(self, x: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """``clip((x - mean) / sqrt(var + epsilon))`` as a tensor on ``x``'s device, in its dtype (float32 for
+        integer or numpy input); reads the statistics, never changes them."""
+        if isinstance(x, torch.Tensor):
+            device, dtype = x.device, x.dtype if x.is_floating_point() else torch.float32
+        else:
+            device, dtype = torch.device("cpu"), torch.float32
+        z = _clip((_host(x) - self.mean) / np.sqrt(self.var + self.epsilon), self.clip)
+        return torch.from_numpy(z).to(device=device, dtype=dtype)
 
     def get_extra_state(self) -> dict[str, Any]:
         """The statistics in the ``state_dict`` (key ``<name>._extra_state``), as tensors: plain checkpoint data."""
@@ -72,8 +78,13 @@ class RunningMeanStd(nn.Module):
 
 
 def _host(x: torch.Tensor | np.ndarray) -> np.ndarray:
-    """``x`` as a float64 numpy array."""
-    return (x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)).astype(np.float64)
+    """``x`` as a float64 numpy array (no copy if it is one)."""
+    return np.asarray(x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else x, dtype=np.float64)
+
+
+def _clip(x: np.ndarray, bound: float) -> np.ndarray:
+    """``x`` clipped to [-bound, bound] (``np.clip`` costs a few times more on small arrays)."""
+    return np.minimum(np.maximum(x, -bound), bound)
 
 
 class RewardScaler(nn.Module):
@@ -109,8 +120,8 @@ class RewardScaler(nn.Module):
         valid = np.ones_like(done) if valid is None else np.asarray(valid, dtype=bool)
         if self.returns.shape != r.shape:
             self.returns = np.zeros_like(r)
-        self.returns = np.where(valid, self.returns * self.gamma + r, self.returns)
+        np.copyto(self.returns, self.returns * self.gamma + r, where=valid)  # in place, as in RunningMeanStd.update
         if valid.any():
             self.return_rms.update(self.returns[valid])
-        self.returns = np.where(done & valid, 0.0, self.returns)
-        return np.clip(r / np.sqrt(self.return_rms.var + self.epsilon), -self.clip, self.clip)
+        self.returns[done & valid] = 0.0
+        return _clip(r / np.sqrt(self.return_rms.var + self.epsilon), self.clip)

@@ -134,22 +134,22 @@ class RolloutExperience(IterableDataset):
             steps.append(self.act(obs))
             return steps[-1].env_actions
 
-        for _ in range(self.num_steps):
+        for _ in range(self.num_steps):  # the env's numpy arrays, (N,) each, become tensors once, after the loop
             _, _, reward, _, term, trunc, ok = self.stepper.step(act)
-            device = steps[-1].values.device
-            if self.reward_fn is not None:  # on the env's numpy arrays, before they become tensors
+            if self.reward_fn is not None:
                 reward = self.reward_fn(reward, term | trunc, ok)
-            reward = torch.as_tensor(reward, dtype=torch.float32, device=device)  # (N,)
-            term, trunc, ok = (torch.as_tensor(x, device=device) for x in (term, trunc, ok))
             rewards.append(reward)
             terminated.append(term)
             truncated.append(trunc)
             valid.append(ok)
+        device = steps[-1].values.device
+        rewards_t, terminated_t, truncated_t, valid_t = (torch.as_tensor(np.stack(x), device=device)  # (T, N) each
+                                                         for x in (rewards, terminated, truncated, valid))
         last_value = self.value(self.stepper.obs).to(steps[-1].values)  # (N,) V of the observation after the rollout
         values = torch.stack([s.values for s in steps] + [last_value])  # (T + 1, N)
-        advantages, returns = gae(torch.stack(rewards), values, torch.stack(terminated), torch.stack(truncated),
-                                  self.gamma, self.gae_lambda)  # (T, N) each
-        keep = torch.stack(valid).flatten()  # (T * N,): the reset steps of next-step autoreset are not transitions
+        advantages, returns = gae(rewards_t.float(), values, terminated_t, truncated_t, self.gamma,
+                                  self.gae_lambda)  # (T, N) each
+        keep = valid_t.flatten()  # (T * N,): the reset steps of next-step autoreset are not transitions
         flat = [torch.stack([getattr(s, name) for s in steps]).flatten(0, 1)[keep]  # (T * N, ...) -> (num_valid, ...)
                 for name in ("obs", "actions", "log_probs", "values")]
         return RolloutBatch(*flat, advantages.flatten()[keep], returns.flatten()[keep])

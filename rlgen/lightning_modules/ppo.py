@@ -198,8 +198,8 @@ class PPO(RLSystem):
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         """Greedy env actions for raw observations ``(B, D)``: the most likely ``(B,)``, or the Gaussian's mean
         clipped into the action bounds ``(B, A)``. The observation statistics are read, not updated."""
-        dist, _ = self.policy.distribution(self._normalize(obs))
-        return torch.clamp(dist.mode, self.action_low, self.action_high) if self.continuous else dist.mode
+        mode = self.policy.pi(self._normalize(obs)).mode  # (B,) argmax or (B, A) mean
+        return torch.clamp(mode, self.action_low, self.action_high) if self.continuous else mode
 
     def training_step(self, batch: RolloutBatch, batch_idx: int) -> torch.Tensor:
         """One minibatch step of PPO on transitions of the latest rollout (``RolloutExperience`` yields them)."""
@@ -282,26 +282,27 @@ class PPO(RLSystem):
             reward_fn=self.reward_scaler.scale if self.reward_scaler is not None else None)
 
     # ------------------------------------------------------------------------------- helpers
-    def _normalize(self, obs: torch.Tensor) -> torch.Tensor:
-        """Observations as the policy sees them, float32 ``(N, D)``: normalized with the frozen statistics."""
-        obs = obs.to(device=self.device, dtype=torch.float32)
-        return self.obs_rms.normalize(obs) if self.obs_rms is not None else obs
+    def _normalize(self, obs: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """Observations as the policy sees them, float32 ``(N, D)`` on this device: normalized with the frozen
+        statistics."""
+        if self.obs_rms is not None:
+            return self.obs_rms.normalize(obs).to(self.device)  # float32 (from numpy) or obs's float dtype
+        return torch.as_tensor(obs).to(device=self.device, dtype=torch.float32)
 
     @torch.no_grad()
     def _act(self, obs: np.ndarray) -> PolicyStep:
         """The rollout's policy for observations ``(N, D)``: updates the observation statistics (training only
         calls this), then samples a ~ pi(. | s)."""
-        raw = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
         if self.obs_rms is not None:
-            self.obs_rms.update(raw)
-        seen = self._normalize(raw)  # (N, D)
+            self.obs_rms.update(obs)
+        seen = self._normalize(obs)  # (N, D) float32
         dist, values = self.policy.distribution(seen)
         actions = dist.sample()  # (N,) or (N, A) unclipped
         return PolicyStep(actions.cpu().numpy(), seen, actions, dist.log_prob(actions), values)
 
     @torch.no_grad()
     def _value(self, obs: np.ndarray) -> torch.Tensor:
-        return self.policy.value_of(self._normalize(torch.as_tensor(obs)))  # (N,)
+        return self.policy.value_of(self._normalize(obs))  # (N,)
 
     @torch.no_grad()
     def _eval_action(self, obs: np.ndarray) -> int | np.ndarray:

@@ -159,8 +159,7 @@ class Reinforce(RLSystem):
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         """Greedy env actions for observations ``(B, D)``: the most likely ``(B,)``, or the Gaussian's mean
         clipped into the action bounds ``(B, A)``."""
-        dist, _ = self.policy.distribution(obs)
-        action = self._to_env_action(dist.mode)  # (B,) argmax or (B, A) mean
+        action = self._to_env_action(self.policy.pi(obs).mode)  # (B,) argmax or (B, A) mean
         return torch.clamp(action, self.action_low, self.action_high) if self.continuous else action
 
     def training_step(self, batch: EpisodeBatch, batch_idx: int) -> torch.Tensor:
@@ -225,7 +224,7 @@ class Reinforce(RLSystem):
     def _act(self, obs: np.ndarray) -> np.ndarray:
         """Env actions sampled from pi(. | s) for observations ``(N, D)``: ``(N,)`` indices, or ``(N, A)``
         unclipped Gaussian samples (the training envs clip them)."""
-        dist, _ = self.policy.distribution(torch.as_tensor(obs, device=self.device))
+        dist = self.policy.pi(torch.as_tensor(obs, device=self.device))
         return self._to_env_action(dist.sample()).cpu().numpy()  # (N,) or (N, A)
 
     def _advantages(self, returns: torch.Tensor, values: torch.Tensor | None) -> torch.Tensor:

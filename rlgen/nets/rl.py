@@ -164,11 +164,12 @@ class QNetwork(nn.Module):
 class Policy(nn.Module):
     """What the policy-gradient systems (``Reinforce``, ``PPO``) need of a policy network: ``build(obs_shape,
     n_actions, value_head)`` creates the layers once the environment is known, ``built`` says whether it has, and
-    ``distribution(obs)`` returns ``(pi(. | s), value (B,) or None)``: a ``torch.distributions`` object whose
-    ``log_prob``, ``entropy``, ``sample`` and ``mode`` are per state, so an algorithm never branches on the action
-    space. :class:`CategoricalPolicy` (Discrete actions) gives a ``Categorical``, :class:`GaussianPolicy` (Box
-    actions) a diagonal ``Normal`` whose action dimensions are one event (``log_prob`` sums over them).
-    ``forward(obs)`` returns the raw ``(out (B, A), value (B,) or None)``: logits or means."""
+    ``distribution(obs)`` returns ``(pi(. | s), value (B,) or None)`` (``pi(obs)`` the first alone): a
+    ``torch.distributions`` object whose ``log_prob``, ``entropy``, ``sample`` and ``mode`` are per state, so an
+    algorithm never branches on the action space. :class:`CategoricalPolicy` (Discrete actions) gives a
+    ``Categorical``, :class:`GaussianPolicy` (Box actions) a diagonal ``Normal`` whose action dimensions are one
+    event (``log_prob`` sums over them). ``forward(obs)`` returns the raw ``(out (B, A), value (B,) or None)``:
+    logits or means."""
 
     value: nn.Module | None  # V(s), set by the subclasses (None without a value head)
 
@@ -198,6 +199,12 @@ class Policy(nn.Module):
         """``(pi(. | s) with batch shape (B,), value (B,) or None)`` for observations ``(B, D)``."""
         out, value = self(obs)
         return self._distribution(out), value
+
+    def pi(self, obs: torch.Tensor) -> Distribution:
+        """pi(. | s) alone, batch shape (B,), for observations ``(B, D)``: the value network is not run (acting,
+        greedy evaluation)."""
+        assert self.built, f"call {type(self).__name__}.build(obs_shape, ...) before using it"
+        return self._distribution(self._out()(obs.float()))
 
     def value_of(self, obs: torch.Tensor) -> torch.Tensor:
         """V(s) ``(B,)`` alone (the policy's layers are not run)."""
