@@ -31,10 +31,13 @@ class FaultGuard(Callback):
     """
 
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs, batch, batch_idx: int) -> None:
-        # Logged losses first, so the message names e.g. `train/d_loss`; then the returned loss.
-        losses = {k: v for k, v in trainer.callback_metrics.items() if k.startswith("train/") and "loss" in k}
         if isinstance(outputs, dict):
             outputs = outputs.get("loss")
+        if isinstance(outputs, torch.Tensor) and math.isfinite(float(outputs.detach().float().mean())):
+            return  # the optimized loss is finite, so are its terms: skip the logged metrics (read every step)
+        # Logged losses first, so the message names e.g. `train/d_loss`; then the returned loss. Manual
+        # optimization (GANs, SAC) returns none: their logged losses are all there is to check.
+        losses = {k: v for k, v in trainer.callback_metrics.items() if k.startswith("train/") and "loss" in k}
         if isinstance(outputs, torch.Tensor):
             losses["loss"] = outputs
         for key, value in losses.items():
