@@ -39,6 +39,7 @@ def train_seed(config: str, seed: int, overrides: list[str]) -> dict[str, Any]:
     return {
         "seed": seed,
         "wall_s": round(wall, 1),
+        "eval_s": round(curve.eval_seconds, 2),  # the greedy evaluations' part of wall_s
         "env_steps": cli.model.rollout.env_steps,
         "episodes": cli.model.rollout.episodes,
         "gradient_steps": cli.trainer.global_step,

@@ -123,6 +123,7 @@ def hopper(argv: list[str], task: str = "hopper") -> dict[str, Any]:
         "last_ckpt_test_returns": [r["last_ckpt_test_return"] for r in runs],
         "wall_s": [r["wall_s"] for r in runs],
         "median_wall_s": float(np.median([r["wall_s"] for r in runs])),
+        "eval_s": [r.get("eval_s") for r in runs],  # the greedy evaluations' part of wall_s (None: not recorded)
         **speed(runs),
         "threads": args.threads,
         "smoke": args.smoke,

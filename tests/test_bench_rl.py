@@ -50,6 +50,7 @@ def test_reinforce_continuous_bench_smoke(tmp_path, monkeypatch):
     assert run["gradient_steps"] == 2 and len(run["evaluations"]) == 2, "an evaluation after each of 2 steps"
     assert len(run["episode_returns"]) == run["episodes"] >= 2 and result["final_evals"] == [run["final_eval"]]
     assert run["last_ckpt_test_episodes"] == 1 and result["wall_s"] == [run["wall_s"]]
+    assert 0 < run["eval_s"] < run["wall_s"], "the two evaluations' time, a part of the run's"
     assert str(tmp_path) not in text and "/work/" not in text, "no machine paths in the results"
     assert (tmp_path / "reinforce_inverted_pendulum.png").stat().st_size > 0
     # (env steps at each episode's end, its return), one env: InvertedPendulum pays 1 a step the pole is up, 0 on
@@ -72,6 +73,7 @@ def test_ppo_hopper_bench_smoke_writes_its_task_and_joins_seeds(task, name, tmp_
     assert result["config"] == ppo.HOPPER_TASKS[task]["config"] and result["env_step_budget"] == 1_000_000
     assert [run["seed"] for run in result["runs"]] == [0, 1] and len(result["final_evals"]) == 2
     assert result["note"] == "a note" and len(result["env_steps_per_s"]) == 2
+    assert all(0 < e < w for e, w in zip(result["eval_s"], result["wall_s"], strict=True)), result["eval_s"]
     assert (tmp_path / f"{name}.png").stat().st_size > 0
 
 def test_rl_throughput_bench_smoke(tmp_path, monkeypatch):

@@ -3,6 +3,7 @@ Lightning's ``EarlyStopping`` with a ``stopping_threshold``, as in ``configs/dqn
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from pytorch_lightning import Callback, LightningModule, Trainer
@@ -11,10 +12,11 @@ from rlgen.errors import check_range
 
 
 class ReturnCurve(Callback):
-    """Records ``val/episodic_return`` against environment steps.
+    """Records ``val/episodic_return`` against environment steps, and the time the validations took.
 
     After ``fit``, ``evaluations`` holds one ``(env_steps, episodes, val/episodic_return)`` per validation,
-    and the system's ``rollout.history`` every training episode's ``(env_steps, return)``.
+    ``eval_seconds`` the wall time of all of them together, and the system's ``rollout.history`` every training
+    episode's ``(env_steps, return)``.
 
     Args:
         metric: the validation metric to track.
@@ -23,8 +25,14 @@ class ReturnCurve(Callback):
     def __init__(self, metric: str = "val/episodic_return") -> None:
         self.metric = metric
         self.evaluations: list[tuple[int, int, float]] = []
+        self.eval_seconds = 0.0
+        self._started = 0.0
+
+    def on_validation_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._started = time.perf_counter()
 
     def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self.eval_seconds += time.perf_counter() - self._started
         value = trainer.callback_metrics.get(self.metric)
         if value is None or trainer.sanity_checking:
             return
