@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import statistics
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -60,12 +61,15 @@ def _anchors(d: dict) -> str:
 
 
 def _hopper(d: dict) -> str:
-    """A PPO-family Hopper run (bench/ppo.py): every seed's final greedy return, last.ckpt tests, wall time."""
+    """A PPO-family Hopper run (bench/ppo.py): every seed's final greedy return, last.ckpt tests, wall time (and
+    the greedy evaluations' part of it, where recorded)."""
+    evals = [s for s in d.get("eval_s", []) if s is not None]
+    of_it = f" ({statistics.median(evals) / 60:.1f} of them evaluating)" if evals else ""
     return (f"greedy return {d['median_final_eval']:,.0f} (median of {len(d['final_evals'])} seed(s): "
             f"{', '.join(f'{r:,.0f}' for r in d['final_evals'])}) after {d['env_step_budget']:,.0f} env steps, "
             f"last.ckpt tested {', '.join(f'{r:,.0f}' for r in d['last_ckpt_test_returns'])}; median "
-            f"{d['median_wall_s'] / 60:.0f} min a seed, {min(d['env_steps_per_s']):,.0f} env steps/s at least "
-            f"({_anchors(d)})")
+            f"{d['median_wall_s'] / 60:.0f} min a seed{of_it}, {min(d['env_steps_per_s']):,.0f} env steps/s at "
+            f"least ({_anchors(d)})")
 
 
 def _gan(d: dict) -> str:
