@@ -29,7 +29,8 @@ DDP_CPU = ["-c", str(CONFIGS / "trainer" / "ddp.yaml"), "--trainer.accelerator=c
 
 
 class DumpParameters(Callback):
-    """Saves every rank's parameters, before and after training, to ``out_dir/rank<r>_{start,end}.pt``."""
+    """Saves every rank's parameters, before and after training, to ``out_dir/rank<r>_{start,end}.pt``, and the
+    state that is not parameters (the normalization statistics) at the end to ``rank<r>_end.extra``."""
 
     def __init__(self, out_dir: str = "params") -> None:
         self.out_dir = Path(out_dir)
@@ -38,11 +39,14 @@ class DumpParameters(Callback):
         self.out_dir.mkdir(parents=True, exist_ok=True)
         params = {k: v.detach().cpu().clone() for k, v in pl_module.named_parameters()}
         torch.save(params, self.out_dir / f"rank{trainer.global_rank}_{when}.pt")
+        extra = {k: v for k, v in pl_module.state_dict().items() if k.endswith("_extra_state")}
+        if when == "end" and extra:
+            torch.save(extra, self.out_dir / f"rank{trainer.global_rank}_end.extra")
 
     def on_train_start(self, trainer, pl_module):
         self._dump(trainer, pl_module, "start")
 
-    def on_train_end(self, trainer, pl_module):
+    def on_fit_end(self, trainer, pl_module):  # after the module's on_train_end
         self._dump(trainer, pl_module, "end")
 
 
@@ -54,7 +58,9 @@ RUNS = {"dqn": ["-c", str(CONFIGS / "dqn" / "cartpole.yaml"), "--model.warm_star
                       "--trainer.max_steps=4"],
         # PPO: minibatch steps of one rollout; SAC: three optimizers stepped by hand (strategy: ddp becomes
         # ddp_find_unused_parameters_true, its declared ddp_strategy), 2 gradient steps of 3 optimizer steps
-        "ppo": ["-c", str(CONFIGS / "ppo" / "cartpole.yaml"), "--trainer.max_steps=4"],
+        # with the normalization statistics, which each rank gathers from its own envs and the ranks then merge
+        "ppo": ["-c", str(CONFIGS / "ppo" / "cartpole.yaml"), "--trainer.max_steps=4", "--model.normalize_obs=true",
+                "--model.normalize_reward=true"],
         "sac": ["-c", str(CONFIGS / "sac" / "pendulum.yaml"), "--model.batch_size=32", "--model.warm_start_steps=64",
                 "--model.actor.init_args.hidden_sizes=[16]", "--model.critic.init_args.hidden_sizes=[16]",
                 "--trainer.max_steps=6"]}
@@ -106,3 +112,8 @@ def assert_ranks_identical_and_trained(params: dict[str, dict[str, torch.Tensor]
 def test_ddp_rl_ranks_stay_identical(tmp_path):
     for name, params in run_ddp_ranks(tmp_path, RUNS).items():
         assert_ranks_identical_and_trained(params, name)
+    # PPO's statistics: the same on both ranks, and of both ranks' data (one rollout of 8 envs x 32 steps each)
+    stats = [torch.load(tmp_path / "ppo" / f"rank{rank}_end.extra", weights_only=False) for rank in (0, 1)]
+    assert set(stats[0]) == {"obs_rms._extra_state", "reward_scaler.return_rms._extra_state"}
+    torch.testing.assert_close(stats[0], stats[1], rtol=0, atol=0)
+    assert stats[0]["obs_rms._extra_state"]["count"] == pytest.approx(2 * 8 * 32, abs=0.01)

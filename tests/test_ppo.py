@@ -5,6 +5,8 @@ CartPole run that learns, the A2C setting, and the normalization statistics thro
 from __future__ import annotations
 
 import math
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import gymnasium as gym
 import numpy as np
@@ -164,6 +166,37 @@ def test_running_mean_std_matches_the_whole_stream():
     assert rms.mean[0] > saved["mean"][0].item() + 1 and copy.mean[0] == saved["mean"][0].item()
 
 
+def test_merged_statistics_of_two_ranks_are_those_of_all_their_data():
+    """Two ranks (threads here, summing through a barrier as an all-reduce would) with their own streams merge after
+    each of two rollouts: both end with the statistics of one RunningMeanStd that saw everything."""
+    rng = np.random.default_rng(0)
+    streams = [rng.normal([1.0, -2.0], [1.0, 3.0], size=(60, 2)), rng.normal([4.0, 0.0], [0.5, 1.0], size=(40, 2))]
+    ranks, sent, barrier = [RunningMeanStd((2,)), RunningMeanStd((2,))], [None, None], threading.Barrier(2, timeout=10)
+
+    def train(rank: int) -> None:
+        def total(x: np.ndarray) -> np.ndarray:
+            sent[rank] = x
+            barrier.wait()
+            summed = sent[0] + sent[1]
+            barrier.wait()  # both have read before the next merge sends again
+            return summed
+
+        for rollout in np.array_split(streams[rank], 2):
+            for row in rollout:
+                ranks[rank].update(row[None])
+            ranks[rank].merge(total)
+
+    with ThreadPoolExecutor(2) as pool:
+        for done in [pool.submit(train, rank) for rank in (0, 1)]:
+            done.result()
+    whole = RunningMeanStd((2,))
+    whole.update(np.concatenate(streams))
+    for rms in ranks:
+        np.testing.assert_allclose(rms.mean, whole.mean, rtol=1e-9)
+        np.testing.assert_allclose(rms.var, whole.var, rtol=1e-9)
+        assert rms.count == pytest.approx(100 + 1e-4)
+
+
 def test_reward_scaler_divides_by_the_std_of_the_discounted_return():
     scaler = RewardScaler(gamma=0.5)
     ones, no = torch.ones(1), torch.zeros(1, dtype=torch.bool)
@@ -209,7 +242,7 @@ def test_pi_is_the_policy_distribution_without_the_value_network():
         obs = torch.randn(6, obs_dim)
         dist, _ = policy.distribution(obs)
         calls = []
-        policy.value.register_forward_hook(lambda *_: calls.append(1))
+        policy.value.register_forward_hook(lambda *_, seen=calls: seen.append(1))
         alone = policy.pi(obs)
         actions = dist.sample()
         torch.testing.assert_close(alone.log_prob(actions), dist.log_prob(actions))

@@ -5,8 +5,9 @@ Both are ``nn.Module``\\ s whose statistics are part of their ``state_dict`` (as
 (or a video) sees the inputs the agent was trained on. The statistics are float64 numpy arrays on the host:
 the rollout folds in a few rows at every env step, where numpy's arithmetic costs a fraction of a dozen
 tiny torch kernels (the environments' data is numpy anyway; the result goes to the policy's device). The
-statistics change only through ``update`` / ``scale``, which the rollout collector calls while training;
-evaluation calls ``normalize`` alone, with the statistics frozen.
+statistics change only through ``update`` / ``scale``, which the rollout collector calls while training, and
+``merge``, which makes the statistics of DDP ranks those of all ranks' data; evaluation calls ``normalize``
+alone, with the statistics frozen.
 
 * :class:`RunningMeanStd`: the running mean and variance of a stream of batches (Chan et al.'s parallel
   update), and ``normalize(x) = clip((x - mean) / sqrt(var + eps), -clip, clip)``: Gymnasium's
@@ -17,7 +18,7 @@ evaluation calls ``normalize`` alone, with the statistics frozen.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
@@ -43,6 +44,7 @@ class RunningMeanStd(nn.Module):
         check_range("> 0", "RunningMeanStd", epsilon=epsilon, clip=clip)
         self.epsilon, self.clip = epsilon, clip
         self.mean, self.var, self.count = np.zeros(tuple(shape)), np.ones(tuple(shape)), float(epsilon)
+        self._merged = _moments(self.count, self.mean, self.var)  # what every process held at the last merge
 
     def update(self, x: torch.Tensor | np.ndarray) -> None:
         """Fold the batch ``x`` ``(B, *shape)`` into the statistics (Chan et al.'s parallel update)."""
@@ -55,6 +57,22 @@ class RunningMeanStd(nn.Module):
         self.var[...] = m2 / total  # in place: assigning attributes of an nn.Module costs more than this arithmetic
         self.mean += delta * (n / total)
         self.count = total
+
+    def merge(self, total: Callable[[np.ndarray], np.ndarray]) -> None:
+        """Make the statistics those of every process's data so far (DDP ranks, each stepping its own
+        environments): each process adds what it saw since the last merge to what all of them held then.
+
+        Args:
+            total: sums a float64 array over the processes (an all-reduce). Every process calls ``merge`` at the
+                same point of training.
+        """
+        seen_here = _moments(self.count, self.mean, self.var) - self._merged  # this process's data since then
+        n, first, second = np.split(self._merged + total(seen_here), [1, 1 + self.mean.size])
+        mean = first / n
+        self.mean[...] = mean.reshape(self.mean.shape)
+        self.var[...] = np.maximum(second / n - np.square(mean), 0.0).reshape(self.var.shape)
+        self.count = float(n[0])
+        self._merged = _moments(self.count, self.mean, self.var)
 
     def normalize(self, x: torch.Tensor | np.ndarray) -> torch.Tensor:
         """``clip((x - mean) / sqrt(var + epsilon))`` as a tensor on ``x``'s device, in its dtype (float32 for
@@ -75,6 +93,13 @@ class RunningMeanStd(nn.Module):
         self.mean = state["mean"].cpu().numpy().astype(np.float64)
         self.var = state["var"].cpu().numpy().astype(np.float64)
         self.count = float(state["count"])
+        self._merged = _moments(self.count, self.mean, self.var)  # a resumed run: every process loads the same
+
+
+def _moments(count: float, mean: np.ndarray, var: np.ndarray) -> np.ndarray:
+    """``[n, n * mean, n * (var + mean^2)]`` flattened: the sums of x and x^2 of n samples, which add up across
+    processes (float64 keeps ``E[x^2] - mean^2`` exact enough for observations and returns)."""
+    return np.concatenate([[count], count * mean.ravel(), count * (var + np.square(mean)).ravel()])
 
 
 def _host(x: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -125,3 +150,8 @@ class RewardScaler(nn.Module):
             self.return_rms.update(self.returns[valid])
         self.returns[done & valid] = 0.0
         return _clip(r / np.sqrt(self.return_rms.var + self.epsilon), self.clip)
+
+    def merge(self, total: Callable[[np.ndarray], np.ndarray]) -> None:
+        """The return variance of every process's data so far (see ``RunningMeanStd.merge``); each process keeps
+        its own environments' running returns."""
+        self.return_rms.merge(total)

@@ -102,8 +102,10 @@ class PPO(RLSystem):
 
     Observation normalization (``normalize_obs``: running mean and std, clipped to +-10) and reward scaling
     (``normalize_reward``: rewards divided by the running std of the discounted return) keep their statistics
-    in buffers of this module (:mod:`rlgen.experience.normalize`): they are saved in the checkpoint, updated
-    only by the training rollouts, and used frozen by validation, ``rlgen test`` and videos.
+    in submodules of this module (:mod:`rlgen.experience.normalize`): they are saved in the checkpoint, updated
+    only by the training rollouts, and used frozen by validation, ``rlgen test`` and videos. Under DDP each rank
+    steps its own environments; at the first minibatch of each rollout (and at the end) every rank's statistics
+    become those of all ranks' rollouts, so the ranks normalize alike and rank 0's checkpoint holds them all.
 
     Steps: ``trainer.global_step`` and ``max_steps`` count minibatch gradient steps, ``update_epochs *
     num_minibatches`` per rollout of ``num_envs * num_steps`` env steps (``rollout/env_steps`` counts the env
@@ -281,7 +283,28 @@ class PPO(RLSystem):
             hp.num_minibatches, seed=self.env_seed, stats=self.rollout,
             reward_fn=self.reward_scaler.scale if self.reward_scaler is not None else None)
 
+    def on_train_batch_start(self, batch: RolloutBatch, batch_idx: int) -> None:
+        if batch_idx % (self.hparams.update_epochs * self.hparams.num_minibatches) == 0:  # a rollout's first step
+            self._merge_statistics()
+
+    def on_train_end(self) -> None:
+        self._merge_statistics()  # the final checkpoint holds every rank's data
+
     # ------------------------------------------------------------------------------- helpers
+    def _merge_statistics(self) -> None:
+        """DDP: every rank's normalization statistics become those of all ranks' rollouts so far (each rank steps
+        its own environments), so that the ranks normalize alike and rank 0's checkpoint holds them all."""
+        if self.trainer.world_size == 1:
+            return
+
+        def total(x: np.ndarray) -> np.ndarray:  # the sum over the ranks, on the strategy's device
+            summed = self.trainer.strategy.reduce(torch.as_tensor(x, device=self.device), reduce_op="sum")
+            return summed.cpu().numpy()
+
+        for stats in (self.obs_rms, self.reward_scaler):
+            if stats is not None:
+                stats.merge(total)
+
     def _normalize(self, obs: torch.Tensor | np.ndarray) -> torch.Tensor:
         """Observations as the policy sees them, float32 ``(N, D)`` on this device: normalized with the frozen
         statistics."""
