@@ -29,7 +29,7 @@ from typing import NamedTuple
 import gymnasium as gym
 import torch
 
-from bench import _pong
+from bench import _runs
 from bench._common import shown_path
 from rlgen.checkpoints import read_checkpoint
 
@@ -76,7 +76,7 @@ def gradient_steps_at(saved: dict, agent_steps: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = _pong.parser(__doc__, "dqn_<game>")
+    parser = _runs.parser(__doc__, "dqn_<game>")
     parser.add_argument("--game", choices=sorted(GAMES), default="pong", help="which configs/dqn/<game>.yaml")
     args, overrides = parser.parse_known_args(argv)
     torch.set_num_threads(args.threads)
@@ -84,13 +84,13 @@ def main(argv: list[str] | None = None) -> dict:
     sticky_env, plain_env = env_ids(args.game)
     if args.smoke:
         overrides = [*SMOKE, *overrides]
-    run_dir = Path(args.run_dir) if args.run_dir else _pong.train(config, args.save_dir, overrides)
+    run_dir = Path(args.run_dir) if args.run_dir else _runs.train(config, args.save_dir, overrides)
     ckpt = args.ckpt or str(run_dir / "checkpoints" / "last.ckpt")
     test_overrides = ["--model.env_options.max_episode_steps=100"] if args.smoke else []
-    final = _pong.score(config, ckpt, args.games, test_overrides)
-    curves = _pong.read_curves(run_dir)
-    train_returns = _pong.with_env_steps(curves, "rollout/episodic_return")
-    evaluations = _pong.with_env_steps(curves, "val/episodic_return")
+    final = _runs.score(config, ckpt, args.games, test_overrides)
+    curves = _runs.read_curves(run_dir)
+    train_returns = _runs.with_env_steps(curves, "rollout/episodic_return")
+    evaluations = _runs.with_env_steps(curves, "val/episodic_return")
     env_steps = int(curves["rollout/env_steps"][-1][2])
     minutes = max(points[-1][1] for points in curves.values())
     saved = read_checkpoint(ckpt)
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> dict:
     # the agent also plays the game's other environment, scored beside: with sticky actions if it trained without,
     # and back
     other = plain_env if env_id == sticky_env else sticky_env
-    final_other = _pong.score(config, ckpt, args.games, [*test_overrides, f"--model.env_id={other}"])
+    final_other = _runs.score(config, ckpt, args.games, [*test_overrides, f"--model.env_id={other}"])
     gradient_steps = int(saved.get("global_step", 0))
     reached = next((p for p in evaluations if p[2] >= target), None)
     summary = {
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> dict:
         "agent_steps": env_steps,
         "gradient_steps": gradient_steps,
         "training_wall_minutes": minutes,
-        "agent_steps_per_s": _pong.step_rates(train_returns),
+        "agent_steps_per_s": _runs.step_rates(train_returns),
         "final": final,
         # on sticky_env_id and on plain_env_id (null: trained there, `final` is it)
         "final_with_sticky_actions": final_other if other == sticky_env else None,
@@ -133,14 +133,14 @@ def main(argv: list[str] | None = None) -> dict:
                                                             for s, m, v in evaluations]},
     }
     out = Path(args.out_dir)
-    summary["frames"] = _pong.frame_strip(config, ckpt, out / f"{name}_frames.png", test_overrides,
+    summary["frames"] = _runs.frame_strip(config, ckpt, out / f"{name}_frames.png", test_overrides,
                                           f"one game of the trained agent, {env_id}")
-    export = _pong.export_path(args.export, name)
+    export = _runs.export_path(args.export, name)
     if export:
         summary["exported"] = {"path": shown_path(export),
-                               "bytes": _pong.export_weights(ckpt, Path(export), drop=("target_net.",))}
-    _pong.write(out, name, summary)
-    _pong.plot(out / f"{name}.png",
+                               "bytes": _runs.export_weights(ckpt, Path(export), drop=("target_net.",))}
+    _runs.write(out, name, summary)
+    _runs.plot(out / f"{name}.png",
                f"DQN, {env_id} from 4 stacked frames: final {final['mean']:.1f} over {final['games']} games "
                f"after {env_steps:,} agent steps, {minutes:.0f} min",
                [("training episodes (epsilon-greedy)", train_returns, dict(color="tab:blue", alpha=0.6)),

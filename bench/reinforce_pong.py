@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from bench import _pong
+from bench import _runs
 from bench._common import shown_path
 
 CONFIG = "configs/reinforce/pong.yaml"
@@ -31,21 +31,21 @@ SMOKE = ["--trainer.max_steps=2", "--trainer.val_check_interval=1", "--model.eva
 
 
 def main(argv: list[str] | None = None) -> dict:
-    args, overrides = _pong.parser(__doc__, "reinforce_pong").parse_known_args(argv)
+    args, overrides = _runs.parser(__doc__, "reinforce_pong").parse_known_args(argv)
     torch.set_num_threads(args.threads)
     if args.smoke:
         overrides = [*SMOKE, *overrides]
     run_dirs = [Path(d) for d in args.run_dir.split(",")] if args.run_dir else [
-        _pong.train(CONFIG, args.save_dir, overrides)]
+        _runs.train(CONFIG, args.save_dir, overrides)]
     ckpt = args.ckpt or str(run_dirs[-1] / "checkpoints" / "last.ckpt")
     test_overrides = ["--model.env_options.max_episode_steps=100"] if args.smoke else []
-    final = _pong.score(CONFIG, ckpt, args.games, test_overrides)
+    final = _runs.score(CONFIG, ckpt, args.games, test_overrides)
     running, evaluations, offset = [], [], 0.0
     for run_dir in run_dirs:  # a resumed run continues the env-step counter; wall minutes are added up
-        curves = _pong.read_curves(run_dir)
-        part = _pong.with_env_steps(curves, "rollout/return_last100")
+        curves = _runs.read_curves(run_dir)
+        part = _runs.with_env_steps(curves, "rollout/return_last100")
         running += [(s, m + offset, v) for s, m, v in part]
-        evaluations += [(s, m + offset, v) for s, m, v in _pong.with_env_steps(curves, "val/episodic_return")]
+        evaluations += [(s, m + offset, v) for s, m, v in _runs.with_env_steps(curves, "val/episodic_return")]
         offset = running[-1][1] if running else offset
     reached = next((p for p in running if p[2] >= TARGET), None)
     best = max(running, key=lambda p: p[2])
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> dict:
         "env_id": "ALE/Pong-v5 (sticky actions 0.25), actions UP/DOWN, 80x80 frame differences",
         "agent_steps": running[-1][0],
         "training_wall_minutes": running[-1][1],
-        "agent_steps_per_s": _pong.step_rates(running),  # target (issue 14): >= 2,500 on this CPU
+        "agent_steps_per_s": _runs.step_rates(running),  # target (issue 14): >= 2,500 on this CPU
         "final_running_mean_100": running[-1][2],
         "best_running_mean_100": {"agent_steps": best[0], "wall_minutes": best[1], "value": best[2]},
         "reached_target_at": {"agent_steps": reached[0], "wall_minutes": reached[1]} if reached else None,
@@ -68,13 +68,13 @@ def main(argv: list[str] | None = None) -> dict:
         "curves": {"return_last100": running, "val_episodic_return": evaluations},
     }
     out = Path(args.out_dir)
-    summary["frames"] = _pong.frame_strip(CONFIG, ckpt, out / "reinforce_pong_frames.png", test_overrides,
+    summary["frames"] = _runs.frame_strip(CONFIG, ckpt, out / "reinforce_pong_frames.png", test_overrides,
                                           "one game of the trained agent (right, green paddle)")
-    export = _pong.export_path(args.export, "reinforce_pong")
+    export = _runs.export_path(args.export, "reinforce_pong")
     if export:
-        summary["exported"] = {"path": export, "bytes": _pong.export_weights(ckpt, Path(export))}
-    _pong.write(out, "reinforce_pong", summary)
-    _pong.plot(out / "reinforce_pong.png",
+        summary["exported"] = {"path": shown_path(export), "bytes": _runs.export_weights(ckpt, Path(export))}
+    _runs.write(out, "reinforce_pong", summary)
+    _runs.plot(out / "reinforce_pong.png",
                f"REINFORCE, Pong from pixel differences: running mean {running[-1][2]:.1f} after "
                f"{running[-1][0]:,} agent steps, {running[-1][1]:.0f} min",
                [("running mean of 100 training episodes", running, dict(color="tab:blue")),

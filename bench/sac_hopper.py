@@ -22,7 +22,7 @@ import torch
 import yaml
 
 from bench._common import bench_parser, plt, save_figure, shown_path, write_results
-from bench._pong import read_curves, score, train, with_env_steps
+from bench._runs import read_curves, score, train, with_env_steps
 
 CONFIG = "configs/sac/hopper.yaml"
 NAME = "sac_hopper"

@@ -79,7 +79,9 @@ def test_reinforce_pong_bench_joins_a_resumed_run(tmp_path, monkeypatch):
     assert [m for _, m, _ in curve] == sorted(m for _, m, _ in curve), "wall minutes add up"
     assert joined["agent_steps"] == second["agent_steps"] > first["agent_steps"]
     assert joined["final_greedy"]["games"] == 2
-    assert json.loads((tmp_path / "reinforce_pong.json").read_text())["run_dirs"] == joined["run_dirs"]
+    text = (tmp_path / "reinforce_pong.json").read_text()
+    assert json.loads(text)["run_dirs"] == joined["run_dirs"]
+    assert str(tmp_path) not in text, "no machine paths in the results (the exported agent's included)"
 
 
 def test_dqn_step_cost_bench_smoke(tmp_path):
@@ -94,7 +96,7 @@ def test_dqn_step_cost_bench_smoke(tmp_path):
 
 
 def test_step_rates_by_hand():
-    from bench._pong import step_rates
+    from bench._runs import step_rates
 
     points = [(0, 0.0, -21.0), (600, 1.0, -20.0), (600, 1.0, -19.0), (1200, 3.0, -18.0)]  # a repeated log time
     # 1,200 steps in 180 s; between logs: 600 steps in 60 s and 600 steps in 120 s

@@ -271,7 +271,7 @@ def test_prioritized_loss_weights_transitions_and_sets_their_priorities(monkeypa
 def test_pong_config_trains_with_prioritized_replay_on_the_vector_env(tmp_path, monkeypatch):
     """configs/dqn/pong.yaml end to end with a tiny budget: 10 C++ envs, n-step and prioritized replay (the
     config's own); the exported weights-only agent (online net alone) plays with `rlgen test`."""
-    from bench._pong import export_weights
+    from bench._runs import export_weights
 
     monkeypatch.chdir(tmp_path)
     cli = run(["fit", "-c", str(CONFIGS / "dqn" / "pong.yaml"), "--trainer.max_steps=16",

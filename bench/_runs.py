@@ -1,5 +1,6 @@
-"""Shared pieces of the Atari benchmarks (``bench/dqn_atari.py``, ``bench/reinforce_pong.py``): train a
-config, read its learning curves back from TensorBoard, score a checkpoint on whole games, export the
+"""Shared pieces of the benchmarks of long runs, trained in the background and scored afterwards
+(``bench/dqn_atari.py``, ``bench/reinforce_pong.py``, ``bench/sac_hopper.py``): train a config, read its
+learning curves back from TensorBoard, score a checkpoint on whole episodes (Atari: whole games), export the
 agent as a small weights-only checkpoint, and plot return against agent steps and wall minutes."""
 
 from __future__ import annotations
