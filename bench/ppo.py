@@ -10,7 +10,7 @@ episodes every 200 gradient steps (2,560 env steps), the config's ``EarlyStoppin
 evaluation above 495, then ``rlgen test`` plays 20 fresh episodes with the run's ``last.ckpt``. Writes
 ``<out-dir>/ppo_cartpole.json`` and ``.png``. Target (issue 33): solved (>= 475) within 100,000 env steps, 5/5 seeds.
 
-Hopper runs ``configs/ppo/hopper.yaml`` (1,000,000 env steps, greedy evaluation of 10 episodes every 20,480
+Hopper runs ``configs/ppo/hopper.yaml`` (1,000,000 env steps, greedy evaluation of 10 episodes every 51,200
 env steps) and writes ``<out-dir>/ppo_hopper.json`` and ``.png``. Target (issue 33): median of 3 seeds >= 2,400,
 every seed >= 1,800, <= 15 min a seed. ``--task a2c_hopper`` runs ``configs/a2c/hopper.yaml`` the same way
 (greedy evaluation every 50,000 env steps) and writes ``<out-dir>/a2c_hopper.json`` and ``.png``; target (issue
