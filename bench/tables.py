@@ -64,7 +64,7 @@ def _hopper(d: dict) -> str:
     """A PPO-family Hopper run (bench/ppo.py): every seed's final greedy return, last.ckpt tests, wall time (and
     the greedy evaluations' part of it, where recorded)."""
     evals = [s for s in d.get("eval_s", []) if s is not None]
-    of_it = f" ({statistics.median(evals) / 60:.1f} of them evaluating)" if evals else ""
+    of_it = f" ({statistics.median(evals) / 60:.1f} min of it evaluating)" if evals else ""
     return (f"greedy return {d['median_final_eval']:,.0f} (median of {len(d['final_evals'])} seed(s): "
             f"{', '.join(f'{r:,.0f}' for r in d['final_evals'])}) after {d['env_step_budget']:,.0f} env steps, "
             f"last.ckpt tested {', '.join(f'{r:,.0f}' for r in d['last_ckpt_test_returns'])}; median "
