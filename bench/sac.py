@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from pytorch_lightning import Callback
 
-from bench._common import REPO, config_args, plt, save_figure, write_results
+from bench._common import REPO, config_args, init_args, plt, save_figure, write_results
 from bench._rl import plot_spread, seeds_parser, train_seed
 
 CONFIG = "configs/sac/pendulum.yaml"
@@ -101,13 +101,13 @@ class Clock(Callback):
         self.seconds = time.perf_counter() - self.start
 
 
-def rlgen_seconds(steps: int, overrides: list[str]) -> float:
+def rlgen_seconds(steps: int, overrides: list[str], config: str = CONFIG) -> float:
     """Wall time of ``steps`` gradient steps of ``rlgen fit`` on the config (no evaluation, no checkpoints),
     after its warm-up."""
     from rlgen.cli import run
 
     with tempfile.TemporaryDirectory() as runs:
-        cli = run(["fit", "-c", str(REPO / CONFIG), *overrides, f"--trainer.max_steps={3 * steps}",
+        cli = run(["fit", "-c", str(REPO / config), *overrides, f"--trainer.max_steps={3 * steps}",
                    f"--trainer.default_root_dir={runs}", "--trainer.logger=false", "--trainer.callbacks=[]",
                    "--trainer.callbacks+=bench.sac.Clock", "--trainer.enable_checkpointing=false",
                    "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false",
@@ -116,20 +116,21 @@ def rlgen_seconds(steps: int, overrides: list[str]) -> float:
     return next(c for c in cli.trainer.callbacks if type(c).__name__ == "Clock").seconds  # bench.sac.Clock
 
 
-def plain_seconds(steps: int, seed: int = 0) -> float:
-    """Wall time of ``steps`` iterations of a plain PyTorch SAC loop on Pendulum-v1 (CleanRL's shape: act, step
-    the env, store, sample 256, update critics, actor, temperature and targets), after a 1,000-step warm-up,
-    with the config's networks and rlgen's loss functions."""
+def plain_seconds(steps: int, config: str = CONFIG, seed: int = 0) -> float:
+    """Wall time of ``steps`` iterations of a plain PyTorch SAC loop on the config's env (CleanRL's shape: act,
+    step the env, store, sample a batch, update critics, actor, temperature and targets), after a 1,000-step
+    warm-up, with the config's networks, learning rates, batch size and rlgen's loss functions."""
     from rlgen.lightning_modules.dqn import polyak_update
     from rlgen.lightning_modules.sac import actor_loss, critic_loss, soft_q_target, temperature_loss
     from rlgen.nets.sac import QCritics, SquashedGaussianActor
 
-    hp = config_args(CONFIG)
+    hp = config_args(config)
     torch.manual_seed(seed)
-    env = gym.make("Pendulum-v1")
-    obs_dim, act_dim, scale = 3, 1, 2.0
-    actor = SquashedGaussianActor([256, 256]).build((obs_dim,), act_dim)
-    critic = QCritics([256, 256]).build((obs_dim,), act_dim)
+    env = gym.make(hp["env_id"])
+    obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
+    low, high = env.action_space.low, env.action_space.high  # actions in [-1, 1] are rescaled onto them
+    actor = SquashedGaussianActor(**init_args(hp["actor"])).build((obs_dim,), act_dim)
+    critic = QCritics(**init_args(hp["critic"])).build((obs_dim,), act_dim)
     target = copy.deepcopy(critic).requires_grad_(False)
     log_alpha = torch.nn.Parameter(torch.zeros(()))
     opt_q = torch.optim.Adam(critic.parameters(), lr=hp["critic_lr"], fused=True)
@@ -150,7 +151,7 @@ def plain_seconds(steps: int, seed: int = 0) -> float:
         else:
             with torch.no_grad():
                 action = actor(torch.as_tensor(obs).unsqueeze(0)).sample()[0].numpy()
-        next_obs, reward, terminated, truncated, _ = env.step(action * scale)
+        next_obs, reward, terminated, truncated, _ = env.step(low + (action + 1.0) * 0.5 * (high - low))
         buf_obs[t], buf_act[t], buf_rew[t], buf_next[t] = obs, action, reward, next_obs
         buf_disc[t] = hp["gamma"] * (1.0 - terminated)
         obs = env.reset()[0] if terminated or truncated else next_obs
@@ -182,11 +183,12 @@ def plain_seconds(steps: int, seed: int = 0) -> float:
     return time.perf_counter() - start
 
 
-def speed(steps: int, overrides: list[str]) -> dict[str, Any]:
+def speed(steps: int, overrides: list[str], config: str = CONFIG) -> dict[str, Any]:
+    """``steps`` gradient steps of rlgen's SAC on ``config`` against the plain loop, alternating twice."""
     rlgen_s, plain_s = [], []
     for _ in range(2):  # alternating, so that a change in the machine's load reaches both
-        rlgen_s.append(rlgen_seconds(steps, overrides))
-        plain_s.append(plain_seconds(steps))
+        rlgen_s.append(rlgen_seconds(steps, overrides, config))
+        plain_s.append(plain_seconds(steps, config))
         print(f"speed: rlgen {rlgen_s[-1]:.1f} s, plain {plain_s[-1]:.1f} s for {steps} gradient steps", flush=True)
     ratio = float(np.median(rlgen_s) / np.median(plain_s))
     return {"gradient_steps": steps, "rlgen_s": rlgen_s, "plain_s": plain_s,

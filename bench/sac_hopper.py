@@ -9,6 +9,10 @@ training returns, against env steps and wall minutes), tests its ``last.ckpt`` w
 episodes, and writes ``<out-dir>/sac_hopper.json`` and ``.png``. A run directory per seed: ``--run-dir`` takes
 several. Target (issue 33): median of 3 seeds >= 2,500 within 300,000 env steps, every seed >= 2,000, <= 45 min a
 seed (CleanRL's SAC: about 2,350 at 300k, 3 seeds).
+
+Then, unless ``--speed-steps 0``, it times 2,000 gradient steps of rlgen's SAC on the config against the same
+update in a plain PyTorch loop on Hopper-v5 (``bench.sac``'s speed check, alternating twice, at ``--threads``):
+the ratio is what Lightning and rlgen's data path add (target: <= 1.15).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import yaml
 
 from bench._common import bench_parser, plt, save_figure, shown_path, write_results
 from bench._runs import read_curves, score, train, with_env_steps
+from bench.sac import speed
 
 CONFIG = "configs/sac/hopper.yaml"
 NAME = "sac_hopper"
@@ -67,6 +72,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--test-episodes", type=int, default=10, help="episodes of the last.ckpt test")
     parser.add_argument("--smoke", action="store_true", help="train a tiny run first, then score it (seconds)")
     parser.add_argument("--note", default=None, help="what else ran on the machine, stored in the JSON")
+    parser.add_argument("--speed-steps", type=int, default=2_000,
+                        help="gradient steps of the speed check against a plain PyTorch loop on Hopper, at --threads "
+                             "(0: skip it)")
     args, overrides = parser.parse_known_args(argv)
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as scratch:
@@ -94,6 +102,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "note": args.note, "smoke": args.smoke, "scoring_threads": args.threads,
         "runs": runs,
     }
+    if args.speed_steps:  # in this process, at --threads torch threads (the training's own count if equal)
+        speed_overrides = ["--model.warm_start_steps=256"] if args.smoke else []
+        summary["speed"] = speed(min(args.speed_steps, 20) if args.smoke else args.speed_steps, speed_overrides,
+                                 CONFIG)
     out = Path(args.out_dir)
     write_results(out, NAME, summary, echo=True, omit=("runs",))
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)

@@ -6,6 +6,7 @@ import json
 from itertools import pairwise
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bench import dqn_cartpole, ppo, reinforce_cartpole, reinforce_continuous, rl_throughput, sac_hopper
@@ -119,3 +120,6 @@ def test_sac_hopper_bench_smoke_scores_a_run_directory(tmp_path, monkeypatch):
     assert summary["complete"] is False and summary["met"] is False
     assert saved["training_threads"] == [None], "the run's own --threads (its config.yaml), not the scoring's"
     assert (tmp_path / "sac_hopper.png").stat().st_size > 0
+    speed = saved["speed"]  # rlgen's SAC on the Hopper config against a plain loop, alternating
+    assert speed["gradient_steps"] == 20 and len(speed["rlgen_s"]) == len(speed["plain_s"]) == 2
+    assert speed["ratio_rlgen_over_plain"] == pytest.approx(np.median(speed["rlgen_s"]) / np.median(speed["plain_s"]))

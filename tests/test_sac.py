@@ -209,6 +209,26 @@ def test_target_critics_follow_the_critics_by_polyak_averaging(tmp_path, monkeyp
     assert metrics["train/alpha"].item() != 1.0  # the temperature moved from init_alpha
 
 
+class PoisonCritic(pl.Callback):
+    """Sets a critic weight to NaN before the third gradient step (after 6 optimizer steps)."""
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if trainer.global_step == 6:
+            with torch.no_grad():
+                pl_module.critic.q[0][0].weight.fill_(float("nan"))
+
+
+def test_a_nan_loss_stops_the_run_at_its_own_step_not_at_the_next_log(tmp_path, monkeypatch, capsys):
+    """Manual optimization returns no loss to Lightning; SAC returns its losses' sum, so FaultGuard stops the run
+    at the gradient step where they turn NaN, though nothing is logged until step 1,000."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit):
+        run_cli("fit", "-c", PENDULUM, "--trainer.max_steps=30", *TINY, "--trainer.log_every_n_steps=1000",
+                "--trainer.callbacks+=tests.test_sac.PoisonCritic")
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line.startswith("rlgen: error: loss became nan at step 9 "), line  # 3 optimizer steps a gradient step
+
+
 def test_rlgen_test_of_last_ckpt_rebuilds_the_agent_and_replays_its_greedy_returns(tmp_path, monkeypatch):
     """Trained with 16-unit networks, tested with the family config (256-256): the checkpoint rebuilds the
     trained sizes, and `rlgen test` scores the very returns the trained agent gets on the evaluation episodes."""

@@ -183,12 +183,15 @@ class SAC(RLSystem):
         squashed = self.actor(obs).mode  # (B, A) in [-1, 1]
         return self.action_low + (squashed + 1.0) * 0.5 * (self.action_high - self.action_low)
 
-    def training_step(self, dataloader_iter: Iterator) -> None:
+    def training_step(self, dataloader_iter: Iterator) -> torch.Tensor | None:
         """One phase: fetch its minibatches (the env steps happen now, with the current actor), then one gradient
         step of the paper's Algorithm 1 on each: critics, actor, temperature, target critics.
 
         Lightning's ``dataloader_iter`` signature lets the phase be collected here: with a plain ``batch``
-        argument Lightning would prefetch the next phase, collected with the previous weights."""
+        argument Lightning would prefetch the next phase, collected with the previous weights.
+
+        Returns the sum of the phase's three losses, detached: nothing is backpropagated from it (the steps are
+        taken above); ``FaultGuard`` checks it after every phase and stops the run if it is not finite."""
         # phase: ReplayBatch(obs (G, B, D), actions (G, B, A), rewards (G, B), next_obs (G, B, D), discounts (G, B))
         phase, batch_idx, _ = next(dataloader_iter)
         phase = self.trainer.strategy.batch_to_device(phase)
@@ -225,11 +228,15 @@ class SAC(RLSystem):
 
             with torch.no_grad():
                 metrics.append(torch.stack([loss_q, loss_pi, loss_alpha, -log_prob.mean(), q.mean()]))
-        if metrics and self._is_logging_step(batch_idx):
-            critic, actor, temperature, entropy, q_mean = torch.stack(metrics).mean(dim=0).tolist()
+        if not metrics:
+            return None
+        stacked = torch.stack(metrics)  # (G, 5): the phase's gradient steps
+        if self._is_logging_step(batch_idx):
+            critic, actor, temperature, entropy, q_mean = stacked.mean(dim=0).tolist()
             self._log_rollout(**{"train/critic_loss": critic, "train/actor_loss": actor,
                                  "train/alpha_loss": temperature, "train/alpha": self.log_alpha.exp().item(),
                                  "train/entropy": entropy, "train/q_mean": q_mean})
+        return stacked[:, :3].sum()
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
         # The fused kernel updates all of a network's tensors at once: SAC takes one small step per env step,

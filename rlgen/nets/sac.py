@@ -139,7 +139,9 @@ class SquashedGaussianActor(nn.Module):
         assert self.built, "call SquashedGaussianActor.build(obs_shape, action_dim) before using it"
         features = self.torso(obs.float())  # (B, H)
         log_std = self.log_std(features).clamp(self.log_std_min, self.log_std_max)  # (B, A)
-        return TanhNormal(self.mean(features), log_std.exp())
+        # No argument checks (validate_args=False): SAC builds three of these per gradient step and one per env
+        # step, where the checks cost more than the distribution's arithmetic.
+        return TanhNormal(self.mean(features), log_std.exp(), validate_args=False)
 
 
 class QCritics(nn.Module):
