@@ -191,7 +191,7 @@ def speed(steps: int, overrides: list[str], config: str = CONFIG) -> dict[str, A
         plain_s.append(plain_seconds(steps, config))
         print(f"speed: rlgen {rlgen_s[-1]:.1f} s, plain {plain_s[-1]:.1f} s for {steps} gradient steps", flush=True)
     ratio = float(np.median(rlgen_s) / np.median(plain_s))
-    return {"gradient_steps": steps, "rlgen_s": rlgen_s, "plain_s": plain_s,
+    return {"gradient_steps": steps, "threads": torch.get_num_threads(), "rlgen_s": rlgen_s, "plain_s": plain_s,
             "rlgen_ms_per_gradient_step": 1000 * float(np.median(rlgen_s)) / steps,
             "plain_ms_per_gradient_step": 1000 * float(np.median(plain_s)) / steps,
             "ratio_rlgen_over_plain": ratio, "target_ratio": 1.15}

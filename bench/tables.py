@@ -55,6 +55,16 @@ def _seeds(d: dict, steps_key: str, unit: str) -> str:
             f"solved; median {d['median_wall_s']:.0f} s a seed")
 
 
+def _sac_speed(d: dict) -> str:
+    """SAC's speed check, if the results have one: rlgen's gradient step against a plain PyTorch loop's."""
+    if "speed" not in d:
+        return ""
+    speed = d["speed"]
+    threads = f" on {speed['threads']} thread(s)" if "threads" in speed else ""
+    return (f"; a gradient step {speed['rlgen_ms_per_gradient_step']:.1f} ms{threads}, "
+            f"{speed['ratio_rlgen_over_plain']:.2f}x a plain PyTorch loop's")
+
+
 def _anchors(d: dict) -> str:
     """The published numbers a result is compared with, as ``name value; name value``."""
     return "; ".join(f"{name} {value:g}" for name, value in d["anchors"].items())
@@ -144,8 +154,7 @@ LEARNING = [
         lambda d: (f"median final greedy return {d['median_final_eval']:.1f} over {len(d['final_evals'])} seeds "
                    f"(min {d['min_final_eval']:.1f}) at {d['env_step_budget']:,.0f} env steps; last.ckpt tested "
                    f"median {d['median_last_ckpt_test_return']:.1f}; median {d['median_wall_s']:.0f} s a seed"
-                   + (f"; a gradient step {d['speed']['rlgen_ms_per_gradient_step']:.1f} ms, "
-                      f"{d['speed']['ratio_rlgen_over_plain']:.2f}x a plain PyTorch loop's" if "speed" in d else "")),
+                   + _sac_speed(d)),
         lambda d: d["met"]),
     Row("SAC, Hopper-v5", "sac_hopper", lambda d: d["target"],
         lambda d: (f"greedy return {', '.join(f'{r:,.0f}' for r in d['final_evals'])} at "
@@ -153,7 +162,7 @@ LEARNING = [
                    f"last.ckpt tested {', '.join(f'{r:,.0f}' for r in d['last_ckpt_test_returns'])}; "
                    f"{', '.join(f'{m:.0f}' for m in d['wall_minutes'])} min a seed"
                    + ("" if d["complete"] else ", stopped before the budget")
-                   + f" ({_anchors(d)})"),
+                   + f" ({_anchors(d)})" + _sac_speed(d)),
         lambda d: d["met"],
         lambda d: (f"median greedy return {d['median_final_eval']:,.0f} of {d['seeds']} seed(s) (min "
                    f"{min(d['final_evals']):,.0f}) at {max(d['final_eval_env_steps']):,.0f} env steps; "
