@@ -12,6 +12,12 @@ setting in turn, so a busy moment of the machine hits them all. Reports each set
 block in milliseconds and its ratio to the Nature CNN in channels-last layout at the same thread
 count, and writes ``<out-dir>/dqn_step_cost.json``. It sizes the Pong config: gradient steps x ms
 is most of a run's wall time.
+
+Against the FLOP limit: each setting's step is counted once by ``torch.utils.flop_counter.FlopCounterMode``
+(the convolutions and matrix products of the forward and backward passes; Adam and the elementwise work are
+left out), and each thread count's limit is measured as the best rate of a 2048 x 2048 float32 matrix product
+(``torch.mm``, the best case of this CPU's BLAS). Reported per setting: GFLOP a step, the GFLOP/s reached and
+their fraction of that limit.
 """
 
 from __future__ import annotations
@@ -55,6 +61,30 @@ def gradient_step(cnn: str, channels_last: bool, batch: int) -> Callable[[], Non
     return one_step
 
 
+def step_gflop(step: Callable[[], None]) -> float:
+    """GFLOP of one call of ``step``: its convolutions and matrix products, forward and backward."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        step()
+    return counter.get_total_flops() / 1e9
+
+
+def matmul_gflops(threads: int, n: int = 2048, repeats: int = 5) -> float:
+    """The FLOP limit at ``threads``: the best GFLOP/s of an ``n x n`` float32 matrix product over ``repeats``."""
+    torch.set_num_threads(threads)
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)  # warm-up
+    best = min(_seconds(lambda: torch.mm(a, b)) for _ in range(repeats))
+    return 2 * n**3 / best / 1e9
+
+
+def _seconds(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = bench_parser(__doc__, threads=False)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="intra-op thread counts")
@@ -73,6 +103,8 @@ def main(argv: list[str] | None = None) -> dict:
         steps[threads, cnn, layout] = step = gradient_step(cnn, layout == "channels_last", args.batch)
         for _ in range(3):  # warm-up: oneDNN picks its kernels
             step()
+    gflop = {key: step_gflop(steps[key]) for key in settings}
+    limits = {threads: matmul_gflops(threads, n=256 if args.smoke else 2048) for threads in args.threads}
     times: dict[tuple, list[float]] = {key: [] for key in settings}
     for _ in range(args.repeats):
         for key in settings:
@@ -87,12 +119,18 @@ def main(argv: list[str] | None = None) -> dict:
         median = float(np.median(block_ms))
         base = times.get((threads, "nature", "channels_last"))
         ratio = median / float(np.median(base)) if base else None
+        reached = gflop[threads, cnn, layout] / (median / 1000)  # GFLOP/s
         results.append({"threads": threads, "cnn": cnn, "layout": layout, "ms_median": median,
-                        "ratio_to_nature_channels_last": ratio, "ms": [round(t, 2) for t in block_ms]})
+                        "ratio_to_nature_channels_last": ratio, "gflop_per_step": gflop[threads, cnn, layout],
+                        "gflops": reached, "fraction_of_matmul_limit": reached / limits[threads],
+                        "ms": [round(t, 2) for t in block_ms]})
         print(f"{threads} thread(s), {cnn} CNN, {layout}: {median:.1f} ms a gradient step"
-              + (f" ({ratio:.2f}x the Nature CNN in channels-last)" if ratio else ""), flush=True)
+              + (f" ({ratio:.2f}x the Nature CNN in channels-last)" if ratio else "")
+              + f", {gflop[threads, cnn, layout]:.2f} GFLOP: {reached:.0f} GFLOP/s, "
+                f"{reached / limits[threads]:.0%} of the {limits[threads]:.0f} GFLOP/s matmul limit", flush=True)
     summary = {"batch": args.batch, "network": "QNetwork with a dueling head, Double DQN target, fused Adam",
                "features": FEATURES, "torch": torch.__version__,
+               "matmul_limit_gflops": {str(t): g for t, g in limits.items()},  # by thread count
                "cpu_capability": torch.backends.cpu.get_cpu_capability(), "smoke": args.smoke, "results": results}
     write_results(args.out_dir, "dqn_step_cost", summary)
     return summary

@@ -93,6 +93,18 @@ def test_dqn_step_cost_bench_smoke(tmp_path):
         ("nature", "contiguous"), ("nature", "channels_last"), ("nips", "contiguous"), ("nips", "channels_last")]
     assert all(r["threads"] == 1 and r["ms_median"] > 0 for r in summary["results"])
     assert [r["ratio_to_nature_channels_last"] for r in saved["results"]][1] == 1.0
+    nature, _, nips, _ = saved["results"]  # the Nature CNN (512 units) does more arithmetic than the NIPS one
+    assert nature["gflop_per_step"] > nips["gflop_per_step"] > 0 and saved["matmul_limit_gflops"]["1"] > 0
+    assert nature["gflops"] == pytest.approx(nature["gflop_per_step"] / (nature["ms_median"] / 1000))
+    assert nature["fraction_of_matmul_limit"] == pytest.approx(nature["gflops"] / saved["matmul_limit_gflops"]["1"])
+
+
+def test_step_gflop_counts_forward_and_backward_by_hand():
+    from bench.dqn_step_cost import step_gflop
+
+    layer, x = torch.nn.Linear(300, 200, bias=False), torch.randn(50, 300)  # the input needs no gradient
+    # forward 2 B I O; backward only the weight's gradient, 2 B I O more
+    assert step_gflop(lambda: layer(x).sum().backward()) == pytest.approx(4 * 50 * 300 * 200 / 1e9)
 
 
 def test_step_rates_by_hand():
