@@ -87,7 +87,9 @@ class AtariCNN(nn.Module):
         if obs.dtype == torch.uint8:
             # A fresh float tensor, so scaling in place is safe. Converting straight into channels-last
             # would cost as much as a convolution; the first convolution changes the layout cheaply.
-            obs = obs.float().mul_(self.pixel_scale)  # (B, C, 84, 84), in [0, 1] by default
+            obs = obs.float()  # (B, C, 84, 84)
+            if self.pixel_scale != 1.0:  # raw pixels (scale 1, the Atari recipe) skip a pass over the batch
+                obs.mul_(self.pixel_scale)  # in [0, 1] by default
         return self.net(obs)
 
 
