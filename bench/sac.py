@@ -219,6 +219,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = seeds_parser(__doc__)
     parser.add_argument("--speed-steps", type=int, default=2_000,
                         help="gradient steps of the speed check against a plain PyTorch loop (0: skip it)")
+    parser.add_argument("--conditions", default=None, help="what else ran on the machine, stored in the JSON")
     args, overrides = parser.parse_known_args(argv)
     torch.set_num_threads(args.threads)
     if args.smoke:
@@ -228,7 +229,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     partial = out / f"{NAME}.partial.tmp"
     runs = bench_seeds(args.seeds, overrides, partial)
     summary = summarize(runs, overrides)
-    summary.update(threads=args.threads, smoke=args.smoke)
+    summary.update(threads=args.threads, smoke=args.smoke, conditions=args.conditions)
     if args.speed_steps:
         summary["speed"] = speed(args.speed_steps, [o for o in overrides if o not in SMOKE])
     write_results(out, NAME, summary)

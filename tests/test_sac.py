@@ -27,6 +27,7 @@ from rlgen.lightning_modules.sac import (
     soft_q_target,
     temperature_loss,
 )
+from rlgen.nets.rl import mlp
 from rlgen.nets.sac import QCritics, SquashedGaussianActor, TanhNormal, tanh_log_det_jacobian
 from tests.conftest import CONFIGS, run_cli
 
@@ -127,9 +128,39 @@ def test_network_shapes_and_independent_twin_critics():
     a, log_prob = actor(obs).rsample_with_log_prob()
     assert a.shape == (7, 2) and log_prob.shape == (7,) and a.abs().max() < 1
     assert critic(obs, a).shape == (2, 7)
-    assert not torch.equal(critic.q[0][0].weight, critic.q[1][0].weight)  # twins start apart
+    first = critic.weights[0]  # (J, D + A, H): layer 0 of each critic
+    assert first.shape == (2, 5, 32) and not torch.equal(first[0], first[1])  # twins start apart
+    for weight, bias in zip(critic.weights, critic.biases, strict=True):  # nn.Linear's initialization
+        bound = 1 / math.sqrt(weight.shape[1])
+        assert weight.abs().max() <= bound and bias.abs().max() <= bound and weight.std() > bound / 3
     with pytest.raises(RlgenError, match="log_std_min"):
         SquashedGaussianActor(log_std_min=2.0, log_std_max=-2.0)
+
+
+def separate_critics(critic: QCritics) -> list[torch.nn.Sequential]:
+    """The stacked critics as J separate MLPs (Linear, ReLU, ..., Linear) with the same weights."""
+    nets = [mlp(critic.weights[0].shape[1], critic.hidden_sizes, 1) for _ in range(critic.num_critics)]
+    with torch.no_grad():
+        for j, net in enumerate(nets):
+            linears = [layer for layer in net if isinstance(layer, torch.nn.Linear)]
+            for linear, weight, bias in zip(linears, critic.weights, critic.biases, strict=True):
+                linear.weight.copy_(weight[j].T)
+                linear.bias.copy_(bias[j, 0])
+    return nets
+
+
+def test_stacked_critics_compute_each_mlp_and_load_checkpoints_of_separate_ones():
+    torch.manual_seed(0)
+    critic = QCritics([32, 16], num_critics=3).build((4,), 2)
+    obs, action = torch.randn(9, 4), torch.rand(9, 2) * 2 - 1
+    nets = separate_critics(critic)
+    expected = torch.stack([net(torch.cat([obs, action], dim=-1)).squeeze(-1) for net in nets])  # (3, 9)
+    torch.testing.assert_close(critic(obs, action), expected)
+    # a checkpoint written when each critic was its own nn.Sequential (keys q.<j>.<layer>.weight) loads
+    old = {f"critic.q.{j}.{name}": value for j, net in enumerate(nets) for name, value in net.state_dict().items()}
+    fresh = torch.nn.ModuleDict({"critic": QCritics([32, 16], num_critics=3).build((4,), 2)})
+    fresh.load_state_dict(old)
+    torch.testing.assert_close(fresh["critic"](obs, action), expected)
 
 
 def test_actions_stay_within_the_box_bounds_even_when_tanh_saturates():
@@ -215,7 +246,7 @@ class PoisonCritic(pl.Callback):
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if trainer.global_step == 6:
             with torch.no_grad():
-                pl_module.critic.q[0][0].weight.fill_(float("nan"))
+                pl_module.critic.weights[0][0].fill_(float("nan"))
 
 
 def test_a_nan_loss_stops_the_run_at_its_own_step_not_at_the_next_log(tmp_path, monkeypatch, capsys):
