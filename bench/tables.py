@@ -61,7 +61,7 @@ def _sac_speed(d: dict) -> str:
         return ""
     speed = d["speed"]
     threads = f" on {speed['threads']} thread(s)" if "threads" in speed else ""
-    return (f"; a gradient step {speed['rlgen_ms_per_gradient_step']:.1f} ms{threads}, "
+    return (f"; speed check{threads}: a gradient step {speed['rlgen_ms_per_gradient_step']:.1f} ms, "
             f"{speed['ratio_rlgen_over_plain']:.2f}x a plain PyTorch loop's")
 
 
