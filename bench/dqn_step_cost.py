@@ -25,6 +25,7 @@ from __future__ import annotations
 import copy
 import itertools
 import time
+import timeit
 from collections.abc import Callable
 
 import numpy as np
@@ -75,14 +76,8 @@ def matmul_gflops(threads: int, n: int = 2048, repeats: int = 5) -> float:
     torch.set_num_threads(threads)
     a, b = torch.randn(n, n), torch.randn(n, n)
     torch.mm(a, b)  # warm-up
-    best = min(_seconds(lambda: torch.mm(a, b)) for _ in range(repeats))
+    best = min(timeit.repeat(lambda: torch.mm(a, b), number=1, repeat=repeats))
     return 2 * n**3 / best / 1e9
-
-
-def _seconds(fn: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 def main(argv: list[str] | None = None) -> dict:
