@@ -108,3 +108,17 @@ def test_each_atari_game_is_the_one_recipe_with_its_game_named(game, capsys):
     read = read_config(CONFIGS / "dqn" / f"{game}.yaml")
     assert read["model"]["init_args"]["env_id"] == env_id
     assert read["trainer"] == read_config(CONFIGS / "dqn" / "atari.yaml")["trainer"]
+
+
+def test_the_atari_recipe_ends_every_game_within_its_agent_step_budget():
+    """EnvStepBudget stops after the phase that reaches max_env_steps; that phase began below it and stored
+    at most train_frequency + num_envs - 1 transitions (tests/test_replay.py), so a run ends within the
+    benchmark's 1,200,000 agent steps, and leaves less than one phase of it unspent."""
+    from bench.dqn_atari import BUDGET
+
+    recipe = read_config(CONFIGS / "dqn" / "atari.yaml")
+    hp = recipe["model"]["init_args"]
+    budget = next(c["init_args"]["max_env_steps"] for c in recipe["trainer"]["callbacks"]
+                  if c["class_path"] == "rlgen.callbacks.rl.EnvStepBudget")
+    longest_phase = hp["train_frequency"] + hp["num_envs"] - 1
+    assert budget - 1 + longest_phase <= BUDGET["agent_steps"] <= budget + longest_phase

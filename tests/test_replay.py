@@ -268,3 +268,26 @@ def test_a_buffer_saved_before_actions_had_a_shape_loads_as_integer_indices():
     restored = ReplayBuffer(20, (2,))
     restored.load_state_dict(state)
     assert restored.sample(4).actions.tolist() == [2, 2, 2, 2]
+
+
+def test_a_collection_phase_stores_at_most_one_vector_step_more_than_asked():
+    """A phase goes on until ``train_frequency`` transitions are stored; an autoreset step stores nothing,
+    so a phase takes an extra vector step then, but stores at most ``num_envs - 1`` more than asked: the
+    bound the Atari recipe's agent-step budget (configs/dqn/atari.yaml) relies on."""
+    from rlgen.envs.make_env import make_vector_env
+    from rlgen.experience.sources import ReplayExperience
+
+    num_envs, frequency = 4, 6
+    envs = make_vector_env("CartPole-v1", num_envs, seed=0)
+    rng = np.random.default_rng(0)
+    source = ReplayExperience(envs, ReplayBuffer(5_000, (4,), obs_dtype=np.float32, num_envs=num_envs),
+                              lambda obs: rng.integers(0, 2, size=len(obs)), batch_size=8,
+                              train_frequency=frequency)
+    stored = []
+    for _ in range(300):  # random CartPole episodes last ~20 steps: many phases hold an autoreset step
+        before = source.stats.env_steps
+        source.collect(source.act, frequency)
+        stored.append(source.stats.env_steps - before)
+    assert source.stats.episodes > 50
+    assert min(stored) >= frequency and max(stored) <= frequency + num_envs - 1
+    assert len(set(stored)) > 1  # the extra vector step happened: the bound was exercised
