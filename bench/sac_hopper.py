@@ -1,12 +1,13 @@
 """SAC on Hopper-v5: score a finished run of ``configs/sac/hopper.yaml`` (or train one) against issue 33's target.
 
-    OMP_NUM_THREADS=1 rlgen fit -c configs/sac/hopper.yaml --threads 1     # 300,000 env steps, under nohup
+    OMP_NUM_THREADS=2 rlgen fit -c configs/sac/hopper.yaml --threads 2     # 300,000 env steps, under nohup
     python -m bench.sac_hopper --run-dir runs/sac_hopper/version_0          # then score it (minutes)
     python -m bench.sac_hopper --smoke --out-dir /tmp/x                     # a tiny fit, then the same (seconds)
 
 Reads the run's TensorBoard events (its greedy evaluations, 10 whole episodes every 10,000 env steps, and the
 training returns, against env steps and wall minutes), tests its ``last.ckpt`` with ``rlgen test`` on 10 fresh
-episodes, and writes ``<out-dir>/sac_hopper.json`` and ``.png``. A run directory per seed: ``--run-dir`` takes
+episodes (and its best-evaluated checkpoint, ``best-*.ckpt``, the same way; the target reads the final agent), and
+writes ``<out-dir>/sac_hopper.json`` and ``.png``. A run directory per seed: ``--run-dir`` takes
 several. Target (issue 33): median of 3 seeds >= 2,500 within 300,000 env steps, every seed >= 2,000, <= 45 min a
 seed (CleanRL's SAC: about 2,350 at 300k, 3 seeds).
 
@@ -47,6 +48,9 @@ def seed_summary(run_dir: Path, test_episodes: int, overrides: list[str]) -> dic
     training = with_env_steps(curves, "rollout/episodic_return")
     last = run_dir / "checkpoints" / "last.ckpt"
     tested = score(CONFIG, str(last), test_episodes, overrides)
+    # the agent of the best evaluation (the config's ModelCheckpoint on val/episodic_return), tested the same way
+    best = max((run_dir / "checkpoints").glob("best-*.ckpt"), key=lambda p: p.stat().st_mtime, default=None)
+    best_tested = score(CONFIG, str(best), test_episodes, overrides) if best else None
     env_steps = int(curves["rollout/env_steps"][-1][2])
     minutes = max(points[-1][1] for points in curves.values() if points)
     config = yaml.safe_load((run_dir / "config.yaml").read_text())  # what the run was started with
@@ -60,6 +64,7 @@ def seed_summary(run_dir: Path, test_episodes: int, overrides: list[str]) -> dic
         "final_eval_env_steps": evaluations[-1][0] if evaluations else None,
         "best_eval": max((p[2] for p in evaluations), default=None),
         "last_ckpt_test": tested,
+        "best_ckpt_test": best_tested,
         "evaluations": [[s, m, round(v, 2)] for s, m, v in evaluations],
         "training_returns": [[s, m, round(v, 2)] for s, m, v in training],
     }
@@ -93,6 +98,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "median_final_eval": float(np.median(finals)) if finals else None,
         "final_eval_env_steps": [r["final_eval_env_steps"] for r in runs],
         "last_ckpt_test_returns": [r["last_ckpt_test"]["mean"] for r in runs],
+        # the best-evaluated agent of each seed (its checkpoint), tested: what `rlgen test --ckpt_path <it>` plays
+        "best_ckpt_test_returns": [r["best_ckpt_test"]["mean"] if r["best_ckpt_test"] else None for r in runs],
         "wall_minutes": [r["wall_minutes"] for r in runs],
         "env_steps_per_s": [r["env_steps_per_s"] for r in runs],
         "complete": complete,

@@ -55,6 +55,20 @@ def _seeds(d: dict, steps_key: str, unit: str) -> str:
             f"solved; median {d['median_wall_s']:.0f} s a seed")
 
 
+def _best_tested(d: dict) -> str:
+    """The best-evaluated checkpoints' tests, if the results have them (``bench.sac_hopper``)."""
+    best = d.get("best_ckpt_test_returns")
+    if not best or None in best:
+        return ""
+    return f"best-evaluated checkpoint tested {', '.join(f'{r:,.0f}' for r in best)}; "
+
+
+def _threads(d: dict) -> str:
+    """`` on N torch thread(s)`` where every seed trained with the same count."""
+    threads = set(d.get("training_threads") or [None])
+    return f" on {threads.pop()} torch thread(s)" if len(threads) == 1 and None not in threads else ""
+
+
 def _sac_speed(d: dict) -> str:
     """SAC's speed check, if the results have one: rlgen's gradient step against a plain PyTorch loop's."""
     if "speed" not in d:
@@ -160,13 +174,15 @@ LEARNING = [
         lambda d: (f"greedy return {', '.join(f'{r:,.0f}' for r in d['final_evals'])} at "
                    f"{', '.join(f'{s:,.0f}' for s in d['final_eval_env_steps'])} env steps ({d['seeds']} seed(s)); "
                    f"last.ckpt tested {', '.join(f'{r:,.0f}' for r in d['last_ckpt_test_returns'])}; "
-                   f"{', '.join(f'{m:.0f}' for m in d['wall_minutes'])} min a seed"
+                   + _best_tested(d)
+                   + f"{', '.join(f'{m:.0f}' for m in d['wall_minutes'])} min a seed"
+                   + _threads(d)
                    + ("" if d["complete"] else ", stopped before the budget")
                    + f" ({_anchors(d)})" + _sac_speed(d)),
         lambda d: d["met"],
         lambda d: (f"median greedy return {d['median_final_eval']:,.0f} of {d['seeds']} seed(s) (min "
                    f"{min(d['final_evals']):,.0f}) at {max(d['final_eval_env_steps']):,.0f} env steps; "
-                   f"{min(d['wall_minutes']):.0f}-{max(d['wall_minutes']):.0f} min a seed on a shared CPU")),
+                   f"{min(d['wall_minutes']):.0f}-{max(d['wall_minutes']):.0f} min a seed" + _threads(d))),
     Row("REINFORCE, Gaussian policy, InvertedPendulum-v5", "reinforce_inverted_pendulum", lambda d: d["target"],
         lambda d: (f"{d['seeds_at_target']} seeds reach 1000 (env steps: "
                    f"{', '.join(f'{s:,.0f}' if s else '-' for s in d['env_steps_to_target'])}); last.ckpt tested "

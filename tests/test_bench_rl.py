@@ -117,6 +117,8 @@ def test_sac_hopper_bench_smoke_scores_a_run_directory(tmp_path, monkeypatch):
     saved = json.loads((tmp_path / "sac_hopper.json").read_text())
     assert saved["seeds"] == 1 and saved["final_eval_env_steps"][0] > 0 and saved["runs"][0]["evaluations"]
     assert saved["last_ckpt_test_returns"][0] == pytest.approx(saved["runs"][0]["last_ckpt_test"]["mean"])
+    best = saved["runs"][0]["best_ckpt_test"]  # the best-evaluated checkpoint, tested beside last.ckpt
+    assert "/best-step=" in best["ckpt"] and saved["best_ckpt_test_returns"][0] == pytest.approx(best["mean"])
     assert summary["complete"] is False and summary["met"] is False
     assert saved["training_threads"] == [None], "the run's own --threads (its config.yaml), not the scoring's"
     assert (tmp_path / "sac_hopper.png").stat().st_size > 0
