@@ -164,6 +164,16 @@ def test_ckpt_path_last_without_runs(tmp_path, capsys):
                  "no last.ckpt found", str(tmp_path))
 
 
+def test_ckpt_path_best_needs_a_checkpoint_that_monitors_a_metric(tmp_path, capsys):
+    fit_boring(tmp_path)  # its only ModelCheckpoint is rlgen's default, which keeps last.ckpt
+    expect_error(capsys, ["test", f"--model={BORING}", f"--trainer.default_root_dir={tmp_path}", "--ckpt_path", "best"],
+                 "--ckpt_path best: this config has no ModelCheckpoint that monitors a metric")
+    monitored = ["--trainer.callbacks+=ModelCheckpoint", "--trainer.callbacks.monitor=val/nothing_logged",
+                 "--trainer.callbacks.filename=best-{step}"]
+    expect_error(capsys, ["test", f"--model={BORING}", f"--trainer.default_root_dir={tmp_path}", *monitored,
+                          "--ckpt_path", "best"], "--ckpt_path best: no best-*.ckpt in", "checkpoints")
+
+
 def test_unwritable_log_directory(tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")

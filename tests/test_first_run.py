@@ -65,6 +65,10 @@ def test_default_job_ends_with_a_summary_and_test_logs_inside_its_run(tmp_path, 
     assert sorted(p.name for p in Path("runs/dqn_cartpole").iterdir()) == ["version_0"]
     assert "last checkpoint" not in rows, "an evaluation writes no checkpoints"
 
+    # --ckpt_path best: the checkpoint of the best evaluation that the summary named, found in a new process
+    cli_main(["test", "-c", CARTPOLE, "--ckpt_path", "best", "--model.test_episodes=1"])
+    assert f"rlgen: using {best.split(' (')[0]}" in capsys.readouterr().err
+
 
 def test_evaluation_of_a_checkpoint_outside_a_run_logs_under_the_config_name(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)

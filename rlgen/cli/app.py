@@ -34,10 +34,11 @@ from rlgen.callbacks.faults import FaultGuard
 from rlgen.callbacks.progress import default_progress
 from rlgen.callbacks.run_dir import RunConfigCallback
 from rlgen.checkpoints import AtomicCheckpointIO, read_checkpoint
-from rlgen.cli.checks import check_model_class, check_plain_hparams, find_last_checkpoint
+from rlgen.cli.checks import check_model_class, check_plain_hparams, find_best_checkpoint, find_last_checkpoint
 from rlgen.cli.config import (
     SUBCOMMANDS,
     adapt_to_model,
+    best_checkpoint_globs,
     check_trainer_ranges,
     check_writable,
     config_entries,
@@ -146,8 +147,10 @@ class RlgenCLI(CheckpointHparamsHook):
             for root in roots:
                 check_writable(root)
         ckpt_path = cfg.get("ckpt_path")
-        if ckpt_path == "last":
-            cfg.ckpt_path = ckpt_path = str(find_last_checkpoint(roots))
+        if ckpt_path in ("last", "best"):  # the newest run's (Lightning knows them only in the process that trained)
+            found = find_last_checkpoint(roots) if ckpt_path == "last" else (
+                find_best_checkpoint(roots, best_checkpoint_globs(cfg)))
+            cfg.ckpt_path = ckpt_path = str(found)
             verb = "resuming from" if subcommand == "fit" else "using"
             print(f"rlgen: {verb} {ckpt_path}", file=sys.stderr)
         if subcommand != "fit" and ckpt_path and Path(ckpt_path).is_file():
@@ -157,7 +160,7 @@ class RlgenCLI(CheckpointHparamsHook):
         self._trusted = bool(cfg.get("trust_checkpoint")) or cfg.get("weights_only") is False
         if "weights_only" in cfg:
             cfg.weights_only = not self._trusted
-        if ckpt_path and ckpt_path not in ("best", "hpc", "registry") and not ckpt_path.startswith("registry:"):
+        if ckpt_path and ckpt_path not in ("hpc", "registry") and not ckpt_path.startswith("registry:"):
             model = cfg.get("model")
             class_path = model.get("class_path") if isinstance(model, (dict, Namespace)) else None
             ckpt = read_checkpoint(ckpt_path, trust=self._trusted)

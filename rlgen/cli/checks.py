@@ -1,4 +1,4 @@
-"""Checks on ``--ckpt_path``: find ``last``, and turn mismatched checkpoints into one-line errors.
+"""Checks on ``--ckpt_path``: find ``last`` and ``best``, and turn mismatched checkpoints into one-line errors.
 
 What a checkpoint restores, one rule for every family: each model saves all its ``__init__`` arguments as
 hyperparameters, networks included (run from a config, a network is saved as its ``class_path`` and
@@ -28,6 +28,21 @@ def find_last_checkpoint(roots: list[Path]) -> Path:
             "(same config and logger) or pass the path of a .ckpt file"
         )
     return max(candidates, key=lambda p: p.stat().st_mtime)
+
+def find_best_checkpoint(roots: list[Path], globs: list[str]) -> Path:
+    """The checkpoint that the config's metric-monitoring ModelCheckpoint kept (``globs``, from
+    :func:`rlgen.cli.config.best_checkpoint_globs`) beside the newest ``last*.ckpt`` below ``roots``: the best
+    agent or model of the newest run (the newest such file if it kept several)."""
+    if not globs:
+        raise RlgenError("--ckpt_path best: this config has no ModelCheckpoint that monitors a metric; use "
+                         "--ckpt_path last or the path of a .ckpt file")
+    folder = find_last_checkpoint(roots).parent
+    found = [p for pattern in globs for p in folder.glob(f"{pattern}.ckpt")]
+    if not found:
+        raise RlgenError(f"--ckpt_path best: no {' or '.join(g + '.ckpt' for g in globs)} in {folder} (the "
+                         "newest run's checkpoints: it evaluated nothing yet); use --ckpt_path last or a .ckpt path")
+    return max(found, key=lambda p: p.stat().st_mtime)
+
 
 def check_model_class(ckpt: dict, path: str | Path, config_class_path: str | None) -> None:
     """Refuse a checkpoint of another model class than the one the config builds."""

@@ -9,6 +9,7 @@ them from ``parse_arguments`` and ``before_instantiate_classes``, editing only t
 from __future__ import annotations
 
 import importlib
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -92,6 +93,16 @@ def config_entries(cfg: Namespace, key: str, base: type | tuple[type, ...]) -> l
         if isinstance(cls, type) and issubclass(cls, base):
             entries.append(entry)
     return entries
+
+def best_checkpoint_globs(cfg: Namespace) -> list[str]:
+    """Glob patterns of the files kept by the config's ModelCheckpoints that monitor a metric: each ``filename``
+    template with its ``{...}`` fields as ``*`` (``best-{step}`` -> ``best-*``; Lightning's default name too)."""
+    globs = []
+    for entry in config_entries(cfg, "callbacks", ModelCheckpoint):
+        init = entry.get("init_args") or {}
+        if init.get("monitor"):
+            globs.append(re.sub(r"\{[^}]*\}", "*", init.get("filename") or "{epoch}-{step}"))
+    return globs
 
 def follow_default_root_dir(cfg: Namespace) -> None:
     """The default logger writes under ``trainer.default_root_dir`` (``runs``), as Lightning's own does:
