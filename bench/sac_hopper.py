@@ -18,6 +18,7 @@ the ratio is what Lightning and rlgen's data path add (target: <= 1.15).
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--test-episodes", type=int, default=10, help="episodes of the last.ckpt test")
     parser.add_argument("--smoke", action="store_true", help="train a tiny run first, then score it (seconds)")
     parser.add_argument("--note", default=None, help="what else ran on the machine, stored in the JSON")
+    parser.add_argument("--previous", type=Path, default=None,
+                        help="an earlier sac_hopper.json that these runs replace: its figures are kept as `previous`")
     parser.add_argument("--speed-steps", type=int, default=2_000,
                         help="gradient steps of the speed check against a plain PyTorch loop on Hopper, at --threads "
                              "(0: skip it)")
@@ -109,6 +112,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "note": args.note, "smoke": args.smoke, "scoring_threads": args.threads,
         "runs": runs,
     }
+    if args.previous:  # the replaced results, in brief (their runs stay in the git history)
+        old = json.loads(args.previous.read_text())
+        summary["previous"] = {k: old.get(k) for k in ("final_evals", "last_ckpt_test_returns",
+                                                       "best_ckpt_test_returns", "wall_minutes",
+                                                       "training_threads", "note", "speed")}
     if args.speed_steps:  # in this process, at --threads torch threads (the training's own count if equal)
         speed_overrides = ["--model.warm_start_steps=256"] if args.smoke else []
         summary["speed"] = speed(min(args.speed_steps, 20) if args.smoke else args.speed_steps, speed_overrides,

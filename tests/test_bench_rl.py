@@ -113,8 +113,12 @@ def test_sac_hopper_bench_smoke_scores_a_run_directory(tmp_path, monkeypatch):
     """The Hopper benchmark scores a finished run from its TensorBoard events and its last.ckpt, and a run that
     stopped before 300,000 env steps is marked incomplete (never met)."""
     monkeypatch.chdir(tmp_path)
-    summary = sac_hopper.main(["--smoke", f"--out-dir={tmp_path}", "--threads=1"])
+    replaced = tmp_path / "replaced.json"  # earlier results that these runs replace, kept in brief
+    replaced.write_text(json.dumps({"final_evals": [3000.0], "wall_minutes": [90.0], "note": "shared", "runs": []}))
+    summary = sac_hopper.main(["--smoke", f"--out-dir={tmp_path}", "--threads=1", f"--previous={replaced}"])
     saved = json.loads((tmp_path / "sac_hopper.json").read_text())
+    assert saved["previous"]["final_evals"] == [3000.0] and saved["previous"]["note"] == "shared"
+    assert "runs" not in saved["previous"]
     assert saved["seeds"] == 1 and saved["final_eval_env_steps"][0] > 0 and saved["runs"][0]["evaluations"]
     assert saved["last_ckpt_test_returns"][0] == pytest.approx(saved["runs"][0]["last_ckpt_test"]["mean"])
     best = saved["runs"][0]["best_ckpt_test"]  # the best-evaluated checkpoint, tested beside last.ckpt
