@@ -182,7 +182,7 @@ LEARNING = [
         lambda d: d["met"],
         lambda d: (f"median greedy return {d['median_final_eval']:,.0f} of {d['seeds']} seed(s) (min "
                    f"{min(d['final_evals']):,.0f}) at {max(d['final_eval_env_steps']):,.0f} env steps; "
-                   f"{min(d['wall_minutes']):.0f}-{max(d['wall_minutes']):.0f} min a seed" + _threads(d))),
+                   f"{_minutes_range([60 * m for m in d['wall_minutes']])} min a seed" + _threads(d))),
     Row("REINFORCE, Gaussian policy, InvertedPendulum-v5", "reinforce_inverted_pendulum", lambda d: d["target"],
         lambda d: (f"{d['seeds_at_target']} seeds reach 1000 (env steps: "
                    f"{', '.join(f'{s:,.0f}' if s else '-' for s in d['env_steps_to_target'])}); last.ckpt tested "
