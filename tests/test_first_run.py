@@ -54,6 +54,7 @@ def test_default_job_ends_with_a_summary_and_test_logs_inside_its_run(tmp_path, 
     assert Path(best.split(" (")[0]).is_file()
     assert re.search(r"val/episodic_return \d", rows["final"])
     assert rows["next"].splitlines()[0] == f"rlgen test -c {CARTPOLE} --ckpt_path last"
+    assert rows["next"].splitlines()[1].startswith(f"rlgen test -c {CARTPOLE} --ckpt_path best   #")
 
     # The next command the summary gives: it logs inside the training run, not as a new run beside it.
     cli_main(["test", "-c", CARTPOLE, "--ckpt_path", "last", "--model.test_episodes=2"])

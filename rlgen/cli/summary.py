@@ -6,6 +6,7 @@
       best checkpoint  runs/dqn_cartpole/version_3/checkpoints/best-step=12800.ckpt (val/episodic_return 500.0)
       final            val/episodic_return 500.0
       next             rlgen test -c configs/dqn/cartpole.yaml --ckpt_path last
+                       rlgen test -c configs/dqn/cartpole.yaml --ckpt_path best   # the best checkpoint above
                        tensorboard --logdir runs/dqn_cartpole
 """
 
@@ -45,10 +46,12 @@ def closing_summary(subcommand: str, trainer: Trainer, model: LightningModule, c
     last = next((c.last_model_path for c in checkpoints if getattr(c, "last_model_path", "")), "")
     if last:
         rows.append(("last checkpoint", last))
+    best = False
     for c in checkpoints:
         if isinstance(c, ModelCheckpoint) and c.monitor and c.best_model_path:
             score = f" ({c.monitor} {float(c.best_model_score):.4g})" if c.best_model_score is not None else ""
             rows.append(("best checkpoint", c.best_model_path + score))
+            best = True
     stage = {"fit": "val/", "validate": "val/", "test": "test/"}.get(subcommand)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()
                if stage and k.startswith(stage) and v.numel() == 1}
@@ -59,18 +62,20 @@ def closing_summary(subcommand: str, trainer: Trainer, model: LightningModule, c
         shown = ", ".join(str(f) for f in files[:_MAX_FILES])
         more = f" and {len(files) - _MAX_FILES} more" if len(files) > _MAX_FILES else ""
         rows.append(("files written", shown + more))
-    for i, command in enumerate(_next_commands(subcommand, model, configs, run_dir, bool(last))):
+    for i, command in enumerate(_next_commands(subcommand, model, configs, run_dir, bool(last), best)):
         rows.append(("next" if i == 0 else "", command))
     return "\n".join([head, *(f"  {label:<16} {value}" for label, value in rows)])
 
 
 def _next_commands(subcommand: str, model: LightningModule, configs: list[str], run_dir: Path,
-                   trained: bool) -> list[str]:
+                   trained: bool, best: bool = False) -> list[str]:
     config = " ".join(f"-c {c}" for c in configs) or "-c <config>"
     can_predict = type(model).predict_step is not LightningModule.predict_step
     commands = []
     if subcommand == "fit" and trained:
         commands.append(f"rlgen test {config} --ckpt_path last")
+        if best:
+            commands.append(f"rlgen test {config} --ckpt_path best   # the best checkpoint above")
         if can_predict:
             commands.append(f"rlgen predict {config} --ckpt_path last")
         elif "video_dir" in declared(type(model)).OUTPUT_ARGS:
