@@ -10,6 +10,7 @@ it without knowing how the squashing works.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 
@@ -181,7 +182,7 @@ class QCritics(nn.Module):
             raise ValueError(f"QCritics takes flat (D,) observations, got {tuple(obs_shape)}")
         sizes = [obs_shape[0] + action_dim, *self.hidden_sizes, 1]
         self.weights, self.biases = nn.ParameterList(), nn.ParameterList()
-        for fan_in, fan_out in zip(sizes, sizes[1:]):
+        for fan_in, fan_out in itertools.pairwise(sizes):
             bound = 1.0 / math.sqrt(fan_in)  # nn.Linear's default initialization, drawn for each critic
             self.weights.append(nn.Parameter(torch.empty(self.num_critics, fan_in, fan_out).uniform_(-bound, bound)))
             self.biases.append(nn.Parameter(torch.empty(self.num_critics, 1, fan_out).uniform_(-bound, bound)))
