@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from jsonargparse import Namespace
 from pytorch_lightning.demos.boring_classes import BoringModel
 
 from rlgen.cli import run
@@ -172,6 +173,25 @@ def test_ckpt_path_best_needs_a_checkpoint_that_monitors_a_metric(tmp_path, caps
                  "--trainer.callbacks.filename=best-{step}"]
     expect_error(capsys, ["test", f"--model={BORING}", f"--trainer.default_root_dir={tmp_path}", *monitored,
                           "--ckpt_path", "best"], "--ckpt_path best: no best-*.ckpt in", "checkpoints")
+
+
+@pytest.mark.parametrize("filename, auto_insert", [("best-{step}", True), (None, True),
+                                                    ("epoch{epoch:03d}-neg_elbo{val/neg_elbo:.2f}", False)])
+def test_best_checkpoint_globs_match_the_names_lightning_writes(filename, auto_insert):
+    import fnmatch
+
+    from pytorch_lightning.callbacks import ModelCheckpoint
+
+    from rlgen.cli.config import best_checkpoint_globs
+
+    entry = {"class_path": "pytorch_lightning.callbacks.ModelCheckpoint",
+             "init_args": {"monitor": "val/neg_elbo", "filename": filename, "auto_insert_metric_name": auto_insert}}
+    latest = {"class_path": "pytorch_lightning.callbacks.ModelCheckpoint", "init_args": {"filename": "latest-{step}"}}
+    (glob,) = best_checkpoint_globs(Namespace(trainer=Namespace(callbacks=[entry, latest])))
+    written = ModelCheckpoint(dirpath="ckpts", filename=filename, auto_insert_metric_name=auto_insert)
+    metrics = {"epoch": torch.tensor(7), "step": torch.tensor(1200), "val/neg_elbo": torch.tensor(95.125)}
+    assert fnmatch.fnmatch(Path(written.format_checkpoint_name(metrics)).name, glob + ".ckpt")
+    assert not fnmatch.fnmatch("latest-step=1200.ckpt", glob + ".ckpt"), "the newest-state checkpoints are not it"
 
 
 def test_unwritable_log_directory(tmp_path, capsys):

@@ -43,7 +43,6 @@ def find_best_checkpoint(roots: list[Path], globs: list[str]) -> Path:
                          "newest run's checkpoints: it evaluated nothing yet); use --ckpt_path last or a .ckpt path")
     return max(found, key=lambda p: p.stat().st_mtime)
 
-
 def check_model_class(ckpt: dict, path: str | Path, config_class_path: str | None) -> None:
     """Refuse a checkpoint of another model class than the one the config builds."""
     saved = (ckpt.get("hyper_parameters") or {}).get("_class_path")

@@ -96,12 +96,14 @@ def config_entries(cfg: Namespace, key: str, base: type | tuple[type, ...]) -> l
 
 def best_checkpoint_globs(cfg: Namespace) -> list[str]:
     """Glob patterns of the files kept by the config's ModelCheckpoints that monitor a metric: each ``filename``
-    template with its ``{...}`` fields as ``*`` (``best-{step}`` -> ``best-*``; Lightning's default name too)."""
+    template with its ``{...}`` fields as ``*`` (``best-{step}`` -> ``best-*``), or Lightning's default name
+    (``epoch=*-step=*``)."""
     globs = []
     for entry in config_entries(cfg, "callbacks", ModelCheckpoint):
         init = entry.get("init_args") or {}
         if init.get("monitor"):
-            globs.append(re.sub(r"\{[^}]*\}", "*", init.get("filename") or "{epoch}-{step}"))
+            filename = init.get("filename")
+            globs.append(re.sub(r"\{[^}]*\}", "*", filename) if filename else "epoch=*-step=*")
     return globs
 
 def follow_default_root_dir(cfg: Namespace) -> None:
