@@ -27,9 +27,12 @@ import numpy as np
 import torch
 import yaml
 
-from bench._common import bench_parser, plt, save_figure, shown_path, write_results
+from bench._common import REPO, bench_parser, plt, save_figure, shown_path, write_results
 from bench._runs import read_curves, score, train, with_env_steps
 from bench.sac import speed
+from rlgen.cli.checks import find_best_checkpoint
+from rlgen.cli.config import best_checkpoint_globs
+from rlgen.cli.listing import read_config
 
 CONFIG = "configs/sac/hopper.yaml"
 NAME = "sac_hopper"
@@ -49,9 +52,9 @@ def seed_summary(run_dir: Path, test_episodes: int, overrides: list[str]) -> dic
     training = with_env_steps(curves, "rollout/episodic_return")
     last = run_dir / "checkpoints" / "last.ckpt"
     tested = score(CONFIG, str(last), test_episodes, overrides)
-    # the agent of the best evaluation (the config's ModelCheckpoint on val/episodic_return), tested the same way
-    best = max((run_dir / "checkpoints").glob("best-*.ckpt"), key=lambda p: p.stat().st_mtime, default=None)
-    best_tested = score(CONFIG, str(best), test_episodes, overrides) if best else None
+    # the agent of the best evaluation, found as `rlgen test --ckpt_path best` finds it, tested the same way
+    best = find_best_checkpoint([run_dir], best_checkpoint_globs(read_config(REPO / CONFIG)))
+    best_tested = score(CONFIG, str(best), test_episodes, overrides)
     env_steps = int(curves["rollout/env_steps"][-1][2])
     minutes = max(points[-1][1] for points in curves.values() if points)
     config = yaml.safe_load((run_dir / "config.yaml").read_text())  # what the run was started with
@@ -102,7 +105,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "final_eval_env_steps": [r["final_eval_env_steps"] for r in runs],
         "last_ckpt_test_returns": [r["last_ckpt_test"]["mean"] for r in runs],
         # the best-evaluated agent of each seed (its checkpoint), tested: what `rlgen test --ckpt_path <it>` plays
-        "best_ckpt_test_returns": [r["best_ckpt_test"]["mean"] if r["best_ckpt_test"] else None for r in runs],
+        "best_ckpt_test_returns": [r["best_ckpt_test"]["mean"] for r in runs],
         "wall_minutes": [r["wall_minutes"] for r in runs],
         "env_steps_per_s": [r["env_steps_per_s"] for r in runs],
         "complete": complete,

@@ -58,7 +58,7 @@ def _seeds(d: dict, steps_key: str, unit: str) -> str:
 def _best_tested(d: dict) -> str:
     """The best-evaluated checkpoints' tests, if the results have them (``bench.sac_hopper``)."""
     best = d.get("best_ckpt_test_returns")
-    if not best or None in best:
+    if not best:
         return ""
     return f"best-evaluated checkpoint tested {', '.join(f'{r:,.0f}' for r in best)}; "
 
