@@ -16,8 +16,9 @@ continues after the seeds already there (run it under nohup: a seed is minutes).
 
 The speed check (``--speed-steps N``) times N gradient steps of rlgen's SAC (``rlgen fit`` without evaluations)
 against the same update in a plain PyTorch loop (one env step, a replay sample and one update per step, the same
-networks and loss functions), alternating twice, in this process: the ratio is what Lightning and rlgen's data
-path add. Arguments the bench does not know go to ``rlgen fit`` and ``rlgen test``, e.g. ``--model.actor_lr=3e-4``.
+networks, loss functions and optimizers), alternating twice, in this process: the ratio is what Lightning and
+rlgen's data path add. Arguments the bench does not know go to ``rlgen fit`` and ``rlgen test``, e.g.
+``--model.actor_lr=3e-4``.
 """
 
 from __future__ import annotations
@@ -105,14 +106,16 @@ def rlgen_seconds(steps: int, overrides: list[str], config: str = CONFIG) -> flo
     """Wall time of ``steps`` gradient steps of ``rlgen fit`` on the config (no evaluation, no checkpoints),
     after its warm-up."""
     from rlgen.cli import run
+    from rlgen.lightning_modules.sac import SAC
 
+    optimizer_steps = steps * SAC.OPTIMIZER_STEPS_PER_GRADIENT_STEP  # what max_steps counts
     with tempfile.TemporaryDirectory() as runs:
-        cli = run(["fit", "-c", str(REPO / config), *overrides, f"--trainer.max_steps={3 * steps}",
+        cli = run(["fit", "-c", str(REPO / config), *overrides, f"--trainer.max_steps={optimizer_steps}",
                    f"--trainer.default_root_dir={runs}", "--trainer.logger=false", "--trainer.callbacks=[]",
                    "--trainer.callbacks+=bench.sac.Clock", "--trainer.enable_checkpointing=false",
                    "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false",
                    "--trainer.limit_val_batches=0"])
-    assert cli.trainer.global_step == 3 * steps
+    assert cli.trainer.global_step == optimizer_steps
     return next(c for c in cli.trainer.callbacks if type(c).__name__ == "Clock").seconds  # bench.sac.Clock
 
 
@@ -134,8 +137,8 @@ def plain_seconds(steps: int, config: str = CONFIG, seed: int = 0) -> float:
     target = copy.deepcopy(critic).requires_grad_(False)
     log_alpha = torch.nn.Parameter(torch.zeros(()))
     opt_q = torch.optim.Adam(critic.parameters(), lr=hp["critic_lr"], fused=True)
-    opt_pi = torch.optim.Adam(actor.parameters(), lr=hp["actor_lr"], fused=True)
-    opt_alpha = torch.optim.Adam([log_alpha], lr=hp["alpha_lr"], fused=True)
+    opt_pi = torch.optim.Adam([{"params": actor.parameters(), "lr": hp["actor_lr"]},
+                               {"params": [log_alpha], "lr": hp["alpha_lr"]}], fused=True)  # as rlgen's SAC
     size = steps + 1_000
     buf_obs, buf_next = np.zeros((size, obs_dim), np.float32), np.zeros((size, obs_dim), np.float32)
     buf_act = np.zeros((size, act_dim), np.float32)
@@ -171,14 +174,11 @@ def plain_seconds(steps: int, config: str = CONFIG, seed: int = 0) -> float:
         critic.requires_grad_(False)
         a_new, log_prob = actor(s).rsample_with_log_prob()
         loss_pi = actor_loss(critic(s, a_new), log_prob, alpha)
+        loss_alpha = temperature_loss(log_alpha, log_prob, -float(act_dim))
         opt_pi.zero_grad(set_to_none=True)
-        loss_pi.backward()
+        (loss_pi + loss_alpha).backward()
         opt_pi.step()
         critic.requires_grad_(True)
-        loss_alpha = temperature_loss(log_alpha, log_prob, -float(act_dim))
-        opt_alpha.zero_grad(set_to_none=True)
-        loss_alpha.backward()
-        opt_alpha.step()
         polyak_update(target, critic, hp["tau"])
     return time.perf_counter() - start
 

@@ -56,14 +56,14 @@ RUNS = {"dqn": ["-c", str(CONFIGS / "dqn" / "cartpole.yaml"), "--model.warm_star
                 "--model.train_frequency=4", "--model.gradient_steps=2", "--trainer.max_steps=4"],
         "reinforce": ["-c", str(CONFIGS / "reinforce" / "cartpole.yaml"), "--model.episodes_per_batch=2",
                       "--trainer.max_steps=4"],
-        # PPO: minibatch steps of one rollout; SAC: three optimizers stepped by hand (strategy: ddp becomes
-        # ddp_find_unused_parameters_true, its declared ddp_strategy), 2 gradient steps of 3 optimizer steps
+        # PPO: minibatch steps of one rollout; SAC: two optimizers stepped by hand (strategy: ddp becomes
+        # ddp_find_unused_parameters_true, its declared ddp_strategy), 2 gradient steps of 2 optimizer steps
         # with the normalization statistics, which each rank gathers from its own envs and the ranks then merge
         "ppo": ["-c", str(CONFIGS / "ppo" / "cartpole.yaml"), "--trainer.max_steps=4", "--model.normalize_obs=true",
                 "--model.normalize_reward=true"],
         "sac": ["-c", str(CONFIGS / "sac" / "pendulum.yaml"), "--model.batch_size=32", "--model.warm_start_steps=64",
                 "--model.actor.init_args.hidden_sizes=[16]", "--model.critic.init_args.hidden_sizes=[16]",
-                "--trainer.max_steps=6"]}
+                "--trainer.max_steps=4"]}
 
 
 def free_port() -> int:

@@ -84,6 +84,43 @@ def test_the_temperature_grows_when_the_entropy_is_below_its_target(log_prob, gr
     assert (log_alpha.item() > 0.2) if grows else (log_alpha.item() < -0.2)
 
 
+def test_one_step_on_the_summed_policy_losses_is_the_papers_actor_and_temperature_steps():
+    """SAC steps the actor and the temperature with one Adam (a parameter group each) on J_pi + J(alpha): the
+    same weights as separate Adams on each loss, because each loss holds the other's parameter constant."""
+    model = SAC(env_id="Pendulum-v1", actor=SquashedGaussianActor([16]), critic=QCritics([16]), actor_lr=0.01,
+                alpha_lr=0.05, init_alpha=0.5)
+    model.setup("fit")
+    _, policy_opt = model.configure_optimizers()
+    assert [group["lr"] for group in policy_opt.param_groups] == [0.01, 0.05]
+    separate = copy.deepcopy(model)
+    actor_opt = torch.optim.Adam(separate.actor.parameters(), lr=0.01, fused=True)
+    alpha_opt = torch.optim.Adam([separate.log_alpha], lr=0.05, fused=True)
+    obs = torch.randn(32, 3)
+    for step in range(3):
+        torch.manual_seed(step)  # the same reparameterization noise for both
+        alpha = model.log_alpha.detach().exp()
+        a_new, log_prob = model.actor(obs).rsample_with_log_prob()
+        summed = (actor_loss(model.critic(obs, a_new), log_prob, alpha)
+                  + temperature_loss(model.log_alpha, log_prob, model.target_entropy))
+        policy_opt.zero_grad()
+        summed.backward()
+        policy_opt.step()
+
+        torch.manual_seed(step)
+        alpha = separate.log_alpha.detach().exp()
+        a_new, log_prob = separate.actor(obs).rsample_with_log_prob()
+        actor_opt.zero_grad()
+        actor_loss(separate.critic(obs, a_new), log_prob, alpha).backward()
+        actor_opt.step()
+        alpha_opt.zero_grad()
+        temperature_loss(separate.log_alpha, log_prob, separate.target_entropy).backward()
+        alpha_opt.step()
+    for name, value in separate.named_parameters():
+        if not name.startswith("critic"):
+            torch.testing.assert_close(model.get_parameter(name), value, rtol=0, atol=1e-6)
+    assert model.log_alpha.item() != math.log(0.5)  # it moved
+
+
 def test_tanh_log_det_jacobian_by_hand_and_where_tanh_saturates():
     u = torch.tensor([0.0, 1.0, -1.0, 20.0])
     # log(1 - tanh(u)^2) = -2 log cosh(u): 0, -2 * 0.4337808; at u = 20, log 4 - 40 (tanh(20) is 1.0 in float32)
@@ -228,7 +265,7 @@ def test_target_critics_follow_the_critics_by_polyak_averaging(tmp_path, monkeyp
                "--trainer.log_every_n_steps=1", "--trainer.enable_checkpointing=false", "--trainer.callbacks=[]",
                "--trainer.callbacks+=tests.test_sac.Snapshots"])
     states = next(c for c in cli.trainer.callbacks if isinstance(c, Snapshots)).states
-    assert cli.trainer.global_step == 12 and len(states) == 4  # 3 optimizer steps per gradient step
+    assert cli.trainer.global_step == 12 and len(states) == 6  # 2 optimizer steps per gradient step
     for (_, before), (critic, after) in zip(states, states[1:], strict=False):
         for name, value in after.items():  # theta' <- 0.9 theta' + 0.1 theta, with the critic just updated
             torch.testing.assert_close(value, 0.9 * before[name] + 0.1 * critic[name])
@@ -241,10 +278,10 @@ def test_target_critics_follow_the_critics_by_polyak_averaging(tmp_path, monkeyp
 
 
 class PoisonCritic(pl.Callback):
-    """Sets a critic weight to NaN before the third gradient step (after 6 optimizer steps)."""
+    """Sets a critic weight to NaN before the third gradient step (after 4 optimizer steps)."""
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        if trainer.global_step == 6:
+        if trainer.global_step == 4:
             with torch.no_grad():
                 pl_module.critic.weights[0][0].fill_(float("nan"))
 
@@ -257,7 +294,7 @@ def test_a_nan_loss_stops_the_run_at_its_own_step_not_at_the_next_log(tmp_path, 
         run_cli("fit", "-c", PENDULUM, "--trainer.max_steps=30", *TINY, "--trainer.log_every_n_steps=1000",
                 "--trainer.callbacks+=tests.test_sac.PoisonCritic")
     line = capsys.readouterr().err.strip().splitlines()[-1]
-    assert line.startswith("rlgen: error: loss became nan at step 9 "), line  # 3 optimizer steps a gradient step
+    assert line.startswith("rlgen: error: loss became nan at step 6 "), line  # 2 optimizer steps a gradient step
 
 
 def test_rlgen_test_of_last_ckpt_rebuilds_the_agent_and_replays_its_greedy_returns(tmp_path, monkeypatch):
@@ -288,11 +325,11 @@ class BufferAtTrainStart(pl.Callback):
 def test_resume_starts_from_the_saved_replay_buffer_and_counters(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     common = [*TINY, "--model.save_buffer=true", "--trainer.val_check_interval=10"]
-    first = run(["fit", "-c", PENDULUM, "--trainer.max_steps=30", *common])
+    first = run(["fit", "-c", PENDULUM, "--trainer.max_steps=20", *common])  # 10 phases
     saved = first.model.buffer.state_dict()
     assert saved["count"] == 64 + 10 and first.model.buffer.actions.dtype == np.float32
     (last,) = tmp_path.rglob("last.ckpt")
-    second = run(["fit", "-c", PENDULUM, "--trainer.max_steps=36", f"--ckpt_path={last}", *common,
+    second = run(["fit", "-c", PENDULUM, "--trainer.max_steps=24", f"--ckpt_path={last}", *common,
                   "--trainer.callbacks+=tests.test_sac.BufferAtTrainStart"])
     resumed = next(c for c in second.trainer.callbacks if isinstance(c, BufferAtTrainStart)).state
     for key, value in saved.items():
@@ -327,9 +364,9 @@ def test_sac_learns_to_hit_the_target_action_in_1000_steps():
     model = SAC(env_id="rlgen_test/TargetAction-v0", actor=SquashedGaussianActor([64]), critic=QCritics([64]),
                 actor_lr=3e-3, critic_lr=3e-3, alpha_lr=3e-3, batch_size=64, warm_start_steps=200, init_alpha=0.1,
                 eval_episodes=50, seed=0)
-    trainer = pl.Trainer(max_steps=3 * 1000, val_check_interval=1000, check_val_every_n_epoch=None,
-                         num_sanity_val_steps=0, logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False)
+    trainer = pl.Trainer(max_steps=SAC.OPTIMIZER_STEPS_PER_GRADIENT_STEP * 1000, val_check_interval=1000,
+                         check_val_every_n_epoch=None, num_sanity_val_steps=0, logger=False,
+                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
     trainer.fit(model)
     assert trainer.callback_metrics["val/episodic_return"].item() > -0.01  # mean (a - x)^2 over 50 episodes
     x = torch.linspace(-1.4, 1.4, 8).unsqueeze(1)
@@ -341,7 +378,7 @@ def test_sac_learns_to_hit_the_target_action_in_1000_steps():
 def test_pendulum_config_learns_to_swing_up_within_10k_env_steps(tmp_path, monkeypatch):
     """The config as shipped, cut to 10,000 env steps (about 2-4 minutes on 2 cores)."""
     monkeypatch.chdir(tmp_path)
-    cli = run(["fit", "-c", PENDULUM, "--trainer.max_steps=27000", "--trainer.enable_progress_bar=false",
+    cli = run(["fit", "-c", PENDULUM, "--trainer.max_steps=18000", "--trainer.enable_progress_bar=false",
                "--trainer.logger=false"])
     assert cli.model.rollout.env_steps == 10_000
     assert cli.trainer.callback_metrics["val/episodic_return"].item() > -400  # random: about -1200

@@ -81,12 +81,13 @@ class SAC(RLSystem):
     ``Box`` bounds, so the buffer, the critics and :math:`\log\pi` all work in the squashed units.
 
     Counting: a *phase* is ``train_frequency`` env steps (over all envs), then ``gradient_steps`` gradient steps,
-    each on a fresh replay minibatch. One gradient step is the critic, actor and temperature updates, three
-    optimizer steps, then the target update. One Lightning batch is one phase (as in DQN): ``training_step``
-    fetches it (the env steps happen then, with the current actor) and takes its gradient steps with manual
-    optimization. ``trainer.global_step`` and ``max_steps`` count *optimizer* steps, three per gradient step;
-    ``val_check_interval`` and ``log_every_n_steps`` count phases. The first ``warm_start_steps`` env steps
-    take uniform random actions and no gradient step.
+    each on a fresh replay minibatch. One gradient step is the critic, actor and temperature updates, two
+    optimizer steps (the critics', then the actor's and the temperature's together), then the target update.
+    One Lightning batch is one phase (as in DQN): ``training_step`` fetches it (the env steps happen then, with
+    the current actor) and takes its gradient steps with manual optimization. ``trainer.global_step`` and
+    ``max_steps`` count *optimizer* steps, two per gradient step; ``val_check_interval`` and
+    ``log_every_n_steps`` count phases. The first ``warm_start_steps`` env steps take uniform random actions
+    and no gradient step.
 
     Deviations from the paper:
         * ``log pi`` is that of the action in the squashed units [-1, 1]^A (as Stable-Baselines3), not of the
@@ -97,10 +98,10 @@ class SAC(RLSystem):
         * Episodes end on time limits as *truncated*, and targets bootstrap through them.
     """
 
-    # Each of the three steps leaves the other networks without gradients: DDP must look for unused parameters.
+    # Each of the two steps leaves the other networks without gradients: DDP must look for unused parameters.
     ddp_strategy = "ddp_find_unused_parameters_true"  # what `rlgen` uses for `strategy: ddp`
 
-    OPTIMIZER_STEPS_PER_GRADIENT_STEP = 3  # critic, actor, temperature: what global_step counts
+    OPTIMIZER_STEPS_PER_GRADIENT_STEP = 2  # critics; actor and temperature: what global_step counts
 
     def __init__(
         self,
@@ -165,7 +166,7 @@ class SAC(RLSystem):
             raise RlgenError(f"model.warm_start_steps must be >= model.batch_size (the first batch needs that many "
                              f"transitions), got {warm_start_steps} < {batch_size}")
         self.save_hyperparameters(ignore=list(self.RUN_TIME_ARGS))
-        self.automatic_optimization = False  # three networks, three optimizers, stepped in the paper's order
+        self.automatic_optimization = False  # two optimizers, stepped by hand in the paper's order
         self.actor = actor if actor is not None else SquashedGaussianActor()
         self.critic = critic if critic is not None else QCritics()
         self.critic_target: QCritics | None = None  # a copy of the critics, built in setup
@@ -195,7 +196,7 @@ class SAC(RLSystem):
         # phase: ReplayBatch(obs (G, B, D), actions (G, B, A), rewards (G, B), next_obs (G, B, D), discounts (G, B))
         phase, batch_idx, _ = next(dataloader_iter)
         phase = self.trainer.strategy.batch_to_device(phase)
-        opt_critic, opt_actor, opt_alpha = self.optimizers()
+        opt_critic, opt_policy = self.optimizers()
         metrics: list[torch.Tensor] = []
         for i in range(phase.actions.shape[0]):
             if 0 < self.trainer.max_steps <= self.global_step:
@@ -213,15 +214,15 @@ class SAC(RLSystem):
             loss_q = critic_loss(q, y)
             self._step(opt_critic, loss_q)
 
-            # Actor: phi <- phi - lr grad J_pi(phi), J_pi = E[alpha log pi(a~ | s) - min_j Q_j(s, a~)]
-            with self.toggled_optimizer(opt_actor):  # the critics and alpha get no gradient
+            # Actor:       phi <- phi - lr grad J_pi(phi),      J_pi = E[alpha log pi(a~ | s) - min_j Q_j(s, a~)]
+            # Temperature: alpha <- alpha - lr grad J(alpha),  J(alpha) = E[-alpha (log pi(a~ | s) + H_target)]
+            # One optimizer step for both: J_pi holds alpha constant and J(alpha) log pi, so the gradient of the sum
+            # is each loss's own gradient, and Adam with a parameter group each steps them as two Adams would.
+            with self.toggled_optimizer(opt_policy):  # the critics get no gradient
                 a_new, log_prob = self.actor(s).rsample_with_log_prob()  # a~ = tanh(mu + sigma * eps), (B, A), (B,)
                 loss_pi = actor_loss(self.critic(s, a_new), log_prob, alpha)
-                self._step(opt_actor, loss_pi)
-
-            # Temperature: alpha <- alpha - lr grad J(alpha), J(alpha) = E[-alpha (log pi(a~ | s) + H_target)]
-            loss_alpha = temperature_loss(self.log_alpha, log_prob, self.target_entropy)
-            self._step(opt_alpha, loss_alpha)
+                loss_alpha = temperature_loss(self.log_alpha, log_prob, self.target_entropy)
+                self._step(opt_policy, loss_pi + loss_alpha)
 
             # Target critics: theta'_j <- tau theta_j + (1 - tau) theta'_j
             polyak_update(self.critic_target, self.critic, self.hparams.tau)
@@ -244,8 +245,8 @@ class SAC(RLSystem):
         fused = self.device.type in ("cpu", "cuda")
         hp = self.hparams
         return [torch.optim.Adam(self.critic.parameters(), lr=hp.critic_lr, fused=fused),
-                torch.optim.Adam(self.actor.parameters(), lr=hp.actor_lr, fused=fused),
-                torch.optim.Adam([self.log_alpha], lr=hp.alpha_lr, fused=fused)]
+                torch.optim.Adam([{"params": self.actor.parameters(), "lr": hp.actor_lr},
+                                  {"params": [self.log_alpha], "lr": hp.alpha_lr}], fused=fused)]
 
     # ------------------------------------------------------------------------ Lightning hooks
     def setup(self, stage: str) -> None:
