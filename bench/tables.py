@@ -193,6 +193,8 @@ LEARNING = [
     Row("DQN, Pong from 4 stacked frames", "dqn_pong", lambda d: d["target"], _dqn_atari, lambda d: d["met"]),
     Row("DQN, Breakout, the same recipe", "dqn_breakout", lambda d: d["target"], _dqn_atari, lambda d: d["met"]),
     Row("DQN, Boxing, the same recipe", "dqn_boxing", lambda d: d["target"], _dqn_atari, lambda d: d["met"]),
+    Row("DQN, Breakout, 6 gradient steps a phase (a probe, stopped early)", "dqn_breakout_replay6",
+        lambda d: d["target"], _dqn_atari, lambda d: d["met"]),
     Row("DQN, Pong, the same config trained with sticky actions (ALE/Pong-v5)", "dqn_pong_sticky",
         lambda d: d["target"], _dqn_atari, lambda d: d["met"]),
     Row("DQN, Pong, the previous config (pixels scaled to [0, 1], epsilon over 500k)", "dqn_pong_scaled_pixels",
@@ -259,9 +261,8 @@ DOCS = REPO / "docs"
 # Each family's page shows the learning rows of its results files, in LEARNING's order.
 FAMILIES = {
     "qlearning": ("qlearning",),
-    "rl": ("dqn_cartpole", "reinforce_cartpole", "dqn_pong", "dqn_breakout", "dqn_boxing", "dqn_pong_sticky",
-           "dqn_pong_scaled_pixels",
-           "dqn_pong_tianshou_plain", "reinforce_pong"),
+    "rl": ("dqn_cartpole", "reinforce_cartpole", "dqn_pong", "dqn_breakout", "dqn_boxing", "dqn_breakout_replay6",
+           "dqn_pong_sticky", "dqn_pong_scaled_pixels", "dqn_pong_tianshou_plain", "reinforce_pong"),
     "actor_critic": ("reinforce_inverted_pendulum", "ppo_cartpole", "ppo_hopper", "a2c_hopper", "sac_pendulum",
                      "sac_hopper"),
     "autoencoders": ("vae", "autoencoders"),
@@ -274,8 +275,9 @@ def _family(name: str) -> list[Row]:
     return [row for row in LEARNING if row.results in FAMILIES[name]]
 
 
-# Earlier configs of a result, kept in the full tables (docs/results.md, the family page), not in the README's summary.
-SUPERSEDED = ("dqn_pong_scaled_pixels", "dqn_pong_tianshou_plain")
+# Earlier configs of a result and probes of other settings, kept in the full tables (docs/results.md, the family
+# page), not in the README's summary.
+SUPERSEDED = ("dqn_pong_scaled_pixels", "dqn_pong_tianshou_plain", "dqn_breakout_replay6")
 
 TABLES: dict[str, tuple[list[Row], str]] = {  # name -> (rows, style)
     "summary": ([row for row in LEARNING if row.results not in SUPERSEDED], "summary"),
