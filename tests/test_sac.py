@@ -338,6 +338,27 @@ def test_resume_starts_from_the_saved_replay_buffer_and_counters(tmp_path, monke
     assert second.model.rollout.env_steps == 74 + 2  # no warm-up again: 2 more phases of one env step
 
 
+
+def test_a_checkpoint_of_the_three_optimizer_sac_is_refused_by_fit_in_one_line_and_still_tests(
+        tmp_path, monkeypatch, capsys):
+    """Before the actor and the temperature shared one Adam, SAC saved three optimizer states and max_steps counted
+    three optimizer steps a gradient step: resuming one is refused before Lightning fails on the states."""
+    monkeypatch.chdir(tmp_path)
+    run(["fit", "-c", PENDULUM, "--trainer.max_steps=4", *TINY])
+    (last,) = tmp_path.rglob("last.ckpt")
+    saved = torch.load(last, weights_only=True)
+    critic, policy = saved["optimizer_states"]
+    saved["optimizer_states"] = [critic, policy, policy]  # the count is what tells the old format
+    old = tmp_path / "old.ckpt"
+    torch.save(saved, old)
+    with pytest.raises(SystemExit):
+        run_cli("fit", "-c", PENDULUM, "--trainer.max_steps=8", f"--ckpt_path={old}", *TINY)
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line.startswith("rlgen: error: this SAC checkpoint holds 3 optimizers"), line
+    test = run(["test", "-c", PENDULUM, f"--ckpt_path={old}", "--model.test_episodes=1",
+                "--trainer.enable_progress_bar=false", "--trainer.logger=false"])
+    assert len(test.model.eval_returns) == 1
+
 # ------------------------------------------------------------------------------------------- learning
 class TargetAction(gym.Env):
     """A contextual bandit: observe x in [-1.5, 1.5], act a in [-2, 2], reward -(a - x)^2, one step."""

@@ -178,6 +178,7 @@ class SAC(RLSystem):
         self.buffer: Any = None
         self.source: ReplayExperience | None = None
         self._rng = np.random.default_rng()  # warm-up actions (seeded in on_fit_start, checkpointed)
+        self._saved_optimizers = 0  # optimizers in the checkpoint being loaded (0: none)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         """Greedy env actions ``(B, A)`` within the Box bounds for observations ``(B, D)``: tanh(mu(s)), rescaled."""
@@ -268,6 +269,13 @@ class SAC(RLSystem):
     def on_fit_start(self) -> None:
         from rlgen.experience import ReplayBuffer
 
+        # Resuming: this runs before Lightning loads the optimizers' states, which a checkpoint of the earlier SAC
+        # with three optimizers (the actor and the temperature apart) cannot fill.
+        if self._saved_optimizers not in (0, self.OPTIMIZER_STEPS_PER_GRADIENT_STEP):
+            raise RlgenError(
+                f"this SAC checkpoint holds {self._saved_optimizers} optimizers, from an rlgen that stepped the actor "
+                f"and the temperature apart and counted {self._saved_optimizers} optimizer steps a gradient step in "
+                "max_steps: fit cannot resume it; `rlgen test` and `validate` still play it, or start a new run")
         hp = self.hparams
         self._rng = np.random.default_rng(self.env_seed)
         self.envs = self._make_train_envs()
@@ -285,6 +293,10 @@ class SAC(RLSystem):
             torch.set_rng_state(restored["torch_rng"].cpu())
         # Warm-up: uniform random actions until the buffer holds warm_start_steps transitions.
         self.source.collect(self._random_act, max(0, hp.warm_start_steps - len(self.buffer)))
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
+        self._saved_optimizers = len(checkpoint.get("optimizer_states") or [self.OPTIMIZER_STEPS_PER_GRADIENT_STEP])
 
     # ------------------------------------------------------------------------------- helpers
     def _step(self, optimizer: Any, loss: torch.Tensor) -> None:
