@@ -68,7 +68,7 @@ def closing_summary(subcommand: str, trainer: Trainer, model: LightningModule, c
 
 
 def _next_commands(subcommand: str, model: LightningModule, configs: list[str], run_dir: Path,
-                   trained: bool, best: bool = False) -> list[str]:
+                   trained: bool, best: bool) -> list[str]:
     config = " ".join(f"-c {c}" for c in configs) or "-c <config>"
     can_predict = type(model).predict_step is not LightningModule.predict_step
     commands = []

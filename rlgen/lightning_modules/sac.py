@@ -296,7 +296,7 @@ class SAC(RLSystem):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_load_checkpoint(checkpoint)
-        self._saved_optimizers = len(checkpoint.get("optimizer_states") or [self.OPTIMIZER_STEPS_PER_GRADIENT_STEP])
+        self._saved_optimizers = len(checkpoint.get("optimizer_states") or [])
 
     # ------------------------------------------------------------------------------- helpers
     def _step(self, optimizer: Any, loss: torch.Tensor) -> None:
