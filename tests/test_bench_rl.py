@@ -8,9 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from bench import dqn_cartpole, ppo, reinforce_cartpole, reinforce_continuous, rl_throughput, sac_hopper
-from bench._common import config_args
+from bench._common import REPO, RESULTS, config_args
 
 
 def test_dqn_cartpole_bench_smoke_trains_stops_and_tests_last_checkpoint(tmp_path, monkeypatch):
@@ -129,3 +130,49 @@ def test_sac_hopper_bench_smoke_scores_a_run_directory(tmp_path, monkeypatch):
     speed = saved["speed"]  # rlgen's SAC on the Hopper config against a plain loop, alternating
     assert speed["gradient_steps"] == 20 and len(speed["rlgen_s"]) == len(speed["plain_s"]) == 2
     assert speed["ratio_rlgen_over_plain"] == pytest.approx(np.median(speed["rlgen_s"]) / np.median(speed["plain_s"]))
+
+
+def test_export_agent_ships_a_weights_only_file_that_plays_as_the_checkpoint_and_keeps_the_results(tmp_path,
+                                                                                                   monkeypatch):
+    """`bench.export_agent` writes the agent as plain data beside its results; `rlgen test` of the shipped file
+    plays the same greedy episodes as the checkpoint it came from, and the results' other entries stay."""
+    from bench import export_agent
+    from bench._runs import score, train
+
+    monkeypatch.chdir(tmp_path)
+    config = "configs/sac/pendulum.yaml"
+    tiny = ["--trainer.max_steps=20", "--trainer.val_check_interval=10", "--model.warm_start_steps=256",
+            "--model.eval_episodes=1", "--model.actor.init_args.hidden_sizes=[16]",
+            "--model.critic.init_args.hidden_sizes=[16]", "--model.env_options.max_episode_steps=30"]
+    run_dir = train(config, str(tmp_path / "runs"), tiny)
+    ckpt = run_dir / "checkpoints" / "last.ckpt"
+    out = tmp_path / "results"
+    out.mkdir()
+    (out / "sac_pendulum.json").write_text(json.dumps({"config": config, "final_evals": [-150.0]}))
+    episodes = ["--model.env_options.max_episode_steps=30"]
+    summary = export_agent.main(["sac_pendulum", str(ckpt), "--what", "the tiny run's last.ckpt", "--episodes=2",
+                                 f"--out-dir={out}", *episodes])
+    saved = json.loads((out / "sac_pendulum.json").read_text())
+    assert saved["final_evals"] == [-150.0] and saved["exported"] == summary["exported"]
+    shipped = torch.load(out / "sac_pendulum.ckpt", map_location="cpu", weights_only=True)
+    assert "optimizer_states" not in shipped and "loops" not in shipped and shipped["state_dict"]
+    assert saved["exported"]["bytes"] == (out / "sac_pendulum.ckpt").stat().st_size < ckpt.stat().st_size
+    original = score(config, str(ckpt), 2, episodes)  # the same env seeds: the same greedy episodes
+    assert saved["exported"]["test"]["returns"] == original["returns"] and saved["exported"]["test"]["games"] == 2
+    assert all(-16.3 * 30 <= r <= 0 for r in original["returns"]), "Pendulum's reward is within [-16.3, 0] a step"
+    assert saved["exported"]["play"].startswith(f"rlgen test -c {config} --ckpt_path ")
+    assert sorted(p.name for p in out.iterdir()) == ["sac_pendulum.ckpt", "sac_pendulum.json"]
+
+
+
+@pytest.mark.parametrize("name", ["sac_hopper"])
+def test_a_shipped_actor_critic_agent_plays_as_its_results_record(name, tmp_path, monkeypatch):
+    """What the README promises: `rlgen test -c <config> --ckpt_path bench/results/<name>.ckpt` plays the agent
+    whose returns the results file records (its first two episodes: the same env seeds)."""
+    from bench._runs import score
+
+    monkeypatch.chdir(tmp_path)  # rlgen test keeps the config it ran beside the logs of a checkpoint outside a run
+    results = json.loads((RESULTS / f"{name}.json").read_text())
+    exported = results["exported"]
+    played = score(results["config"], str(REPO / exported["path"]), 2, [])
+    assert played["returns"] == pytest.approx(exported["test"]["returns"][:2], rel=0.05)
