@@ -195,6 +195,8 @@ LEARNING = [
     Row("DQN, Boxing, the same recipe", "dqn_boxing", lambda d: d["target"], _dqn_atari, lambda d: d["met"]),
     Row("DQN, Breakout, 6 gradient steps a phase (a probe, stopped early)", "dqn_breakout_replay6",
         lambda d: d["target"], _dqn_atari, lambda d: d["met"]),
+    Row("DQN, Breakout, Tianshou's settings (a probe: no PER, dueling, clipping; epsilon 0.05 over 1M)",
+        "dqn_breakout_tianshou_plain", lambda d: d["target"], _dqn_atari, lambda d: d["met"]),
     Row("DQN, Pong, the same config trained with sticky actions (ALE/Pong-v5)", "dqn_pong_sticky",
         lambda d: d["target"], _dqn_atari, lambda d: d["met"]),
     Row("DQN, Pong, the previous config (pixels scaled to [0, 1], epsilon over 500k)", "dqn_pong_scaled_pixels",
@@ -262,7 +264,7 @@ DOCS = REPO / "docs"
 FAMILIES = {
     "qlearning": ("qlearning",),
     "rl": ("dqn_cartpole", "reinforce_cartpole", "dqn_pong", "dqn_breakout", "dqn_boxing", "dqn_breakout_replay6",
-           "dqn_pong_sticky", "dqn_pong_scaled_pixels", "dqn_pong_tianshou_plain", "reinforce_pong"),
+           "dqn_breakout_tianshou_plain", "dqn_pong_sticky", "dqn_pong_scaled_pixels", "dqn_pong_tianshou_plain", "reinforce_pong"),
     "actor_critic": ("reinforce_inverted_pendulum", "ppo_cartpole", "ppo_hopper", "a2c_hopper", "sac_pendulum",
                      "sac_hopper"),
     "autoencoders": ("vae", "autoencoders"),
@@ -277,7 +279,8 @@ def _family(name: str) -> list[Row]:
 
 # Earlier configs of a result and probes of other settings, kept in the full tables (docs/results.md, the family
 # page), not in the README's summary.
-SUPERSEDED = ("dqn_pong_scaled_pixels", "dqn_pong_tianshou_plain", "dqn_breakout_replay6")
+SUPERSEDED = ("dqn_pong_scaled_pixels", "dqn_pong_tianshou_plain", "dqn_breakout_replay6",
+              "dqn_breakout_tianshou_plain")
 
 TABLES: dict[str, tuple[list[Row], str]] = {  # name -> (rows, style)
     "summary": ([row for row in LEARNING if row.results not in SUPERSEDED], "summary"),
