@@ -195,7 +195,7 @@ LEARNING = [
     Row("DQN, Boxing, the same recipe", "dqn_boxing", lambda d: d["target"], _dqn_atari, lambda d: d["met"]),
     Row("DQN, Breakout, 6 gradient steps a phase (a probe, stopped early)", "dqn_breakout_replay6",
         lambda d: d["target"], _dqn_atari, lambda d: d["met"]),
-    Row("DQN, Breakout, Tianshou's settings (a probe: no PER, dueling, clipping; epsilon 0.05 over 1M)",
+    Row("DQN, Breakout, Tianshou's settings (a probe: no PER or dueling head)",
         "dqn_breakout_tianshou_plain", lambda d: d["target"], _dqn_atari, lambda d: d["met"]),
     Row("DQN, Pong, the same config trained with sticky actions (ALE/Pong-v5)", "dqn_pong_sticky",
         lambda d: d["target"], _dqn_atari, lambda d: d["met"]),
