@@ -264,7 +264,8 @@ DOCS = REPO / "docs"
 FAMILIES = {
     "qlearning": ("qlearning",),
     "rl": ("dqn_cartpole", "reinforce_cartpole", "dqn_pong", "dqn_breakout", "dqn_boxing", "dqn_breakout_replay6",
-           "dqn_breakout_tianshou_plain", "dqn_pong_sticky", "dqn_pong_scaled_pixels", "dqn_pong_tianshou_plain", "reinforce_pong"),
+           "dqn_breakout_tianshou_plain", "dqn_pong_sticky", "dqn_pong_scaled_pixels", "dqn_pong_tianshou_plain",
+           "reinforce_pong"),
     "actor_critic": ("reinforce_inverted_pendulum", "ppo_cartpole", "ppo_hopper", "a2c_hopper", "sac_pendulum",
                      "sac_hopper"),
     "autoencoders": ("vae", "autoencoders"),
