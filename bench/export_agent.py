@@ -39,7 +39,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if not Path(args.ckpt).is_file():
         raise SystemExit(f"no checkpoint at {args.ckpt}")
     summary = json.loads(results.read_text())
-    config = summary["config"]
+    config = summary.get("config")
+    if not config:
+        raise SystemExit(f"{results} names no `config`: the agent is played with the config its benchmark ran")
     shipped = out / f"{args.name}.ckpt"
     size = export_weights(args.ckpt, shipped)
     played = score(config, str(shipped), args.episodes, overrides)
