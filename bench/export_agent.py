@@ -1,13 +1,13 @@
 """Ship a trained agent: a checkpoint as a small weights-only file beside its results, tested as users play it.
 
     python -m bench.export_agent sac_hopper runs/sac_hopper_m0/sac_hopper/version_0/checkpoints/best-step=400000.ckpt \
-        --what "seed 0's best-evaluated checkpoint (200,000 env steps)" --threads 2
+        --what "the best-evaluated checkpoint of seed 0 (205,000 env steps)" --threads 2
 
 Writes ``<out-dir>/<name>.ckpt`` (the weights, hyperparameters and the RL counters and normalization statistics;
 no optimizer or loop state and no replay buffer: plain data, which ``rlgen test`` loads without trusting code),
 plays it with ``rlgen test -c <the results' config> --ckpt_path <it>`` on ``--episodes`` whole greedy episodes,
 and records both as the ``exported`` entry of ``<out-dir>/<name>.json``, whose other entries stay as they are.
-Run it after the benchmark that wrote the JSON (the DQN and REINFORCE Pong benchmarks export their own agent).
+Run it after the benchmark that wrote the JSON (the Atari DQN and REINFORCE Pong benchmarks export their own agent).
 """
 
 from __future__ import annotations
