@@ -338,7 +338,6 @@ def test_resume_starts_from_the_saved_replay_buffer_and_counters(tmp_path, monke
     assert second.model.rollout.env_steps == 74 + 2  # no warm-up again: 2 more phases of one env step
 
 
-
 def test_a_checkpoint_of_the_three_optimizer_sac_is_refused_by_fit_in_one_line_and_still_tests(
         tmp_path, monkeypatch, capsys):
     """Before the actor and the temperature shared one Adam, SAC saved three optimizer states and max_steps counted
@@ -358,6 +357,7 @@ def test_a_checkpoint_of_the_three_optimizer_sac_is_refused_by_fit_in_one_line_a
     test = run(["test", "-c", PENDULUM, f"--ckpt_path={old}", "--model.test_episodes=1",
                 "--trainer.enable_progress_bar=false", "--trainer.logger=false"])
     assert len(test.model.eval_returns) == 1
+
 
 # ------------------------------------------------------------------------------------------- learning
 class TargetAction(gym.Env):
