@@ -1,9 +1,9 @@
-"""PPO and A2C, several seeds: CartPole-v1 env steps until solved, or Hopper-v5's greedy return against env steps.
+"""PPO and A2C, several seeds: CartPole-v1 env steps until solved, or the greedy return against env steps.
 
     python -m bench.ppo                                   # PPO CartPole, 5 seeds (minutes)
     python -m bench.ppo --task hopper --seeds 3           # PPO Hopper-v5, 1,000,000 env steps a seed
-    python -m bench.ppo --task a2c_hopper --seeds 3       # A2C Hopper-v5, 1,000,000 env steps a seed
-    python -m bench.ppo --smoke --out-dir /tmp/x          # seconds (add --task hopper or a2c_hopper for theirs)
+    python -m bench.ppo --task a2c_pendulum --seeds 5     # A2C Pendulum-v1, 1,000,000 env steps a seed
+    python -m bench.ppo --smoke --out-dir /tmp/x          # seconds (add --task <one of those> for its smoke)
 
 CartPole runs ``configs/ppo/cartpole.yaml`` as it is for each seed: the greedy policy plays 20 evaluation
 episodes every 200 gradient steps (2,560 env steps), the config's ``EarlyStopping`` ends the run at the first
@@ -12,12 +12,12 @@ evaluation above 495, then ``rlgen test`` plays 20 fresh episodes with the run's
 
 Hopper runs ``configs/ppo/hopper.yaml`` (1,000,000 env steps, greedy evaluation of 10 episodes every 51,200
 env steps) and writes ``<out-dir>/ppo_hopper.json`` and ``.png``. Target (issue 33): median of 3 seeds >= 2,400,
-every seed >= 1,800, <= 15 min a seed. ``--task a2c_hopper`` runs ``configs/a2c/hopper.yaml`` the same way
-(greedy evaluation every 50,000 env steps) and writes ``<out-dir>/a2c_hopper.json`` and ``.png``; target (issue
-33): beat RL Zoo's A2C Hopper-v3, 733.5 at 1,000,000 env steps. The Hopper files give each seed's wall time and
-env steps per second; ``--first-seed`` and ``--join`` run seeds as separate processes and join their files, and
-``--note`` records how the machine was shared. Arguments the bench does not know go to ``rlgen fit`` and
-``rlgen test``, e.g. ``--model.lr=0.0005``.
+every seed >= 1,800, <= 15 min a seed. ``--task a2c_pendulum`` runs ``configs/a2c/pendulum.yaml`` the same way
+(greedy evaluation of 20 episodes every 40,000 env steps, last.ckpt tested on 50) and writes ``a2c_pendulum.json``
+and ``.png``; target (issue 33): beat RL Zoo's A2C Pendulum-v1, -163 at 1,000,000 env steps. These files give
+each seed's wall time and env steps per second; ``--first-seed`` and ``--join`` run seeds as separate processes
+and join their files, and ``--note`` records how the machine was shared. Arguments the bench does not know go
+to ``rlgen fit`` and ``rlgen test``, e.g. ``--model.lr=0.0005``.
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ CARTPOLE_SMOKE = ["--trainer.max_steps=40", "--trainer.val_check_interval=20", "
 HOPPER_SMOKE = ["--trainer.max_steps=8", "--trainer.val_check_interval=4", "--model.num_steps=64",
                 "--model.num_minibatches=2", "--model.update_epochs=2", "--model.eval_episodes=1",
                 "--model.test_episodes=1"]
-# The 1M-step Hopper tasks: --task -> the results name, config, budget, target and published anchors.
-HOPPER_TASKS: dict[str, dict[str, Any]] = {
+# The tasks of a whole env step budget: --task -> the results name, config, budget, target and published anchors.
+BUDGET_TASKS: dict[str, dict[str, Any]] = {
     "hopper": {
         "name": "ppo_hopper",
         "algo": "PPO",
@@ -49,18 +49,18 @@ HOPPER_TASKS: dict[str, dict[str, Any]] = {
         "anchors": {"CleanRL PPO Hopper-v4, 1M steps (3 seeds)": 2383.0, "RL Zoo PPO Hopper-v3, 1M steps": 2410.4},
         "smoke": HOPPER_SMOKE,
     },
-    "a2c_hopper": {
-        "name": "a2c_hopper",
+    "a2c_pendulum": {
+        "name": "a2c_pendulum",
         "algo": "A2C",
-        "config": "configs/a2c/hopper.yaml",
+        "config": "configs/a2c/pendulum.yaml",
         "budget": 1_000_000,
-        "target": "beat RL Zoo's A2C Hopper-v3, 733.5 at 1,000,000 env steps (median final greedy return of the seeds)",
-        "anchors": {"RL Zoo A2C Hopper-v3, 1M steps": 733.5, "Tianshou A2C Hopper-v3, 1M steps": 1253.0},
-        "smoke": ["--trainer.max_steps=8", "--trainer.val_check_interval=4", "--model.num_envs=4",
+        "target": ("beat RL Zoo's A2C Pendulum-v1, -163 at 1,000,000 env steps (median final greedy return of the "
+                   "seeds)"),
+        "anchors": {"RL Zoo A2C Pendulum-v1 (gSDE), 1M steps": -163.0},
+        "smoke": ["--trainer.max_steps=8", "--trainer.val_check_interval=4", "--model.num_envs=2",
                   "--model.eval_episodes=1", "--model.test_episodes=1"],
     },
 }
-HOPPER = HOPPER_TASKS["hopper"]
 
 
 def speed(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -78,10 +78,10 @@ def cartpole(argv: list[str]) -> dict[str, Any]:
     return summary
 
 
-def hopper(argv: list[str], task: str = "hopper") -> dict[str, Any]:
-    """One of ``HOPPER_TASKS``: its config for ``--seeds`` seeds of the whole env step budget, each then tested
+def budget_task(argv: list[str], task: str) -> dict[str, Any]:
+    """One of ``BUDGET_TASKS``: its config for ``--seeds`` seeds of the whole env step budget, each then tested
     with its ``last.ckpt``; writes ``<name>.json`` and ``<name>.png``."""
-    spec = HOPPER_TASKS[task]
+    spec = BUDGET_TASKS[task]
     name = spec["name"]
     parser = seeds_parser(__doc__)
     parser.add_argument("--first-seed", type=int, default=0, help="the first seed (seeds first, first + 1, ...)")
@@ -154,9 +154,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         i = argv.index("--task")
         task = argv[i + 1]
         del argv[i:i + 2]
-    if task not in ("cartpole", *HOPPER_TASKS):
-        raise SystemExit(f"--task must be one of cartpole, {', '.join(HOPPER_TASKS)}; got {task}")
-    return cartpole(argv) if task == "cartpole" else hopper(argv, task)
+    if task not in ("cartpole", *BUDGET_TASKS):
+        raise SystemExit(f"--task must be one of cartpole, {', '.join(BUDGET_TASKS)}; got {task}")
+    return cartpole(argv) if task == "cartpole" else budget_task(argv, task)
 
 
 if __name__ == "__main__":

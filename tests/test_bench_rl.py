@@ -63,7 +63,7 @@ def test_reinforce_continuous_bench_smoke(tmp_path, monkeypatch):
     assert ends[-1] <= run["env_steps"]
 
 
-@pytest.mark.parametrize("task, name", [("hopper", "ppo_hopper"), ("a2c_hopper", "a2c_hopper")])
+@pytest.mark.parametrize("task, name", [("hopper", "ppo_hopper"), ("a2c_pendulum", "a2c_pendulum")])
 def test_ppo_hopper_bench_smoke_writes_its_task_and_joins_seeds(task, name, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for seed in (0, 1):
@@ -72,7 +72,7 @@ def test_ppo_hopper_bench_smoke_writes_its_task_and_joins_seeds(task, name, tmp_
     parts = [str(tmp_path / str(seed) / f"{name}.json") for seed in (0, 1)]
     ppo.main(["--task", task, "--join", *parts, "--out-dir", str(tmp_path)])
     result = json.loads((tmp_path / f"{name}.json").read_text())
-    assert result["config"] == ppo.HOPPER_TASKS[task]["config"] and result["env_step_budget"] == 1_000_000
+    assert result["config"] == ppo.BUDGET_TASKS[task]["config"] and result["env_step_budget"] == 1_000_000
     assert [run["seed"] for run in result["runs"]] == [0, 1] and len(result["final_evals"]) == 2
     assert result["note"] == "a note" and len(result["env_steps_per_s"]) == 2
     assert all(0 < e < w for e, w in zip(result["eval_s"], result["wall_s"], strict=True)), result["eval_s"]

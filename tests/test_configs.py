@@ -43,7 +43,7 @@ SMOKE: dict[str, list[str]] = {
     "ppo/cartpole.yaml": ["--model.eval_episodes=1"],
     "ppo/hopper.yaml": ["--model.num_steps=64", "--model.num_minibatches=2", "--model.eval_episodes=1"],
     "a2c/cartpole.yaml": ["--model.eval_episodes=1"],
-    "a2c/hopper.yaml": ["--model.eval_episodes=1"],
+    "a2c/pendulum.yaml": ["--model.eval_episodes=1", "--model.test_episodes=1"],
 }
 
 
