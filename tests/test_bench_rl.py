@@ -64,7 +64,7 @@ def test_reinforce_continuous_bench_smoke(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("task, name", [("hopper", "ppo_hopper"), ("a2c_pendulum", "a2c_pendulum")])
-def test_ppo_hopper_bench_smoke_writes_its_task_and_joins_seeds(task, name, tmp_path, monkeypatch):
+def test_ppo_budget_bench_smoke_writes_its_task_and_joins_seeds(task, name, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for seed in (0, 1):
         ppo.main(["--task", task, "--smoke", "--first-seed", str(seed), "--out-dir", str(tmp_path / str(seed)),
