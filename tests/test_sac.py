@@ -172,6 +172,31 @@ def test_network_shapes_and_independent_twin_critics():
         assert weight.abs().max() <= bound and bias.abs().max() <= bound and weight.std() > bound / 3
     with pytest.raises(RlgenError, match="log_std_min"):
         SquashedGaussianActor(log_std_min=2.0, log_std_max=-2.0)
+    with pytest.raises(RlgenError, match="log_std_bound must be 'clip' or 'tanh'"):
+        SquashedGaussianActor(log_std_bound="softplus")
+
+
+@pytest.mark.parametrize("bound", ["clip", "tanh"])
+def test_actor_log_std_stays_within_its_bounds(bound):
+    """clip: log sigma = clip(x, min, max), no gradient beyond a bound; tanh: min + (max - min) (tanh(x) + 1) / 2,
+    the middle of the range at x = 0 and a gradient everywhere."""
+    actor = SquashedGaussianActor([8], log_std_min=-5.0, log_std_max=2.0, log_std_bound=bound).build((3,), 4)
+    with torch.no_grad():
+        actor.log_std.weight.zero_()
+        actor.log_std.bias.copy_(torch.tensor([-6.0, 0.0, 0.5, 3.0]))  # x for every state: beyond, inside, beyond
+    log_std = actor(torch.randn(5, 3)).scale.log()  # (5, 4)
+    if bound == "clip":
+        expected = torch.tensor([-5.0, 0.0, 0.5, 2.0])
+    else:
+        expected = -5.0 + 7.0 * 0.5 * (torch.tanh(torch.tensor([-6.0, 0.0, 0.5, 3.0])) + 1.0)  # [~-5, -1.5, .., ~2]
+        assert expected[1] == -1.5
+    torch.testing.assert_close(log_std, expected.expand(5, 4))
+    log_std.sum().backward()
+    grad = actor.log_std.bias.grad  # d log sigma / dx, summed over the 5 states
+    if bound == "clip":
+        torch.testing.assert_close(grad, torch.tensor([0.0, 5.0, 5.0, 0.0]))
+    else:
+        assert (grad > 0).all()
 
 
 def separate_critics(critic: QCritics) -> list[torch.nn.Sequential]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -100,24 +101,31 @@ class SquashedGaussianActor(nn.Module):
     """pi(a | s) = tanh(N(mu(s), diag(sigma(s)^2))): an MLP with two heads, the mean and the log standard
     deviation of ``u``, both depending on the state (SAC's actor, Haarnoja et al. 2018).
 
-    ``log sigma`` is clipped to ``[log_std_min, log_std_max]`` as in the authors' code (softlearning): a state
-    cannot make its own Gaussian vanish or explode.
+    ``log sigma`` stays within ``[log_std_min, log_std_max]``: a state cannot make its own Gaussian vanish or
+    explode. ``log_std_bound`` says how: ``clip`` clips the head's output x to the bounds, as the authors' code
+    (softlearning) does; ``tanh`` maps it smoothly onto them, ``log sigma = min + (max - min) (tanh(x) + 1) / 2``
+    (Spinning Up, D. Yarats' SAC, CleanRL): the gradient never vanishes at a bound, and sigma starts near the
+    middle of the range (exp(-1.5) = 0.22 for [-5, 2]) instead of near exp(0) = 1.
 
     Args:
         hidden_sizes: hidden layers of the shared MLP.
         log_std_min: lower bound of log sigma.
         log_std_max: upper bound of log sigma.
+        log_std_bound: ``clip`` or ``tanh``, how log sigma is kept within the bounds.
     """
 
     def __init__(self, hidden_sizes: Sequence[int] = (256, 256), log_std_min: float = -20.0,
-                 log_std_max: float = 2.0) -> None:
+                 log_std_max: float = 2.0, log_std_bound: Literal["clip", "tanh"] = "clip") -> None:
         super().__init__()
         check_range(">= 1", "SquashedGaussianActor", hidden_sizes=hidden_sizes)
         if not log_std_min < log_std_max:
             raise RlgenError(f"SquashedGaussianActor.log_std_min must be < log_std_max, got {log_std_min} >= "
                              f"{log_std_max}")
         self.hidden_sizes = list(hidden_sizes)
+        if log_std_bound not in ("clip", "tanh"):
+            raise RlgenError(f"SquashedGaussianActor.log_std_bound must be 'clip' or 'tanh', got {log_std_bound!r}")
         self.log_std_min, self.log_std_max = log_std_min, log_std_max
+        self.log_std_bound = log_std_bound
         self.torso: nn.Module | None = None
         self.mean: nn.Module | None = None
         self.log_std: nn.Module | None = None
@@ -139,7 +147,11 @@ class SquashedGaussianActor(nn.Module):
         """pi(. | s) for observations ``(B, D)``: a :class:`TanhNormal` over ``(B, A)`` actions in (-1, 1)."""
         assert self.built, "call SquashedGaussianActor.build(obs_shape, action_dim) before using it"
         features = self.torso(obs.float())  # (B, H)
-        log_std = self.log_std(features).clamp(self.log_std_min, self.log_std_max)  # (B, A)
+        x = self.log_std(features)  # (B, A)
+        if self.log_std_bound == "tanh":
+            log_std = self.log_std_min + (self.log_std_max - self.log_std_min) * 0.5 * (torch.tanh(x) + 1.0)
+        else:
+            log_std = x.clamp(self.log_std_min, self.log_std_max)
         # No argument checks (validate_args=False): SAC builds three of these per gradient step and one per env
         # step, where the checks cost more than the distribution's arithmetic.
         return TanhNormal(self.mean(features), log_std.exp(), validate_args=False)
