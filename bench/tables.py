@@ -197,6 +197,8 @@ LEARNING = [
     Row("DQN, Pong from 4 stacked frames", "dqn_pong", lambda d: d["target"], _dqn_atari, lambda d: d["met"]),
     Row("DQN, Breakout, the same recipe", "dqn_breakout", lambda d: d["target"], _dqn_atari, lambda d: d["met"]),
     Row("DQN, Boxing, the same recipe", "dqn_boxing", lambda d: d["target"], _dqn_atari, lambda d: d["met"]),
+    Row("DQN, Breakout, the same recipe, training seed 1", "dqn_breakout_seed1", lambda d: d["target"], _dqn_atari,
+        lambda d: d["met"]),
     Row("DQN, Breakout, 6 gradient steps a phase (a probe, stopped early)", "dqn_breakout_replay6",
         lambda d: d["target"], _dqn_atari, lambda d: d["met"]),
     Row("DQN, Breakout, Tianshou's settings (a probe: no PER or dueling head)",
@@ -267,9 +269,9 @@ DOCS = REPO / "docs"
 # Each family's page shows the learning rows of its results files, in LEARNING's order.
 FAMILIES = {
     "qlearning": ("qlearning",),
-    "rl": ("dqn_cartpole", "reinforce_cartpole", "dqn_pong", "dqn_breakout", "dqn_boxing", "dqn_breakout_replay6",
-           "dqn_breakout_tianshou_plain", "dqn_pong_sticky", "dqn_pong_scaled_pixels", "dqn_pong_tianshou_plain",
-           "reinforce_pong"),
+    "rl": ("dqn_cartpole", "reinforce_cartpole", "dqn_pong", "dqn_breakout", "dqn_boxing", "dqn_breakout_seed1",
+           "dqn_breakout_replay6", "dqn_breakout_tianshou_plain", "dqn_pong_sticky", "dqn_pong_scaled_pixels",
+           "dqn_pong_tianshou_plain", "reinforce_pong"),
     "actor_critic": ("reinforce_inverted_pendulum", "ppo_cartpole", "ppo_hopper", "a2c_hopper", "a2c_pendulum",
                      "sac_pendulum", "sac_hopper"),
     "autoencoders": ("vae", "autoencoders"),
@@ -282,10 +284,10 @@ def _family(name: str) -> list[Row]:
     return [row for row in LEARNING if row.results in FAMILIES[name]]
 
 
-# Earlier configs of a result and probes of other settings, kept in the full tables (docs/results.md, the family
-# page), not in the README's summary.
+# Earlier configs of a result, probes of other settings and further training seeds, kept in the full tables
+# (docs/results.md, the family page), not in the README's summary.
 SUPERSEDED = ("dqn_pong_scaled_pixels", "dqn_pong_tianshou_plain", "dqn_breakout_replay6",
-              "dqn_breakout_tianshou_plain", "a2c_hopper")
+              "dqn_breakout_tianshou_plain", "dqn_breakout_seed1", "a2c_hopper")
 
 TABLES: dict[str, tuple[list[Row], str]] = {  # name -> (rows, style)
     "summary": ([row for row in LEARNING if row.results not in SUPERSEDED], "summary"),
