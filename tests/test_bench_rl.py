@@ -164,7 +164,7 @@ def test_export_agent_ships_a_weights_only_file_that_plays_as_the_checkpoint_and
     assert sorted(p.name for p in out.iterdir()) == ["sac_pendulum.ckpt", "sac_pendulum.json"]
 
 
-@pytest.mark.parametrize("name", ["sac_pendulum", "ppo_hopper", "sac_hopper"])
+@pytest.mark.parametrize("name", ["sac_pendulum", "ppo_hopper", "sac_hopper", "a2c_pendulum"])
 def test_a_shipped_actor_critic_agent_plays_as_its_results_record(name, tmp_path, monkeypatch):
     """What the README promises: `rlgen test -c <config> --ckpt_path bench/results/<name>.ckpt` plays the agent
     whose returns the results file records (its first two episodes: the same env seeds)."""
