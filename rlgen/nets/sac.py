@@ -121,11 +121,10 @@ class SquashedGaussianActor(nn.Module):
         if not log_std_min < log_std_max:
             raise RlgenError(f"SquashedGaussianActor.log_std_min must be < log_std_max, got {log_std_min} >= "
                              f"{log_std_max}")
-        self.hidden_sizes = list(hidden_sizes)
         if log_std_bound not in ("clip", "tanh"):
             raise RlgenError(f"SquashedGaussianActor.log_std_bound must be 'clip' or 'tanh', got {log_std_bound!r}")
-        self.log_std_min, self.log_std_max = log_std_min, log_std_max
-        self.log_std_bound = log_std_bound
+        self.hidden_sizes = list(hidden_sizes)
+        self.log_std_min, self.log_std_max, self.log_std_bound = log_std_min, log_std_max, log_std_bound
         self.torso: nn.Module | None = None
         self.mean: nn.Module | None = None
         self.log_std: nn.Module | None = None
