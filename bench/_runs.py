@@ -28,14 +28,15 @@ def parser(doc: str, name: str) -> argparse.ArgumentParser:
     p.add_argument("--save-dir", default="runs", help="logger save_dir of the training run")
     p.add_argument("--games", type=int, default=10, help="whole games the final agent plays")
     p.add_argument("--export", help=f"write the scored agent here as a weights-only checkpoint (default "
-                   f"bench/results/{name}.ckpt; '' skips)")
+                   f"<out-dir>/{name}.ckpt, beside the results; '' skips)")
     p.add_argument("--smoke", action="store_true", help="a few hundred steps and short games (seconds)")
     return p
 
 
-def export_path(export: str | None, name: str) -> str:
-    """``--export``: the path given ('' skips the export), or ``bench/results/<name>.ckpt``."""
-    return str(REPO / "bench" / "results" / f"{name}.ckpt") if export is None else export
+def export_path(export: str | None, name: str, out_dir: str | Path) -> str:
+    """``--export``: the path given ('' skips the export), or ``<out_dir>/<name>.ckpt``, beside the results: the
+    shipped agent in ``bench/results`` is replaced only by a run scored into ``bench/results``."""
+    return str(Path(out_dir) / f"{name}.ckpt") if export is None else export
 
 
 def train(config: str, save_dir: str, overrides: list[str]) -> Path:

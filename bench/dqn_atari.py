@@ -15,7 +15,7 @@ the run's TensorBoard events: the training episodes' return (``rollout/episodic_
 at the exploration epsilon) and the periodic evaluations (``val/episodic_return``), against agent
 steps and wall minutes. Writes ``<out-dir>/dqn_<game>.{json,png}``, one game's frames
 (``dqn_<game>_frames.png``) and the agent as a weights-only checkpoint (the online network alone; loading
-rebuilds the target network) at ``--export`` (default ``bench/results/dqn_<game>.ckpt``).
+rebuilds the target network) at ``--export`` (default ``<out-dir>/dqn_<game>.ckpt``).
 Targets (issue 26 for Pong, issue 34 for the others): a mean over 10 whole games within 1.2M agent steps,
 120k gradient steps and 120 minutes of training, the same budget for every game. Published points of
 other implementations are drawn on the agent-steps axis. Extra arguments go to ``rlgen fit``.
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> dict:
     out = Path(args.out_dir)
     summary["frames"] = _runs.frame_strip(config, ckpt, out / f"{name}_frames.png", test_overrides,
                                           f"one game of the trained agent, {env_id}")
-    export = _runs.export_path(args.export, name)
+    export = _runs.export_path(args.export, name, out)
     if export:
         summary["exported"] = {"path": shown_path(export),
                                "bytes": _runs.export_weights(ckpt, Path(export), drop=("target_net.",))}

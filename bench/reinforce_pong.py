@@ -10,7 +10,8 @@ read from the run's TensorBoard events; the greedy evaluations (``val/episodic_r
 too. The final agent (the run's last.ckpt, or ``--ckpt``) then plays ``--games`` whole games with its
 most likely action. A run resumed with ``--ckpt_path last`` logs into a new version directory: pass
 every directory of the run to ``--run-dir`` (comma-separated) and the curves are joined.
-Writes ``<out-dir>/reinforce_pong.{json,png}`` and the agent as a weights-only checkpoint at ``--export``.
+Writes ``<out-dir>/reinforce_pong.{json,png}`` and the agent as a weights-only checkpoint at ``--export``
+(default ``<out-dir>/reinforce_pong.ckpt``).
 Target (issue 14): running mean over 100 episodes >= -10 within 2 hours of training (stretch: >= 0).
 Extra arguments go to ``rlgen fit``.
 """
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None) -> dict:
     out = Path(args.out_dir)
     summary["frames"] = _runs.frame_strip(CONFIG, ckpt, out / "reinforce_pong_frames.png", test_overrides,
                                           "one game of the trained agent (right, green paddle)")
-    export = _runs.export_path(args.export, "reinforce_pong")
+    export = _runs.export_path(args.export, "reinforce_pong", out)
     if export:
         summary["exported"] = {"path": shown_path(export), "bytes": _runs.export_weights(ckpt, Path(export))}
     _runs.write(out, "reinforce_pong", summary)

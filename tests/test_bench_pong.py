@@ -9,13 +9,16 @@ import pytest
 import torch
 
 from bench import dqn_atari, reinforce_pong, tables
+from bench._common import REPO, shown_path
 
 pytestmark = pytest.mark.atari
 
 
-def _args(tmp_path, name: str) -> list[str]:
-    return ["--smoke", "--games", "2", "--out-dir", str(tmp_path), "--save-dir", str(tmp_path / "runs"),
-            "--export", str(tmp_path / f"{name}.ckpt")]
+def _args(tmp_path, name: str | None) -> list[str]:
+    """Smoke arguments writing under tmp_path; the agent goes to ``--export tmp_path/<name>.ckpt``, or with
+    ``name=None`` to the default place."""
+    export = [] if name is None else ["--export", str(tmp_path / f"{name}.ckpt")]
+    return ["--smoke", "--games", "2", "--out-dir", str(tmp_path), "--save-dir", str(tmp_path / "runs"), *export]
 
 
 def test_dqn_pong_bench_smoke(tmp_path, monkeypatch):
@@ -50,7 +53,13 @@ def test_dqn_pong_bench_smoke(tmp_path, monkeypatch):
 
 def test_dqn_atari_bench_smoke_scores_the_game_named(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    result = dqn_atari.main(["--game", "breakout", *_args(tmp_path, "dqn_breakout"), "--games", "1"])
+    shipped = REPO / "bench" / "results" / "dqn_breakout.ckpt"
+    before = shipped.read_bytes()
+    result = dqn_atari.main(["--game", "breakout", *_args(tmp_path, None), "--games", "1"])
+    # without --export the agent goes beside the results (--out-dir): the shipped agent stays as it is
+    assert result["exported"]["path"] == shown_path(tmp_path / "dqn_breakout.ckpt")
+    assert (tmp_path / "dqn_breakout.ckpt").stat().st_size == result["exported"]["bytes"]
+    assert shipped.read_bytes() == before
     saved = json.loads((tmp_path / "dqn_breakout.json").read_text())
     assert saved["final"] == result["final"]
     assert "with sticky actions (ALE/Breakout-v5)" in tables._dqn_atari(saved), "the table names the game's ids"
