@@ -188,7 +188,8 @@ def test_actor_log_std_stays_within_its_bounds(bound):
     if bound == "clip":
         expected = torch.tensor([-5.0, 0.0, 0.5, 2.0])
     else:
-        expected = -5.0 + 7.0 * 0.5 * (torch.tanh(torch.tensor([-6.0, 0.0, 0.5, 3.0])) + 1.0)  # [~-5, -1.5, .., ~2]
+        # -5 + 7 (tanh(x) + 1) / 2 by hand: tanh(-6) = -0.9999877, tanh(0.5) = 0.4621172, tanh(3) = 0.9950548
+        expected = torch.tensor([-4.9999570, -1.5, 0.1174101, 1.9826916])
         assert expected[1] == -1.5
     torch.testing.assert_close(log_std, expected.expand(5, 4))
     log_std.sum().backward()
