@@ -109,6 +109,33 @@ def test_rollout_yields_epochs_of_shuffled_minibatches():
     envs.close()
 
 
+def test_rollout_recomputes_the_advantages_with_the_current_value_before_each_later_epoch():
+    envs = gym.vector.SyncVectorEnv([lambda: CountEnv()])  # 0 -> 1 -> 2 -> 3 (truncated), then the reset step
+    scale = [10.0]  # V(s) = scale * s: the value network, as it is when asked
+
+    def value(seen):
+        return scale[0] * torch.as_tensor(seen)[:, 0]
+
+    def act(obs):
+        obs_t = torch.as_tensor(obs)
+        return PolicyStep(np.zeros(len(obs), np.int64), obs_t, torch.zeros(len(obs), dtype=torch.long),
+                          torch.zeros(len(obs)), value(obs_t))
+
+    source = RolloutExperience(envs, act, value, num_steps=4, gamma=0.5, gae_lambda=0.0, update_epochs=2,
+                               num_minibatches=1, seed=0, seen_value=value)
+    stream = iter(source)
+
+    def by_state(batch):  # (values, advantages, returns) in the order s = 0, 1, 2
+        order = batch.obs[:, 0].argsort()
+        return [x[order].tolist() for x in (batch.values, batch.advantages, batch.returns)]
+
+    # lambda 0: A_t = 1 + 0.5 V(s_t+1) - V(s_t); the truncation at s = 2 bootstraps from V(3)
+    assert by_state(next(stream)) == [[0, 10, 20], [1 + 5 - 0, 1 + 10 - 10, 1 + 15 - 20], [6, 11, 16]]
+    scale[0] = 20.0  # the value network moved during the first epoch
+    assert by_state(next(stream)) == [[0, 20, 40], [1 + 10 - 0, 1 + 20 - 20, 1 + 30 - 40], [11, 21, 31]]
+    envs.close()
+
+
 # ------------------------------------------------------------------------------------------------ losses
 def test_clipped_surrogate_by_hand():
     ratios = torch.tensor([1.5, 0.5, 1.1])

@@ -13,6 +13,10 @@ of the minibatches and of the counters, but the value the policy computed for it
 observation of the episode, is exactly V(s_{t+1}) that a time-limit truncation at t must bootstrap from. So
 ``values`` of a rollout of T steps has T + 1 rows (the last from the observation after the rollout), and
 ``V(s_{t+1}) = values[t + 1]`` always holds, whether or not the episode ended at t.
+
+With ``seen_value``, the advantages and value targets are recomputed before every pass over the rollout after the
+first, with the value network as it is then (Andrychowicz et al. 2021, "What Matters in On-Policy Reinforcement
+Learning?", Sec. 3.5; Tianshou's ``recompute_adv``): later passes learn from better value estimates.
 """
 
 from __future__ import annotations
@@ -99,26 +103,33 @@ class RolloutExperience(IterableDataset):
         stats: the counters to update (the system keeps and checkpoints them).
         reward_fn: numpy rewards ``(N,)``, dones ``(N,)``, valid ``(N,)`` -> the rewards to learn from (reward scaling);
             None: the env's rewards.
+        seen_value: V(s) ``(M,)`` of observations as the policy saw them (``PolicyStep.obs``, ``(M, *obs_shape)``);
+            given, every pass after the first recomputes ``values``, ``advantages`` and ``returns`` with it (and
+            the bootstrap with ``value``), so a pass's ``values`` are V at that pass's start.
     """
 
     def __init__(self, envs: Any, act: Callable[[np.ndarray], PolicyStep], value: Callable[[np.ndarray], torch.Tensor],
                  num_steps: int, gamma: float = 0.99, gae_lambda: float = 0.95, update_epochs: int = 4,
                  num_minibatches: int = 4, seed: int = 0, stats: RolloutStats | None = None,
-                 reward_fn: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None = None) -> None:
+                 reward_fn: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None = None,
+                 seen_value: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
         super().__init__()
-        self.act, self.value, self.reward_fn = act, value, reward_fn
+        self.act, self.value, self.reward_fn, self.seen_value = act, value, reward_fn, seen_value
         self.num_steps, self.gamma, self.gae_lambda = num_steps, gamma, gae_lambda
         self.update_epochs, self.num_minibatches = update_epochs, num_minibatches
         self.stats = stats if stats is not None else RolloutStats()
         self.stepper = _VectorStepper(envs, seed, self.stats)
         self.generator = torch.Generator().manual_seed(seed)
+        self._steps: _RolloutSteps | None = None  # the latest rollout unflattened, for recomputing its advantages
 
     def __iter__(self) -> Iterator[RolloutBatch]:
         while True:
             rollout = self.collect()
             n = len(rollout.advantages)
             assert n >= self.num_minibatches, f"{n} valid steps cannot fill {self.num_minibatches} minibatches"
-            for _ in range(self.update_epochs):
+            for epoch in range(self.update_epochs):
+                if epoch > 0 and self.seen_value is not None:
+                    rollout = self.recompute(rollout)
                 order = torch.randperm(n, generator=self.generator).to(rollout.advantages.device)
                 for idx in torch.tensor_split(order, self.num_minibatches):
                     yield RolloutBatch(*(field[idx] for field in rollout))
@@ -145,11 +156,41 @@ class RolloutExperience(IterableDataset):
         device = steps[-1].values.device
         rewards_t, terminated_t, truncated_t, valid_t = (torch.as_tensor(np.stack(x), device=device)  # (T, N) each
                                                          for x in (rewards, terminated, truncated, valid))
-        last_value = self.value(self.stepper.obs).to(steps[-1].values)  # (N,) V of the observation after the rollout
-        values = torch.stack([s.values for s in steps] + [last_value])  # (T + 1, N)
-        advantages, returns = gae(rewards_t.float(), values, terminated_t, truncated_t, self.gamma,
+        self._steps = _RolloutSteps(torch.stack([s.obs for s in steps]), rewards_t.float(), terminated_t, truncated_t,
+                                    valid_t.flatten())  # reset steps of next-step autoreset are not transitions
+        values = torch.stack([s.values for s in steps] + [self._bootstrap_value(steps[-1].values)])  # (T + 1, N)
+        keep = self._steps.keep
+        actions, log_probs = (torch.stack([getattr(s, name) for s in steps]).flatten(0, 1)[keep]  # (num_valid, ...)
+                              for name in ("actions", "log_probs"))
+        return RolloutBatch(self._steps.obs.flatten(0, 1)[keep], actions, log_probs, *self._with_advantages(values))
+
+    @torch.no_grad()
+    def recompute(self, rollout: RolloutBatch) -> RolloutBatch:
+        """The latest rollout with ``values``, ``advantages`` and ``returns`` from ``seen_value`` as it is now."""
+        seen = self._steps.obs  # (T, N, *obs_shape)
+        values = self.seen_value(seen.flatten(0, 1)).view(seen.shape[:2])  # (T, N)
+        values = torch.cat([values, self._bootstrap_value(values[-1]).unsqueeze(0)])  # (T + 1, N)
+        values, advantages, returns = self._with_advantages(values)
+        return rollout._replace(values=values, advantages=advantages, returns=returns)
+
+    def _bootstrap_value(self, like: torch.Tensor) -> torch.Tensor:
+        """V ``(N,)`` of the observation after the rollout (the next rollout starts from it)."""
+        return self.value(self.stepper.obs).to(like)
+
+    def _with_advantages(self, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(values, advantages, returns)`` of the valid steps, each ``(num_valid,)``, for values ``(T + 1, N)``."""
+        steps = self._steps
+        advantages, returns = gae(steps.rewards, values, steps.terminated, steps.truncated, self.gamma,
                                   self.gae_lambda)  # (T, N) each
-        keep = valid_t.flatten()  # (T * N,): the reset steps of next-step autoreset are not transitions
-        flat = [torch.stack([getattr(s, name) for s in steps]).flatten(0, 1)[keep]  # (T * N, ...) -> (num_valid, ...)
-                for name in ("obs", "actions", "log_probs", "values")]
-        return RolloutBatch(*flat, advantages.flatten()[keep], returns.flatten()[keep])
+        return tuple(x.flatten()[steps.keep] for x in (values[:-1], advantages, returns))
+
+
+class _RolloutSteps(NamedTuple):
+    """A rollout's steps as collected, ``(T, N, ...)``, reset steps included; ``keep`` ``(T * N,)`` marks the
+    transitions."""
+
+    obs: torch.Tensor  # (T, N, *obs_shape) as the policy saw them
+    rewards: torch.Tensor  # (T, N) float, what the system learns from
+    terminated: torch.Tensor  # (T, N) bool
+    truncated: torch.Tensor  # (T, N) bool
+    keep: torch.Tensor  # (T * N,) bool

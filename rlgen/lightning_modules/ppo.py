@@ -87,7 +87,9 @@ class PPO(RLSystem):
         \hat A_t = \sum_{l \ge 0} (\gamma\lambda)^l \delta_{t+l} \;\text{(within the episode)}
 
     A time-limit truncation is not a terminal: the advantage bootstraps from the value of the real final
-    observation. :math:`\hat A_t` is standardized within each minibatch (``normalize_advantages``), the global
+    observation. With ``recompute_advantages``, every epoch after the first recomputes :math:`V(s_t)`,
+    :math:`\hat A_t` and :math:`R_t` with the value network as it is then (Andrychowicz et al. 2021, Sec. 3.5).
+    :math:`\hat A_t` is standardized within each minibatch (``normalize_advantages``), the global
     gradient norm clipped to ``max_grad_norm``, the learning rate annealed linearly to 0 over ``max_steps``
     (``anneal_lr``). The policy network (:class:`~rlgen.nets.rl.CategoricalPolicy` or
     :class:`~rlgen.nets.rl.GaussianPolicy`, with a separate value network) returns a ``torch.distributions``
@@ -145,6 +147,7 @@ class PPO(RLSystem):
         entropy_coef: float = 0.01,
         max_grad_norm: float | None = 0.5,
         normalize_advantages: bool = True,
+        recompute_advantages: bool = False,
         normalize_obs: bool = False,
         normalize_reward: bool = False,
         eval_episodes: int = 10,
@@ -173,6 +176,8 @@ class PPO(RLSystem):
             entropy_coef: weight of the entropy bonus.
             max_grad_norm: clip the global gradient norm to this; null: no clipping.
             normalize_advantages: standardize the advantages within each minibatch.
+            recompute_advantages: recompute the advantages and value targets with the current value network before
+                every epoch after the first (Andrychowicz et al. 2021; Tianshou's ``recompute_adv``).
             normalize_obs: normalize observations by running mean and std (saved in the checkpoint).
             normalize_reward: divide rewards by the running std of the discounted return (saved in the checkpoint).
             eval_episodes: evaluation episodes per validation (``val/episodic_return`` is their mean).
@@ -281,7 +286,8 @@ class PPO(RLSystem):
         self.source = RolloutExperience(
             self.envs, self._act, self._value, hp.num_steps, hp.gamma, hp.gae_lambda, hp.update_epochs,
             hp.num_minibatches, seed=self.env_seed, stats=self.rollout,
-            reward_fn=self.reward_scaler.scale if self.reward_scaler is not None else None)
+            reward_fn=self.reward_scaler.scale if self.reward_scaler is not None else None,
+            seen_value=self._seen_value if hp.recompute_advantages else None)
 
     def on_train_batch_start(self, batch: RolloutBatch, batch_idx: int) -> None:
         if batch_idx % (self.hparams.update_epochs * self.hparams.num_minibatches) == 0:  # a rollout's first step
@@ -326,6 +332,10 @@ class PPO(RLSystem):
     @torch.no_grad()
     def _value(self, obs: np.ndarray) -> torch.Tensor:
         return self.policy.value_of(self._normalize(obs))  # (N,)
+
+    @torch.no_grad()
+    def _seen_value(self, seen: torch.Tensor) -> torch.Tensor:
+        return self.policy.value_of(seen)  # (M,) for observations as the policy saw them (already normalized)
 
     @torch.no_grad()
     def _eval_action(self, obs: np.ndarray) -> int | np.ndarray:
