@@ -121,6 +121,25 @@ def test_one_step_on_the_summed_policy_losses_is_the_papers_actor_and_temperatur
     assert model.log_alpha.item() != math.log(0.5)  # it moved
 
 
+def test_alpha_lr_zero_keeps_the_temperature_fixed_while_the_actor_learns():
+    model = SAC(env_id="Pendulum-v1", actor=SquashedGaussianActor([16]), critic=QCritics([16]), actor_lr=0.01,
+                alpha_lr=0.0, init_alpha=0.2)
+    model.setup("fit")
+    _, policy_opt = model.configure_optimizers()
+    actor_before, log_alpha_before = copy.deepcopy(model.actor.state_dict()), model.log_alpha.item()
+    obs = torch.randn(32, 3)
+    for _ in range(3):
+        a_new, log_prob = model.actor(obs).rsample_with_log_prob()
+        loss = (actor_loss(model.critic(obs, a_new), log_prob, model.log_alpha.detach().exp())
+                + temperature_loss(model.log_alpha, log_prob, model.target_entropy))
+        policy_opt.zero_grad()
+        loss.backward()
+        assert model.log_alpha.grad.item() != 0.0  # the temperature's loss has a gradient, but a zero step
+        policy_opt.step()
+    assert model.log_alpha.item() == log_alpha_before == pytest.approx(math.log(0.2))
+    assert any(not torch.equal(v, actor_before[k]) for k, v in model.actor.state_dict().items())
+
+
 def test_tanh_log_det_jacobian_by_hand_and_where_tanh_saturates():
     u = torch.tensor([0.0, 1.0, -1.0, 20.0])
     # log(1 - tanh(u)^2) = -2 log cosh(u): 0, -2 * 0.4337808; at u = 20, log 4 - 40 (tanh(20) is 1.0 in float32)
@@ -247,7 +266,8 @@ def test_actions_stay_within_the_box_bounds_even_when_tanh_saturates():
 
 
 @pytest.mark.parametrize("bad", [{"actor_lr": 0.0}, {"batch_size": 0}, {"tau": 0.0}, {"gamma": 1.5},
-                                 {"init_alpha": -1.0}, {"warm_start_steps": 8, "batch_size": 32}])
+                                 {"init_alpha": -1.0}, {"alpha_lr": -1e-3},
+                                 {"warm_start_steps": 8, "batch_size": 32}])
 def test_bad_hyperparameters_raise_one_line_errors(bad):
     with pytest.raises(RlgenError):
         SAC(**bad)

@@ -137,7 +137,8 @@ class SAC(RLSystem):
             num_envs: environments stepped together in this process (per DDP rank).
             actor_lr: Adam learning rate of the actor.
             critic_lr: Adam learning rate of the critics.
-            alpha_lr: Adam learning rate of log alpha, the temperature.
+            alpha_lr: Adam learning rate of log alpha, the temperature; 0 keeps alpha at ``init_alpha`` (the fixed
+                temperature of the first SAC paper, as Tianshou's default alpha 0.2).
             gamma: discount factor.
             tau: target critics' Polyak rate: theta' <- tau * theta + (1 - tau) * theta' after every gradient step.
             batch_size: transitions per gradient step.
@@ -154,7 +155,8 @@ class SAC(RLSystem):
             seed: environment seed; None uses the run's ``seed_everything``.
         """
         super().__init__(env_id, env_options, num_envs, eval_episodes, test_episodes, video_dir, seed)
-        check_range("> 0", actor_lr=actor_lr, critic_lr=critic_lr, alpha_lr=alpha_lr, init_alpha=init_alpha)
+        check_range("> 0", actor_lr=actor_lr, critic_lr=critic_lr, init_alpha=init_alpha)
+        check_range(">= 0", alpha_lr=alpha_lr)
         check_range(">= 1", batch_size=batch_size, buffer_size=buffer_size, train_frequency=train_frequency,
                     gradient_steps=gradient_steps)
         check_range("in [0, 1]", gamma=gamma)
