@@ -70,10 +70,20 @@ def save_figure(fig: Any, path: Path) -> None:
 def write_results(out: Path, name: str, summary: dict[str, Any], echo: bool = False,
                   omit: tuple[str, ...] = ()) -> Path:
     """Write ``summary`` to ``<out>/<name>.json`` (creating ``out``); ``echo`` also prints it without the
-    ``omit`` keys (long curves). Returns the file's path."""
+    ``omit`` keys (long curves). Returns the file's path.
+
+    The file's ``probes`` (settings tried beside the record, added by hand: no benchmark writes them) carry
+    over into the new file unless ``summary`` has its own, so that re-running a record keeps them."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{name}.json"
+    if path.exists() and "probes" not in summary:
+        try:
+            probes = json.loads(path.read_text()).get("probes")
+        except (ValueError, AttributeError):  # not a results file: nothing of it to keep
+            probes = None
+        if probes:
+            summary = {**summary, "probes": probes}
     path.write_text(json.dumps(summary, indent=1))
     if echo:
         print(json.dumps({k: v for k, v in summary.items() if k not in omit}, indent=1))

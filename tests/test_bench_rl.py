@@ -70,8 +70,11 @@ def test_ppo_budget_bench_smoke_writes_its_task_and_joins_seeds(task, name, tmp_
         ppo.main(["--task", task, "--smoke", "--first-seed", str(seed), "--out-dir", str(tmp_path / str(seed)),
                   "--note", "a note"])
     parts = [str(tmp_path / str(seed) / f"{name}.json") for seed in (0, 1)]
+    probes = [{"command": "an earlier setting", "final_evals": [1.0]}]
+    (tmp_path / f"{name}.json").write_text(json.dumps({"final_evals": [2.0], "probes": probes}))  # the old record
     ppo.main(["--task", task, "--join", *parts, "--out-dir", str(tmp_path)])
     result = json.loads((tmp_path / f"{name}.json").read_text())
+    assert result["probes"] == probes, "a new record keeps the probes recorded beside the old one"
     assert result["config"] == ppo.BUDGET_TASKS[task]["config"] and result["env_step_budget"] == 1_000_000
     assert [run["seed"] for run in result["runs"]] == [0, 1] and len(result["final_evals"]) == 2
     assert result["note"] == "a note" and len(result["env_steps_per_s"]) == 2
