@@ -122,7 +122,8 @@ class PPO(RLSystem):
         * The learning rate anneals per gradient step, not per rollout.
         * Lightning fetches one batch ahead, so the next rollout is collected just before the last minibatch step
           of the current update: it comes from a policy one minibatch step older than the newest. The ratio uses
-          the log-probabilities stored at collection, so the objective is exact for the policy that acted.
+          the log-probabilities stored at collection, so the objective is exact for the policy that acted. For
+          the same reason ``recompute_advantages`` uses the value network of one minibatch step before the epoch's end.
         * The reset step of Gymnasium's next-step autoreset is left out of the minibatches, so a rollout holds
           slightly fewer than ``num_envs * num_steps`` transitions after episodes end.
     """
