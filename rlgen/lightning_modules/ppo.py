@@ -332,7 +332,7 @@ class PPO(RLSystem):
 
     @torch.no_grad()
     def _value(self, obs: np.ndarray) -> torch.Tensor:
-        return self.policy.value_of(self._normalize(obs))  # (N,)
+        return self._seen_value(self._normalize(obs))  # (N,) for raw observations
 
     @torch.no_grad()
     def _seen_value(self, seen: torch.Tensor) -> torch.Tensor:
