@@ -7,9 +7,10 @@
 Reads the run's TensorBoard events (its greedy evaluations, 10 whole episodes every 10,000 env steps, and the
 training returns, against env steps and wall minutes), tests its ``last.ckpt`` with ``rlgen test`` on 10 fresh
 episodes (and its best-evaluated checkpoint, ``best-*.ckpt``, the same way; the target reads the final agent), and
-writes ``<out-dir>/sac_hopper.json`` and ``.png``. A run directory per seed: ``--run-dir`` takes
-several. Target (issue 33): median of 3 seeds >= 2,500 within 300,000 env steps, every seed >= 2,000, <= 45 min a
-seed (CleanRL's SAC: about 2,350 at 300k, 3 seeds).
+writes ``<out-dir>/sac_hopper.json`` and ``.png``. A run directory per seed: ``--run-dir`` takes several, and
+``--join`` adds the scored runs of earlier files (seeds trained and scored in different sessions, whose run
+directories are gone). Target (issue 33): median of 3 seeds >= 2,500 within 300,000 env steps, every seed >= 2,000,
+<= 45 min a seed (CleanRL's SAC: about 2,350 at 300k, 3 seeds).
 
 Then, unless ``--speed-steps 0``, it times 2,000 gradient steps of rlgen's SAC on the config against the same
 update in a plain PyTorch loop on Hopper-v5 (``bench.sac``'s speed check, alternating twice, at ``--threads``):
@@ -60,6 +61,7 @@ def seed_summary(run_dir: Path, test_episodes: int, overrides: list[str]) -> dic
     config = yaml.safe_load((run_dir / "config.yaml").read_text())  # what the run was started with
     return {
         "run_dir": shown_path(run_dir),
+        "seed": config.get("seed_everything"),
         "training_threads": config.get("threads"),  # rlgen's --threads (null: the model's default)
         "env_steps": env_steps,
         "wall_minutes": round(minutes, 1),
@@ -78,6 +80,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = bench_parser(__doc__)
     parser.add_argument("--run-dir", nargs="+", type=Path, default=None,
                         help="the version directories of finished runs of the config (one a seed)")
+    parser.add_argument("--join", nargs="+", type=Path, default=[], metavar="JSON",
+                        help="sac_hopper.json files of earlier scorings: their runs join these (one a seed)")
     parser.add_argument("--test-episodes", type=int, default=10, help="episodes of the last.ckpt test")
     parser.add_argument("--smoke", action="store_true", help="train a tiny run first, then score it (seconds)")
     parser.add_argument("--note", default=None, help="what else ran on the machine, stored in the JSON")
@@ -92,9 +96,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if args.smoke:
             overrides = [*SMOKE, *overrides]
             args.run_dir, args.test_episodes = [train(CONFIG, scratch, overrides)], 1
-        if not args.run_dir:
-            parser.error("give --run-dir (the version directory of a finished `rlgen fit -c configs/sac/hopper.yaml`)")
-        runs = [seed_summary(Path(d), args.test_episodes, overrides) for d in args.run_dir]
+        if not args.run_dir and not args.join:
+            parser.error("give --run-dir (the version directory of a finished `rlgen fit -c configs/sac/hopper.yaml`)"
+                         " or --join (earlier sac_hopper.json files)")
+        runs = [seed_summary(Path(d), args.test_episodes, overrides) for d in args.run_dir or []]
+    runs += [run for path in args.join for run in json.loads(path.read_text())["runs"]]
+    seeds = [run.get("seed") for run in runs]
+    if None not in seeds and len(set(seeds)) < len(seeds):
+        parser.error(f"each run must be another seed, got seeds {seeds}")
+    runs.sort(key=lambda run: -1 if run.get("seed") is None else run["seed"])
     finals = [r["final_eval"] for r in runs if r["final_eval"] is not None]
     complete = all(r["env_steps"] >= BUDGET for r in runs)  # every run used its budget (evaluated within it)
     summary: dict[str, Any] = {

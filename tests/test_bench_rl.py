@@ -115,7 +115,7 @@ def test_contention_bench_smoke_times_each_load_and_kills_its_competitor(tmp_pat
 
 def test_sac_hopper_bench_smoke_scores_a_run_directory(tmp_path, monkeypatch):
     """The Hopper benchmark scores a finished run from its TensorBoard events and its last.ckpt, and a run that
-    stopped before 300,000 env steps is marked incomplete (never met)."""
+    stopped before 300,000 env steps is marked incomplete (never met); scored files join."""
     monkeypatch.chdir(tmp_path)
     replaced = tmp_path / "replaced.json"  # earlier results that these runs replace, kept in brief
     replaced.write_text(json.dumps({"final_evals": [3000.0], "wall_minutes": [90.0], "note": "shared", "runs": []}))
@@ -133,6 +133,16 @@ def test_sac_hopper_bench_smoke_scores_a_run_directory(tmp_path, monkeypatch):
     speed = saved["speed"]  # rlgen's SAC on the Hopper config against a plain loop, alternating
     assert speed["gradient_steps"] == 20 and len(speed["rlgen_s"]) == len(speed["plain_s"]) == 2
     assert speed["ratio_rlgen_over_plain"] == pytest.approx(np.median(speed["rlgen_s"]) / np.median(speed["plain_s"]))
+
+    # Seeds scored in different sessions join into one file, in seed order; the same seed twice is refused.
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({**saved, "runs": [{**saved["runs"][0], "seed": 7, "final_eval": 2600.0}]}))
+    joined = sac_hopper.main(["--join", str(tmp_path / "sac_hopper.json"), str(other), "--speed-steps=0",
+                              f"--out-dir={tmp_path / 'joined'}"])
+    assert [run["seed"] for run in joined["runs"]] == [0, 7] and joined["seeds"] == 2  # the config's seed is 0
+    assert joined["final_evals"] == [saved["final_evals"][0], 2600.0] and "speed" not in joined
+    with pytest.raises(SystemExit):
+        sac_hopper.main(["--join", str(other), str(other), "--speed-steps=0", f"--out-dir={tmp_path / 'twice'}"])
 
 
 def test_export_agent_ships_a_weights_only_file_that_plays_as_the_checkpoint_and_keeps_the_results(tmp_path,
