@@ -110,6 +110,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     summary: dict[str, Any] = {
         "config": CONFIG, "target": TARGET, "anchors": ANCHORS, "env_step_budget": BUDGET,
         "seeds": len(runs),
+        "trained_seeds": [run.get("seed") for run in runs],  # seed_everything of each run (null: not recorded)
         "final_evals": finals,
         "median_final_eval": float(np.median(finals)) if finals else None,
         "final_eval_env_steps": [r["final_eval_env_steps"] for r in runs],

@@ -63,6 +63,12 @@ def _best_tested(d: dict) -> str:
     return f"best-evaluated checkpoint tested {', '.join(f'{r:,.0f}' for r in best)}; "
 
 
+def _seed_list(d: dict) -> str:
+    """``seeds 1, 2`` where the results name each run's seed, else ``N seed(s)``."""
+    seeds = d.get("trained_seeds") or [None]
+    return f"seeds {', '.join(str(s) for s in seeds)}" if None not in seeds else f"{d['seeds']} seed(s)"
+
+
 def _threads(d: dict) -> str:
     """`` on N torch thread(s)`` where every seed trained with the same count."""
     threads = set(d.get("training_threads") or [None])
@@ -176,7 +182,7 @@ LEARNING = [
         lambda d: d["met"]),
     Row("SAC, Hopper-v5", "sac_hopper", lambda d: d["target"],
         lambda d: (f"greedy return {', '.join(f'{r:,.0f}' for r in d['final_evals'])} at "
-                   f"{', '.join(f'{s:,.0f}' for s in d['final_eval_env_steps'])} env steps ({d['seeds']} seed(s)); "
+                   f"{', '.join(f'{s:,.0f}' for s in d['final_eval_env_steps'])} env steps ({_seed_list(d)}); "
                    f"last.ckpt tested {', '.join(f'{r:,.0f}' for r in d['last_ckpt_test_returns'])}; "
                    + _best_tested(d)
                    + f"{', '.join(f'{m:.0f}' for m in d['wall_minutes'])} min a seed"

@@ -27,6 +27,13 @@ def test_a_changed_number_changes_the_table_and_a_missing_file_says_so(tmp_path)
     assert "4/5 seeds solved, median 12,345 env steps" in rows["DQN, CartPole-v1"]
     assert "| not met |" in rows["DQN, CartPole-v1"], "4 of 5 seeds solved: the target is not met"
     assert "not measured yet" in rows["VAE, binarized MNIST"]
+    # A record joined from seeds of different sessions names them (bench.sac_hopper --join).
+    shutil.copy(tables.RESULTS / "sac_hopper.json", tmp_path)
+    saved = json.loads((tmp_path / "sac_hopper.json").read_text())
+    saved.update(seeds=2, trained_seeds=[1, 2], final_evals=[3000.0, 2900.0], final_eval_env_steps=[295000] * 2)
+    (tmp_path / "sac_hopper.json").write_text(json.dumps(saved))
+    rows = {line.split(" | ")[0].strip("| "): line for line in tables.table(tables.LEARNING, tmp_path).splitlines()}
+    assert "greedy return 3,000, 2,900 at 295,000, 295,000 env steps (seeds 1, 2)" in rows["SAC, Hopper-v5"]
 
 
 @pytest.mark.parametrize("config, results", sorted(tables.EXPECTED.items()))
