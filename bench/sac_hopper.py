@@ -100,7 +100,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             parser.error("give --run-dir (the version directory of a finished `rlgen fit -c configs/sac/hopper.yaml`)"
                          " or --join (earlier sac_hopper.json files)")
         runs = [seed_summary(Path(d), args.test_episodes, overrides) for d in args.run_dir or []]
-    runs += [run for path in args.join for run in json.loads(path.read_text())["runs"]]
+    joined = [json.loads(path.read_text()) for path in args.join]
+    runs += [run for part in joined for run in part["runs"]]
     seeds = [run.get("seed") for run in runs]
     if None not in seeds and len(set(seeds)) < len(seeds):
         parser.error(f"each run must be another seed, got seeds {seeds}")
@@ -123,9 +124,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "met": bool(complete and len(finals) >= 3 and np.median(finals) >= 2500 and min(finals) >= 2000
                     and max(r["wall_minutes"] for r in runs) <= 45),
         "training_threads": [r["training_threads"] for r in runs],
-        "note": args.note, "smoke": args.smoke, "scoring_threads": args.threads,
+        # the joined files' notes (how their seeds ran), then this scoring's
+        "note": "; ".join(dict.fromkeys(n for n in [*(part.get("note") for part in joined), args.note] if n)) or None,
+        "smoke": args.smoke, "scoring_threads": args.threads,
         "runs": runs,
     }
+    kept = next((part["previous"] for part in joined if part.get("previous")), None)
+    if kept and not args.previous:  # a joined file's replaced results stay
+        summary["previous"] = kept
     if args.previous:  # the replaced results, in brief (their runs stay in the git history)
         old = json.loads(args.previous.read_text())
         summary["previous"] = {k: old.get(k) for k in ("final_evals", "last_ckpt_test_returns",
