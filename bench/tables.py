@@ -66,7 +66,9 @@ def _best_tested(d: dict) -> str:
 def _seed_list(d: dict) -> str:
     """``seeds 1, 2`` where the results name each run's seed, else ``N seed(s)``."""
     seeds = d.get("trained_seeds") or [None]
-    return f"seeds {', '.join(str(s) for s in seeds)}" if None not in seeds else f"{d['seeds']} seed(s)"
+    if None in seeds:
+        return f"{d['seeds']} seed(s)"
+    return f"seed{'s' if len(seeds) > 1 else ''} {', '.join(str(s) for s in seeds)}"
 
 
 def _threads(d: dict) -> str:
