@@ -129,9 +129,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "smoke": args.smoke, "scoring_threads": args.threads,
         "runs": runs,
     }
-    kept = next((part["previous"] for part in joined if part.get("previous")), None)
-    if kept and not args.previous:  # a joined file's replaced results stay
-        summary["previous"] = kept
+    for key in ("previous", "exported"):  # a joined file's replaced results and shipped agent stay
+        kept = next((part[key] for part in joined if part.get(key)), None)
+        if kept:
+            summary[key] = kept  # --previous below replaces a kept previous
     if args.previous:  # the replaced results, in brief (their runs stay in the git history)
         old = json.loads(args.previous.read_text())
         summary["previous"] = {k: old.get(k) for k in ("final_evals", "last_ckpt_test_returns",

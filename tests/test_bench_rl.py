@@ -136,13 +136,14 @@ def test_sac_hopper_bench_smoke_scores_a_run_directory(tmp_path, monkeypatch):
 
     # Seeds scored in different sessions join into one file, in seed order; the same seed twice is refused.
     other = tmp_path / "other.json"
-    other.write_text(json.dumps({**saved, "note": "seed 7 alone",
+    other.write_text(json.dumps({**saved, "note": "seed 7 alone", "exported": {"path": "shipped.ckpt"},
                                  "runs": [{**saved["runs"][0], "seed": 7, "final_eval": 2600.0}]}))
     joined = sac_hopper.main(["--join", str(tmp_path / "sac_hopper.json"), str(other), "--speed-steps=0",
                               f"--out-dir={tmp_path / 'joined'}"])
     assert [run["seed"] for run in joined["runs"]] == [0, 7] == joined["trained_seeds"]  # the config's seed is 0
     assert joined["final_evals"] == [saved["final_evals"][0], 2600.0] and "speed" not in joined
     assert joined["previous"] == saved["previous"] and joined["note"] == "seed 7 alone"  # kept from the files
+    assert joined["exported"] == {"path": "shipped.ckpt"}, "the shipped agent of a joined record stays"
     with pytest.raises(SystemExit):
         sac_hopper.main(["--join", str(other), str(other), "--speed-steps=0", f"--out-dir={tmp_path / 'twice'}"])
 
