@@ -6,6 +6,8 @@ import argparse
 import importlib
 import inspect
 import json
+import os
+import platform
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +62,24 @@ def shown_path(path: str | Path) -> str:
         return str(Path(*resolved.parts[-3:]))
 
 
+def machine() -> dict[str, Any]:
+    """The machine a benchmark runs on: its CPU model, the widest vector instructions torch uses on it (``AVX512``,
+    ``AVX2``, ...), its cores and torch's version. Timings from machines that differ here are not comparable: SAC
+    Hopper's runs on a 2-core AMD EPYC with AVX2 took far longer than on the AVX512 machine of its first record
+    (``sac_hopper.json``), which two sessions had taken for a slow day."""
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        models = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")]
+        cpu = models[0] if models else cpu
+    except OSError:  # not Linux
+        pass
+    return {"cpu": cpu, "isa": torch.backends.cpu.get_cpu_capability(), "cores": os.cpu_count(),
+            "torch": torch.__version__}
+
+
 def save_figure(fig: Any, path: Path) -> None:
     """Write ``fig`` to ``path`` (PNG) and close it."""
     fig.tight_layout()
@@ -73,8 +93,10 @@ def write_results(out: Path, name: str, summary: dict[str, Any], echo: bool = Fa
     ``omit`` keys (long curves). Returns the file's path.
 
     The file's ``probes`` (settings tried beside the record, added by hand: no benchmark writes them) carry
-    over into the new file unless ``summary`` has its own, so that re-running a record keeps them."""
+    over into the new file unless ``summary`` has its own, so that re-running a record keeps them. Unless
+    ``summary`` names its ``machine``, the file records this one (:func:`machine`): where its timings were taken."""
     out = Path(out)
+    summary = summary if "machine" in summary else {**summary, "machine": machine()}
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{name}.json"
     if path.exists() and "probes" not in summary:

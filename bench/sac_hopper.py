@@ -28,7 +28,7 @@ import numpy as np
 import torch
 import yaml
 
-from bench._common import REPO, bench_parser, plt, save_figure, shown_path, write_results
+from bench._common import REPO, bench_parser, machine, plt, save_figure, shown_path, write_results
 from bench._runs import read_curves, score, train, with_env_steps
 from bench.sac import speed
 from rlgen.cli.checks import find_best_checkpoint
@@ -47,7 +47,9 @@ SMOKE = ["--trainer.max_steps=30", "--trainer.val_check_interval=10", "--trainer
 
 
 def seed_summary(run_dir: Path, test_episodes: int, overrides: list[str]) -> dict[str, Any]:
-    """One run: its evaluations and training returns against env steps, its wall time, its last.ckpt tested."""
+    """One run: its evaluations and training returns against env steps, its wall time, its last.ckpt tested, and the
+    machine that scores it (a run is scored in the session that trained it, on the same machine: its wall time is
+    that machine's)."""
     curves = read_curves(run_dir)
     evaluations = with_env_steps(curves, "val/episodic_return")  # (env steps, wall minutes, return)
     training = with_env_steps(curves, "rollout/episodic_return")
@@ -66,6 +68,7 @@ def seed_summary(run_dir: Path, test_episodes: int, overrides: list[str]) -> dic
         "env_steps": env_steps,
         "wall_minutes": round(minutes, 1),
         "env_steps_per_s": round(env_steps / (minutes * 60), 1) if minutes else None,
+        "machine": machine(),
         "final_eval": evaluations[-1][2] if evaluations else None,
         "final_eval_env_steps": evaluations[-1][0] if evaluations else None,
         "best_eval": max((p[2] for p in evaluations), default=None),

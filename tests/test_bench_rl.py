@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from itertools import pairwise
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 import torch
 
 from bench import dqn_cartpole, ppo, reinforce_cartpole, reinforce_continuous, rl_throughput, sac_hopper
-from bench._common import REPO, RESULTS, config_args
+from bench._common import REPO, RESULTS, config_args, machine, write_results
 
 
 def test_dqn_cartpole_bench_smoke_trains_stops_and_tests_last_checkpoint(tmp_path, monkeypatch):
@@ -81,6 +82,19 @@ def test_ppo_budget_bench_smoke_writes_its_task_and_joins_seeds(task, name, tmp_
     assert all(0 < e < w for e, w in zip(result["eval_s"], result["wall_s"], strict=True)), result["eval_s"]
     assert (tmp_path / f"{name}.png").stat().st_size > 0
 
+def test_a_results_file_records_the_machine_its_timings_come_from(tmp_path):
+    """Wall times only compare on one machine: each results file names its CPU and the vector instructions torch
+    uses there, unless the summary names the machine it was timed on (a file rewritten elsewhere keeps it)."""
+    here = machine()
+    assert here["isa"] == torch.backends.cpu.get_cpu_capability() and here["cores"] == os.cpu_count()
+    assert here["cpu"] and here["torch"] == torch.__version__
+    written = json.loads(write_results(tmp_path, "timed", {"wall_minutes": [46.0]}).read_text())
+    assert written == {"wall_minutes": [46.0], "machine": here}
+    elsewhere = {"cpu": "another CPU", "isa": "AVX512", "cores": 2, "torch": "2.14.1"}
+    kept = json.loads(write_results(tmp_path, "timed", {**written, "machine": elsewhere}).read_text())
+    assert kept["machine"] == elsewhere
+
+
 def test_rl_throughput_bench_smoke(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     rl_throughput.main(["--smoke", "--out-dir", str(tmp_path)])
@@ -129,6 +143,7 @@ def test_sac_hopper_bench_smoke_scores_a_run_directory(tmp_path, monkeypatch):
     assert "/best-step=" in best["ckpt"] and saved["best_ckpt_test_returns"][0] == pytest.approx(best["mean"])
     assert summary["complete"] is False and summary["met"] is False
     assert saved["training_threads"] == [None], "the run's own --threads (its config.yaml), not the scoring's"
+    assert saved["runs"][0]["machine"]["cores"] == os.cpu_count() and saved["runs"][0]["machine"]["isa"]
     assert (tmp_path / "sac_hopper.png").stat().st_size > 0
     speed = saved["speed"]  # rlgen's SAC on the Hopper config against a plain loop, alternating
     assert speed["gradient_steps"] == 20 and len(speed["rlgen_s"]) == len(speed["plain_s"]) == 2
@@ -144,6 +159,7 @@ def test_sac_hopper_bench_smoke_scores_a_run_directory(tmp_path, monkeypatch):
     assert joined["final_evals"] == [saved["final_evals"][0], 2600.0] and "speed" not in joined
     assert joined["previous"] == saved["previous"] and joined["note"] == "seed 7 alone"  # kept from the files
     assert joined["exported"] == {"path": "shipped.ckpt"}, "the shipped agent of a joined record stays"
+    assert joined["runs"][0]["machine"] == saved["runs"][0]["machine"], "each run keeps the machine it was timed on"
     with pytest.raises(SystemExit):
         sac_hopper.main(["--join", str(other), str(other), "--speed-steps=0", f"--out-dir={tmp_path / 'twice'}"])
 
