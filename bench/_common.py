@@ -80,6 +80,12 @@ def machine() -> dict[str, Any]:
             "torch": torch.__version__}
 
 
+def common_machine(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The ``machine`` every one of ``runs`` names, or None where they name different ones or some none."""
+    machines = [run.get("machine") for run in runs]
+    return machines[0] if machines and None not in machines and all(m == machines[0] for m in machines) else None
+
+
 def save_figure(fig: Any, path: Path) -> None:
     """Write ``fig`` to ``path`` (PNG) and close it."""
     fig.tight_layout()
@@ -88,15 +94,18 @@ def save_figure(fig: Any, path: Path) -> None:
 
 
 def write_results(out: Path, name: str, summary: dict[str, Any], echo: bool = False,
-                  omit: tuple[str, ...] = ()) -> Path:
+                  omit: tuple[str, ...] = (), timed: bool = True) -> Path:
     """Write ``summary`` to ``<out>/<name>.json`` (creating ``out``); ``echo`` also prints it without the
     ``omit`` keys (long curves). Returns the file's path.
 
     The file's ``probes`` (settings tried beside the record, added by hand: no benchmark writes them) carry
     over into the new file unless ``summary`` has its own, so that re-running a record keeps them. Unless
-    ``summary`` names its ``machine``, the file records this one (:func:`machine`): where its timings were taken."""
+    ``summary`` names its ``machine``, a file ``timed`` here records this one (:func:`machine`), added to
+    ``summary`` itself so that what a benchmark returns is what its file holds; a file of timings taken elsewhere
+    (a join of earlier files, an agent exported into an old record) passes ``timed=False``."""
     out = Path(out)
-    summary = summary if "machine" in summary else {**summary, "machine": machine()}
+    if timed:
+        summary.setdefault("machine", machine())
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{name}.json"
     if path.exists() and "probes" not in summary:

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from pytorch_lightning.callbacks import EarlyStopping
 
-from bench._common import REPO, bench_parser, config_args, plt, save_figure, write_results
+from bench._common import REPO, bench_parser, config_args, machine, plt, save_figure, write_results
 from rlgen.callbacks.rl import ReturnCurve
 from rlgen.cli import run
 
@@ -40,6 +40,7 @@ def train_seed(config: str, seed: int, overrides: list[str]) -> dict[str, Any]:
         "seed": seed,
         "wall_s": round(wall, 1),
         "eval_s": round(curve.eval_seconds, 2),  # the greedy evaluations' part of wall_s
+        "machine": machine(),  # where wall_s was taken
         "env_steps": cli.model.rollout.env_steps,
         "episodes": cli.model.rollout.episodes,
         "gradient_steps": cli.trainer.global_step,

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from bench._common import config_args, plt, save_figure, write_results
+from bench._common import common_machine, config_args, plt, save_figure, write_results
 from bench._rl import cartpole_bench, plot_spread, seeds_parser, train_seed
 
 CARTPOLE_SMOKE = ["--trainer.max_steps=40", "--trainer.val_check_interval=20", "--model.eval_episodes=2",
@@ -130,8 +130,10 @@ def budget_task(argv: list[str], task: str) -> dict[str, Any]:
         **({"note": "; ".join(notes)} if notes else {}),
         "runs": runs,
     }
+    if args.join:  # the runs were timed where they ran: the file names their machine if they share one
+        summary["machine"] = common_machine(runs)
     out = Path(args.out_dir)
-    write_results(out, name, summary)
+    write_results(out, name, summary, timed=not args.join)
     fig, ax = plt.subplots(figsize=(7, 4))
     curves = [(np.array([p[0] for p in r["evaluations"]]), np.array([p[2] for p in r["evaluations"]])) for r in runs]
     plot_spread(ax, curves, np.linspace(0, spec["budget"], 101), "greedy eval return")

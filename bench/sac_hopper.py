@@ -28,7 +28,7 @@ import numpy as np
 import torch
 import yaml
 
-from bench._common import REPO, bench_parser, machine, plt, save_figure, shown_path, write_results
+from bench._common import REPO, bench_parser, common_machine, machine, plt, save_figure, shown_path, write_results
 from bench._runs import read_curves, score, train, with_env_steps
 from bench.sac import speed
 from rlgen.cli.checks import find_best_checkpoint
@@ -127,6 +127,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "met": bool(complete and len(finals) >= 3 and np.median(finals) >= 2500 and min(finals) >= 2000
                     and max(r["wall_minutes"] for r in runs) <= 45),
         "training_threads": [r["training_threads"] for r in runs],
+        "machine": common_machine(runs),  # each run's is in `runs` (null: they differ, or some were not recorded)
         # the joined files' notes (how their seeds ran), then this scoring's
         "note": "; ".join(dict.fromkeys(n for n in [*(part.get("note") for part in joined), args.note] if n)) or None,
         "smoke": args.smoke, "scoring_threads": args.threads,
@@ -143,10 +144,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                                        "training_threads", "note", "speed")}
     if args.speed_steps:  # in this process, at --threads torch threads (the training's own count if equal)
         speed_overrides = ["--model.warm_start_steps=256"] if args.smoke else []
-        summary["speed"] = speed(min(args.speed_steps, 20) if args.smoke else args.speed_steps, speed_overrides,
-                                 CONFIG)
+        summary["speed"] = {**speed(min(args.speed_steps, 20) if args.smoke else args.speed_steps, speed_overrides,
+                                    CONFIG), "machine": machine()}
     out = Path(args.out_dir)
-    write_results(out, NAME, summary, echo=True, omit=("runs",))
+    write_results(out, NAME, summary, echo=True, omit=("runs",), timed=False)  # timed: each run, the speed check
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
     for i, r in enumerate(runs):
         for ax, x in ((axes[0], 0), (axes[1], 1)):

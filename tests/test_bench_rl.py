@@ -79,6 +79,7 @@ def test_ppo_budget_bench_smoke_writes_its_task_and_joins_seeds(task, name, tmp_
     assert result["config"] == ppo.BUDGET_TASKS[task]["config"] and result["env_step_budget"] == 1_000_000
     assert [run["seed"] for run in result["runs"]] == [0, 1] and len(result["final_evals"]) == 2
     assert result["note"] == "a note" and len(result["env_steps_per_s"]) == 2
+    assert result["machine"] == machine() == result["runs"][0]["machine"], "the runs' machine, where they were timed"
     assert all(0 < e < w for e, w in zip(result["eval_s"], result["wall_s"], strict=True)), result["eval_s"]
     assert (tmp_path / f"{name}.png").stat().st_size > 0
 
@@ -93,6 +94,8 @@ def test_a_results_file_records_the_machine_its_timings_come_from(tmp_path):
     elsewhere = {"cpu": "another CPU", "isa": "AVX512", "cores": 2, "torch": "2.14.1"}
     kept = json.loads(write_results(tmp_path, "timed", {**written, "machine": elsewhere}).read_text())
     assert kept["machine"] == elsewhere
+    untimed = json.loads(write_results(tmp_path, "untimed", {"wall_minutes": [46.0]}, timed=False).read_text())
+    assert "machine" not in untimed, "a file of timings taken elsewhere does not name this machine"
 
 
 def test_rl_throughput_bench_smoke(tmp_path, monkeypatch):
@@ -143,7 +146,7 @@ def test_sac_hopper_bench_smoke_scores_a_run_directory(tmp_path, monkeypatch):
     assert "/best-step=" in best["ckpt"] and saved["best_ckpt_test_returns"][0] == pytest.approx(best["mean"])
     assert summary["complete"] is False and summary["met"] is False
     assert saved["training_threads"] == [None], "the run's own --threads (its config.yaml), not the scoring's"
-    assert saved["runs"][0]["machine"]["cores"] == os.cpu_count() and saved["runs"][0]["machine"]["isa"]
+    assert saved["runs"][0]["machine"] == machine() == saved["machine"] == saved["speed"]["machine"]
     assert (tmp_path / "sac_hopper.png").stat().st_size > 0
     speed = saved["speed"]  # rlgen's SAC on the Hopper config against a plain loop, alternating
     assert speed["gradient_steps"] == 20 and len(speed["rlgen_s"]) == len(speed["plain_s"]) == 2
@@ -159,7 +162,12 @@ def test_sac_hopper_bench_smoke_scores_a_run_directory(tmp_path, monkeypatch):
     assert joined["final_evals"] == [saved["final_evals"][0], 2600.0] and "speed" not in joined
     assert joined["previous"] == saved["previous"] and joined["note"] == "seed 7 alone"  # kept from the files
     assert joined["exported"] == {"path": "shipped.ckpt"}, "the shipped agent of a joined record stays"
-    assert joined["runs"][0]["machine"] == saved["runs"][0]["machine"], "each run keeps the machine it was timed on"
+    assert joined["machine"] == machine(), "the joined runs' common machine"
+    mixed = tmp_path / "mixed.json"  # a seed timed on another machine: the file names no single one
+    mixed.write_text(json.dumps({**saved, "runs": [{**saved["runs"][0], "seed": 8, "machine": {"cpu": "other"}}]}))
+    both = sac_hopper.main(["--join", str(tmp_path / "sac_hopper.json"), str(mixed), "--speed-steps=0",
+                            f"--out-dir={tmp_path / 'mixed'}"])
+    assert both["machine"] is None and [run["machine"]["cpu"] for run in both["runs"]][1] == "other"
     with pytest.raises(SystemExit):
         sac_hopper.main(["--join", str(other), str(other), "--speed-steps=0", f"--out-dir={tmp_path / 'twice'}"])
 
@@ -186,6 +194,7 @@ def test_export_agent_ships_a_weights_only_file_that_plays_as_the_checkpoint_and
                                  f"--out-dir={out}", *episodes])
     saved = json.loads((out / "sac_pendulum.json").read_text())
     assert saved["final_evals"] == [-150.0] and saved["exported"] == summary["exported"]
+    assert "machine" not in saved, "exporting times nothing of the record: it names no machine it was not timed on"
     shipped = torch.load(out / "sac_pendulum.ckpt", map_location="cpu", weights_only=True)
     assert "optimizer_states" not in shipped and "loops" not in shipped and shipped["state_dict"]
     assert saved["exported"]["bytes"] == (out / "sac_pendulum.ckpt").stat().st_size < ckpt.stat().st_size
