@@ -100,9 +100,9 @@ def write_results(out: Path, name: str, summary: dict[str, Any], echo: bool = Fa
 
     The file's ``probes`` (settings tried beside the record, added by hand: no benchmark writes them) carry
     over into the new file unless ``summary`` has its own, so that re-running a record keeps them. Unless
-    ``summary`` names its ``machine``, a file ``timed`` here records this one (:func:`machine`), added to
-    ``summary`` itself so that what a benchmark returns is what its file holds; a file of timings taken elsewhere
-    (a join of earlier files, an agent exported into an old record) passes ``timed=False``."""
+    ``summary`` names its ``machine`` (a join names its runs' common one, or null), a file ``timed`` here records
+    this one (:func:`machine`), added to ``summary`` itself so that what a benchmark returns is what its file
+    holds; an agent exported into an old record times nothing and passes ``timed=False``."""
     out = Path(out)
     if timed:
         summary.setdefault("machine", machine())

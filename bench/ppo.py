@@ -133,7 +133,7 @@ def budget_task(argv: list[str], task: str) -> dict[str, Any]:
     if args.join:  # the runs were timed where they ran: the file names their machine if they share one
         summary["machine"] = common_machine(runs)
     out = Path(args.out_dir)
-    write_results(out, name, summary, timed=not args.join)
+    write_results(out, name, summary)
     fig, ax = plt.subplots(figsize=(7, 4))
     curves = [(np.array([p[0] for p in r["evaluations"]]), np.array([p[2] for p in r["evaluations"]])) for r in runs]
     plot_spread(ax, curves, np.linspace(0, spec["budget"], 101), "greedy eval return")

@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         summary["speed"] = {**speed(min(args.speed_steps, 20) if args.smoke else args.speed_steps, speed_overrides,
                                     CONFIG), "machine": machine()}
     out = Path(args.out_dir)
-    write_results(out, NAME, summary, echo=True, omit=("runs",), timed=False)  # timed: each run, the speed check
+    write_results(out, NAME, summary, echo=True, omit=("runs",))
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
     for i, r in enumerate(runs):
         for ax, x in ((axes[0], 0), (axes[1], 1)):
