@@ -1,6 +1,6 @@
 """SAC on Hopper-v5: score a finished run of ``configs/sac/hopper.yaml`` (or train one) against issue 33's target.
 
-    OMP_NUM_THREADS=2 rlgen fit -c configs/sac/hopper.yaml --threads 2     # 300,000 env steps, under nohup
+    OMP_NUM_THREADS=2 rlgen fit -c configs/sac/hopper.yaml --threads 2     # 170,000 env steps, under nohup
     python -m bench.sac_hopper --run-dir runs/sac_hopper/version_0          # then score it (minutes)
     python -m bench.sac_hopper --smoke --out-dir /tmp/x                     # a tiny fit, then the same (seconds)
 
@@ -12,9 +12,9 @@ writes ``<out-dir>/sac_hopper.json`` and ``.png``. A run directory per seed: ``-
 directories are gone). Target (issue 33): median of 3 seeds >= 2,500 within 300,000 env steps, every seed >= 2,000,
 <= 45 min a seed (CleanRL's SAC: about 2,350 at 300k, 3 seeds).
 
-Then, unless ``--speed-steps 0``, it times 2,000 gradient steps of rlgen's SAC on the config against the same
-update in a plain PyTorch loop on Hopper-v5 (``bench.sac``'s speed check, alternating twice, at ``--threads``):
-the ratio is what Lightning and rlgen's data path add (target: <= 1.15).
+Then, unless ``--speed-steps 0``, it times 1,000 gradient steps of rlgen's SAC on the config against the same
+update in a plain PyTorch loop on Hopper-v5 (``bench.sac``'s speed check, five alternating pairs, at
+``--threads``): the ratio is what Lightning and rlgen's data path add (target: <= 1.15).
 """
 
 from __future__ import annotations
@@ -28,7 +28,17 @@ import numpy as np
 import torch
 import yaml
 
-from bench._common import REPO, bench_parser, common_machine, machine, plt, save_figure, shown_path, write_results
+from bench._common import (
+    REPO,
+    bench_parser,
+    common_machine,
+    config_args,
+    machine,
+    plt,
+    save_figure,
+    shown_path,
+    write_results,
+)
 from bench._runs import read_curves, score, train, with_env_steps
 from bench.sac import speed
 from rlgen.cli.checks import find_best_checkpoint
@@ -39,11 +49,24 @@ CONFIG = "configs/sac/hopper.yaml"
 NAME = "sac_hopper"
 TARGET = ("median of 3 seeds >= 2,500 greedy within 300,000 env steps, every seed >= 2,000, <= 45 min a seed")
 ANCHORS = {"CleanRL SAC Hopper, 300k steps (3 seeds)": 2350.0}
-BUDGET = 300_000
-SMOKE = ["--trainer.max_steps=30", "--trainer.val_check_interval=10", "--trainer.log_every_n_steps=2",
+LIMIT = 300_000  # the target's env steps: every run's final evaluation within them
+SMOKE = ["--trainer.max_steps=30", "--trainer.val_check_interval=5", "--trainer.log_every_n_steps=2",
          "--model.warm_start_steps=256",
          "--model.eval_episodes=1", "--model.actor.init_args.hidden_sizes=[16]",
          "--model.critic.init_args.hidden_sizes=[16]", "--model.env_options.max_episode_steps=50"]
+
+
+def env_step_budget(config: str = CONFIG) -> int:
+    """The env steps of a run of ``config``: the warm-up, then ``max_steps`` optimizer steps, two a gradient step,
+    ``train_frequency`` env steps a phase of ``gradient_steps`` gradient steps."""
+    from rlgen.lightning_modules.sac import SAC
+
+    hp = config_args(config)
+    gradient_steps = read_config(REPO / config)["trainer"]["max_steps"] // SAC.OPTIMIZER_STEPS_PER_GRADIENT_STEP
+    return hp["warm_start_steps"] + gradient_steps * hp["train_frequency"] // hp["gradient_steps"]
+
+
+BUDGET = env_step_budget()  # the shipped config's env steps: a run that stopped short of them is incomplete
 
 
 def seed_summary(run_dir: Path, test_episodes: int, overrides: list[str]) -> dict[str, Any]:
@@ -90,7 +113,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--note", default=None, help="what else ran on the machine, stored in the JSON")
     parser.add_argument("--previous", type=Path, default=None,
                         help="an earlier sac_hopper.json that these runs replace: its figures are kept as `previous`")
-    parser.add_argument("--speed-steps", type=int, default=2_000,
+    parser.add_argument("--speed-steps", type=int, default=1_000,
                         help="gradient steps of the speed check against a plain PyTorch loop on Hopper, at --threads "
                              "(0: skip it)")
     args, overrides = parser.parse_known_args(argv)
@@ -125,6 +148,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "env_steps_per_s": [r["env_steps_per_s"] for r in runs],
         "complete": complete,
         "met": bool(complete and len(finals) >= 3 and np.median(finals) >= 2500 and min(finals) >= 2000
+                    and max(r["final_eval_env_steps"] for r in runs) <= LIMIT
                     and max(r["wall_minutes"] for r in runs) <= 45),
         "training_threads": [r["training_threads"] for r in runs],
         "machine": common_machine(runs),  # each run's is in `runs` (null: they differ, or some were not recorded)
@@ -145,7 +169,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.speed_steps:  # in this process, at --threads torch threads (the training's own count if equal)
         speed_overrides = ["--model.warm_start_steps=256"] if args.smoke else []
         summary["speed"] = {**speed(min(args.speed_steps, 20) if args.smoke else args.speed_steps, speed_overrides,
-                                    CONFIG), "machine": machine()}
+                                    CONFIG, pairs=2 if args.smoke else 5), "machine": machine()}
     out = Path(args.out_dir)
     write_results(out, NAME, summary, echo=True, omit=("runs",))
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)

@@ -83,8 +83,10 @@ def _sac_speed(d: dict) -> str:
         return ""
     speed = d["speed"]
     threads = f" on {speed['threads']} thread(s)" if "threads" in speed else ""
+    ratios = speed.get("pair_ratios")  # each alternating pair's ratio: the check's own noise
+    spread = f" (pairs {min(ratios):.2f}-{max(ratios):.2f}x)" if ratios else ""
     return (f"; speed check{threads}: a gradient step {speed['rlgen_ms_per_gradient_step']:.1f} ms, "
-            f"{speed['ratio_rlgen_over_plain']:.2f}x a plain PyTorch loop's")
+            f"{speed['ratio_rlgen_over_plain']:.2f}x a plain PyTorch loop's{spread}")
 
 
 def _anchors(d: dict) -> str:
