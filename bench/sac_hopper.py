@@ -1,6 +1,6 @@
 """SAC on Hopper-v5: score a finished run of ``configs/sac/hopper.yaml`` (or train one) against issue 33's target.
 
-    OMP_NUM_THREADS=2 rlgen fit -c configs/sac/hopper.yaml --threads 2     # 170,000 env steps, under nohup
+    OMP_NUM_THREADS=2 rlgen fit -c configs/sac/hopper.yaml --threads 2     # 300,000 env steps, under nohup
     python -m bench.sac_hopper --run-dir runs/sac_hopper/version_0          # then score it (minutes)
     python -m bench.sac_hopper --smoke --out-dir /tmp/x                     # a tiny fit, then the same (seconds)
 
