@@ -32,7 +32,7 @@ from bench._common import (
     REPO,
     bench_parser,
     common_machine,
-    config_args,
+    init_args,
     machine,
     plt,
     save_figure,
@@ -61,8 +61,9 @@ def env_step_budget(config: str = CONFIG) -> int:
     ``train_frequency`` env steps a phase of ``gradient_steps`` gradient steps."""
     from rlgen.lightning_modules.sac import SAC
 
-    hp = config_args(config)
-    gradient_steps = read_config(REPO / config)["trainer"]["max_steps"] // SAC.OPTIMIZER_STEPS_PER_GRADIENT_STEP
+    spec = read_config(REPO / config)
+    hp = init_args(spec["model"])
+    gradient_steps = spec["trainer"]["max_steps"] // SAC.OPTIMIZER_STEPS_PER_GRADIENT_STEP
     return hp["warm_start_steps"] + gradient_steps * hp["train_frequency"] // hp["gradient_steps"]
 
 
@@ -148,7 +149,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "env_steps_per_s": [r["env_steps_per_s"] for r in runs],
         "complete": complete,
         "met": bool(complete and len(finals) >= 3 and np.median(finals) >= 2500 and min(finals) >= 2000
-                    and max(r["final_eval_env_steps"] for r in runs) <= LIMIT
+                    and all(r["final_eval_env_steps"] is not None and r["final_eval_env_steps"] <= LIMIT for r in runs)
                     and max(r["wall_minutes"] for r in runs) <= 45),
         "training_threads": [r["training_threads"] for r in runs],
         "machine": common_machine(runs),  # each run's is in `runs` (null: they differ, or some were not recorded)

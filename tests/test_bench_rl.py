@@ -83,6 +83,7 @@ def test_ppo_budget_bench_smoke_writes_its_task_and_joins_seeds(task, name, tmp_
     assert all(0 < e < w for e, w in zip(result["eval_s"], result["wall_s"], strict=True)), result["eval_s"]
     assert (tmp_path / f"{name}.png").stat().st_size > 0
 
+
 def test_a_results_file_records_the_machine_its_timings_come_from(tmp_path):
     """Wall times only compare on one machine: each results file names its CPU and the vector instructions torch
     uses there, unless the summary names the machine it was timed on (a file rewritten elsewhere keeps it)."""
@@ -179,10 +180,10 @@ def test_sac_hopper_bench_smoke_scores_a_run_directory(tmp_path, monkeypatch):
     assert sac_hopper.BUDGET == 300_000, "the config's header: 5,000 warm-up, then a gradient step an env step"
 
     def met(**changed) -> bool:
-        runs = [{**saved["runs"][0], "seed": seed, "final_eval": final, "env_steps": 300_000,
-                 "final_eval_env_steps": 295_000, "wall_minutes": 40.0} for seed, final in ((1, 3000.0), (2, 2100.0))]
-        runs.append({**saved["runs"][0], "seed": 3, "final_eval": 2600.0, "env_steps": 300_000,
-                     "final_eval_env_steps": 295_000, "wall_minutes": 40.0, **changed})
+        complete = {"env_steps": 300_000, "final_eval_env_steps": 295_000, "wall_minutes": 40.0}
+        runs = [{**saved["runs"][0], **complete, "seed": seed, "final_eval": final}
+                for seed, final in ((1, 3000.0), (2, 2100.0), (3, 2600.0))]
+        runs[-1].update(changed)  # the third seed differs
         scored = tmp_path / "three.json"
         scored.write_text(json.dumps({**saved, "runs": runs}))
         return sac_hopper.main(["--join", str(scored), "--speed-steps=0", f"--out-dir={tmp_path / 'three'}"])["met"]
