@@ -48,11 +48,13 @@ SMOKE = ["--trainer.max_steps=30", "--trainer.val_check_interval=10", "--model.w
 
 def bench_seeds(seeds: int, overrides: list[str], partial: Path) -> list[dict[str, Any]]:
     """Train and test the config for seeds 0..N-1, keeping each finished seed in ``partial``."""
+    from rlgen.lightning_modules.sac import SAC
+
     done = json.loads(partial.read_text()) if partial.exists() else {"overrides": overrides, "runs": []}
     runs = done["runs"] if done["overrides"] == overrides else []
     for seed in range(len(runs), seeds):
         run = train_seed(CONFIG, seed, overrides)
-        gradient_steps = run["gradient_steps"] // 3  # global_step counts 3 optimizer steps per gradient step
+        gradient_steps = run["gradient_steps"] // SAC.OPTIMIZER_STEPS_PER_GRADIENT_STEP  # what global_step counts
         run.update(gradient_steps=gradient_steps, env_steps_per_s=round(run["env_steps"] / run["wall_s"], 1),
                    gradient_steps_per_s=round(gradient_steps / run["wall_s"], 1),
                    episode_returns=[[steps, round(ret, 2)] for steps, ret in run["episode_returns"]])
