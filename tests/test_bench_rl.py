@@ -131,6 +131,17 @@ def test_contention_bench_smoke_times_each_load_and_kills_its_competitor(tmp_pat
     assert not competitors, "the competing process is killed after each run"
 
 
+def test_sac_pendulum_bench_smoke_counts_gradient_steps_not_optimizer_steps(tmp_path, monkeypatch):
+    """global_step counts two optimizer steps a SAC gradient step: the smoke run's 30 are 15 gradient steps."""
+    from bench import sac
+
+    monkeypatch.chdir(tmp_path)
+    summary = sac.main(["--smoke", f"--out-dir={tmp_path}", "--threads=1", "--speed-steps=0"])
+    (run,) = summary["runs"]
+    assert run["gradient_steps"] == 15 and run["env_steps"] == 256 + 15, "warm-up, then a gradient step an env step"
+    assert run["gradient_steps_per_s"] == round(15 / run["wall_s"], 1)
+
+
 def test_sac_hopper_bench_smoke_scores_a_run_directory(tmp_path, monkeypatch):
     """The Hopper benchmark scores a finished run from its TensorBoard events and its last.ckpt, and a run that
     stopped before the config's 175,000 env steps is marked incomplete (never met); scored files join; the target
