@@ -11,7 +11,7 @@ writes ``<out-dir>/sac_hopper.json`` and ``.png``. A run directory per seed: ``-
 ``--join`` adds the scored runs of earlier files (seeds trained and scored in different sessions, whose run
 directories are gone). Target (issue 33): median of 3 seeds >= 2,500 within 300,000 env steps, every seed >= 2,000,
 <= 45 min a seed (CleanRL's SAC: about 2,350 at 300k, 3 seeds), read from each seed's final evaluation, which must be
-on its last step (the final agent: the greedy return swings by 2,000 within 10,000 env steps at 165,000).
+on its last step (the final agent: at this budget a greedy return swings by 2,000 within 10,000 env steps).
 
 Then, unless ``--speed-steps 0``, it times 1,000 gradient steps of rlgen's SAC on the config against the same
 update in a plain PyTorch loop on Hopper-v5 (``bench.sac``'s speed check, five alternating pairs, at
