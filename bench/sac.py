@@ -2,6 +2,7 @@
 
     python -m bench.sac                                  # 5 seeds of configs/sac/pendulum.yaml, then the speed check
     python -m bench.sac --seeds 3 --speed-steps 0        # no speed check
+    python -m bench.sac --runs-from bench/results/sac_pendulum.json   # the scored seeds, a new speed check
     python -m bench.sac --smoke --out-dir /tmp/x         # seconds
 
 Runs ``configs/sac/pendulum.yaml`` as it is for each seed (``rlgen fit``, then ``rlgen test`` of the run's
@@ -16,9 +17,9 @@ continues after the seeds already there (run it under nohup: a seed is minutes).
 
 The speed check (``--speed-steps N``) times N gradient steps of rlgen's SAC (``rlgen fit`` without evaluations)
 against the same update in a plain PyTorch loop (one env step, a replay sample and one update per step, the same
-networks, loss functions and optimizers), alternating five times, in this process: the ratio is what Lightning and
-rlgen's data path add. Arguments the bench does not know go to ``rlgen fit`` and ``rlgen test``, e.g.
-``--model.actor_lr=3e-4``.
+networks, loss functions and optimizers) in ``SPEED_PAIRS`` alternating pairs, in this process: the ratio of their
+medians is what Lightning and rlgen's data path add. Arguments the bench does not know go to ``rlgen fit`` and
+``rlgen test``, e.g. ``--model.actor_lr=3e-4``.
 """
 
 from __future__ import annotations
@@ -185,20 +186,35 @@ def plain_seconds(steps: int, config: str = CONFIG, seed: int = 0) -> float:
     return time.perf_counter() - start
 
 
-def speed(steps: int, overrides: list[str], config: str = CONFIG, pairs: int = 5) -> dict[str, Any]:
+SPEED_PAIRS = 9  # pairs of the speed check (five pairs' ratios spread wider than the target's margin)
+
+
+def speed(steps: int, overrides: list[str], config: str = CONFIG, pairs: int = SPEED_PAIRS) -> dict[str, Any]:
     """``steps`` gradient steps of rlgen's SAC on ``config`` against the plain loop, ``pairs`` times alternating:
-    the ratio of the medians, and each pair's ratio (their spread is the check's own noise)."""
+    the ratio of the medians, and each pair's ratio (their spread is the check's own noise). Within a pair, the
+    side that runs first alternates (rlgen first in pairs 0, 2, ...), so that neither is the one a drift of the
+    machine's speed during a pair reaches first."""
     rlgen_s, plain_s = [], []
-    for _ in range(pairs):  # alternating, so that a change in the machine's speed reaches both
-        rlgen_s.append(rlgen_seconds(steps, overrides, config))
-        plain_s.append(plain_seconds(steps, config))
+    for pair in range(pairs):  # alternating, so that a change in the machine's speed reaches both
+        for side in (("rlgen", "plain") if pair % 2 == 0 else ("plain", "rlgen")):
+            if side == "rlgen":
+                rlgen_s.append(rlgen_seconds(steps, overrides, config))
+            else:
+                plain_s.append(plain_seconds(steps, config))
         print(f"speed: rlgen {rlgen_s[-1]:.1f} s, plain {plain_s[-1]:.1f} s for {steps} gradient steps", flush=True)
     ratio = float(np.median(rlgen_s) / np.median(plain_s))
     return {"gradient_steps": steps, "threads": torch.get_num_threads(), "rlgen_s": rlgen_s, "plain_s": plain_s,
+            "order": "alternating: rlgen first in even pairs, the plain loop first in odd ones",
             "rlgen_ms_per_gradient_step": 1000 * float(np.median(rlgen_s)) / steps,
             "plain_ms_per_gradient_step": 1000 * float(np.median(plain_s)) / steps,
             "ratio_rlgen_over_plain": ratio, "pair_ratios": [r / p for r, p in zip(rlgen_s, plain_s, strict=True)],
             "target_ratio": 1.15}
+
+
+def earlier_speed_checks(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The speed checks of earlier results files, oldest first: kept when a new check replaces theirs."""
+    return [check for part in results for check in [*part.get("earlier_speed_checks", []), *(
+        [part["speed"]] if "speed" in part else [])]]
 
 
 def plot(summary: dict[str, Any], path: Path) -> None:
@@ -224,6 +240,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--speed-steps", type=int, default=2_000,
                         help="gradient steps of the speed check against a plain PyTorch loop (0: skip it)")
     parser.add_argument("--conditions", default=None, help="what else ran on the machine, stored in the JSON")
+    parser.add_argument("--runs-from", type=Path, default=None, metavar="JSON",
+                        help="an earlier sac_pendulum.json whose scored seeds are kept, not trained again (to measure "
+                             "the speed check anew: the earlier check is kept as earlier_speed_checks)")
     args, overrides = parser.parse_known_args(argv)
     torch.set_num_threads(args.threads)
     if args.smoke:
@@ -231,11 +250,27 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     partial = out / f"{NAME}.partial.tmp"
-    runs = bench_seeds(args.seeds, overrides, partial)
+    earlier = json.loads(args.runs_from.read_text()) if args.runs_from else None
+    if earlier is not None and overrides:
+        parser.error(f"--runs-from keeps the seeds as they were trained (overrides {earlier['overrides']}); "
+                     f"give no overrides, got {overrides}")
+    overrides = earlier["overrides"] if earlier is not None else overrides
+    runs = earlier["runs"] if earlier is not None else bench_seeds(args.seeds, overrides, partial)
     summary = summarize(runs, overrides)
-    summary.update(threads=args.threads, smoke=args.smoke, conditions=args.conditions)
+    conditions = [earlier.get("conditions") if earlier else None, args.conditions]  # how the seeds ran, then this
+    summary.update(threads=args.threads, smoke=args.smoke,
+                   conditions="; ".join(c for c in conditions if c) or None)
+    if earlier is not None and earlier.get("exported"):
+        summary["exported"] = earlier["exported"]  # the shipped agent is one of these seeds
     if args.speed_steps:
-        summary["speed"] = speed(args.speed_steps, [o for o in overrides if o not in SMOKE])
+        summary["speed"] = speed(args.speed_steps, [o for o in overrides if o not in SMOKE],
+                                 pairs=2 if args.smoke else SPEED_PAIRS)
+        if earlier is not None and earlier_speed_checks([earlier]):
+            summary["earlier_speed_checks"] = earlier_speed_checks([earlier])
+    elif earlier is not None and "speed" in earlier:
+        summary["speed"] = earlier["speed"]
+        summary.update({"earlier_speed_checks": earlier["earlier_speed_checks"]}
+                       if "earlier_speed_checks" in earlier else {})
     write_results(out, NAME, summary)
     plot(summary, out / f"{NAME}.png")
     partial.unlink(missing_ok=True)

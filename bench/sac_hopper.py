@@ -14,7 +14,7 @@ directories are gone). Target (issue 33): median of 3 seeds >= 2,500 within 300,
 on its last step (the final agent: at this budget a greedy return swings by 2,000 within 10,000 env steps).
 
 Then, unless ``--speed-steps 0``, it times 1,000 gradient steps of rlgen's SAC on the config against the same
-update in a plain PyTorch loop on Hopper-v5 (``bench.sac``'s speed check, five alternating pairs, at
+update in a plain PyTorch loop on Hopper-v5 (``bench.sac``'s speed check, ``SPEED_PAIRS`` alternating pairs, at
 ``--threads``): the ratio is what Lightning and rlgen's data path add (target: <= 1.15).
 """
 
@@ -41,7 +41,7 @@ from bench._common import (
     write_results,
 )
 from bench._runs import read_curves, score, train, with_env_steps
-from bench.sac import speed
+from bench.sac import SPEED_PAIRS, earlier_speed_checks, speed
 from rlgen.cli.checks import find_best_checkpoint
 from rlgen.cli.config import best_checkpoint_globs
 from rlgen.cli.listing import read_config
@@ -171,7 +171,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.speed_steps:  # in this process, at --threads torch threads (the training's own count if equal)
         speed_overrides = ["--model.warm_start_steps=256"] if args.smoke else []
         summary["speed"] = {**speed(min(args.speed_steps, 20) if args.smoke else args.speed_steps, speed_overrides,
-                                    CONFIG, pairs=2 if args.smoke else 5), "machine": machine()}
+                                    CONFIG, pairs=2 if args.smoke else SPEED_PAIRS), "machine": machine()}
+        if earlier_speed_checks(joined):  # the joined files' checks, replaced by this one
+            summary["earlier_speed_checks"] = earlier_speed_checks(joined)
+    elif any("speed" in part for part in joined):  # no new check: the newest joined file's stays
+        newest = next(part for part in reversed(joined) if "speed" in part)
+        summary["speed"] = newest["speed"]
+        summary.update({"earlier_speed_checks": newest["earlier_speed_checks"]}
+                       if "earlier_speed_checks" in newest else {})
     out = Path(args.out_dir)
     write_results(out, NAME, summary, echo=True, omit=("runs",))
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)

@@ -13,6 +13,7 @@ import torch
 
 from bench import dqn_cartpole, ppo, reinforce_cartpole, reinforce_continuous, rl_throughput, sac_hopper
 from bench._common import REPO, RESULTS, config_args, machine, write_results
+from bench.sac import SPEED_PAIRS
 
 
 def test_dqn_cartpole_bench_smoke_trains_stops_and_tests_last_checkpoint(tmp_path, monkeypatch):
@@ -142,6 +143,47 @@ def test_sac_pendulum_bench_smoke_counts_gradient_steps_not_optimizer_steps(tmp_
     assert run["gradient_steps_per_s"] == round(15 / run["wall_s"], 1)
 
 
+def test_sac_speed_check_alternates_which_side_runs_first(monkeypatch):
+    """Pairs alternate rlgen-then-plain and plain-then-rlgen; the ratio is that of the medians."""
+    from bench import sac
+
+    calls: list[str] = []
+    monkeypatch.setattr(sac, "rlgen_seconds",
+                        lambda steps, overrides, config: calls.append("rlgen") or 10.0 + len(calls))
+    monkeypatch.setattr(sac, "plain_seconds", lambda steps, config: calls.append("plain") or 10.0)
+    result = sac.speed(100, [], pairs=4)
+    assert calls == ["rlgen", "plain", "plain", "rlgen", "rlgen", "plain", "plain", "rlgen"]
+    assert result["rlgen_s"] == [11.0, 14.0, 15.0, 18.0] and result["plain_s"] == [10.0] * 4
+    assert result["pair_ratios"] == pytest.approx([1.1, 1.4, 1.5, 1.8])
+    assert result["ratio_rlgen_over_plain"] == pytest.approx(1.45) and result["rlgen_ms_per_gradient_step"] == 145.0
+
+
+def test_sac_pendulum_bench_measures_the_speed_anew_on_kept_seeds(tmp_path, monkeypatch):
+    """--runs-from keeps an earlier file's scored seeds, shipped agent and conditions, and its speed check beside a
+    new one; the seeds' overrides cannot change."""
+    from bench import sac
+
+    run = {"final_eval": -150.0, "env_steps": 20_000, "last_ckpt_test_return": -149.0, "wall_s": 170.0,
+           "gradient_steps_per_s": 88.0, "evaluations": [[1000, 0.1, -900.0], [20_000, 2.8, -150.0]]}
+    runs = [{**run, "final_eval": final} for final in (-140.0, -150.0, -160.0, -145.0, -240.0)]
+    earlier = tmp_path / "earlier.json"
+    earlier.write_text(json.dumps({"overrides": [], "runs": runs, "conditions": "seeds alone",
+                                   "exported": {"path": "shipped.ckpt"}, "speed": {"ratio_rlgen_over_plain": 1.2}}))
+    monkeypatch.setattr(sac, "speed", lambda steps, overrides, pairs: {"steps": steps, "pairs": pairs})
+    out = tmp_path / "out"
+    summary = sac.main(["--runs-from", str(earlier), f"--out-dir={out}", "--threads=1", "--conditions=check alone"])
+    assert json.loads((out / "sac_pendulum.json").read_text()) == summary
+    assert summary["runs"] == runs and summary["median_final_eval"] == -150.0 and summary["met"] is True
+    assert summary["speed"] == {"steps": 2000, "pairs": sac.SPEED_PAIRS}
+    assert summary["earlier_speed_checks"] == [{"ratio_rlgen_over_plain": 1.2}]
+    assert summary["exported"] == {"path": "shipped.ckpt"} and summary["conditions"] == "seeds alone; check alone"
+    kept = sac.main(["--runs-from", str(out / "sac_pendulum.json"), f"--out-dir={tmp_path / 'kept'}", "--threads=1",
+                     "--speed-steps=0"])
+    assert kept["speed"] == summary["speed"] and kept["earlier_speed_checks"] == summary["earlier_speed_checks"]
+    with pytest.raises(SystemExit):  # the kept seeds were trained without it
+        sac.main(["--runs-from", str(earlier), f"--out-dir={tmp_path / 'x'}", "--model.actor_lr=1e-3"])
+
+
 def test_sac_hopper_bench_smoke_scores_a_run_directory(tmp_path, monkeypatch):
     """The Hopper benchmark scores a finished run from its TensorBoard events and its last.ckpt, and a run that
     stopped before the config's 175,000 env steps is marked incomplete (never met); scored files join; the target
@@ -174,7 +216,8 @@ def test_sac_hopper_bench_smoke_scores_a_run_directory(tmp_path, monkeypatch):
     joined = sac_hopper.main(["--join", str(tmp_path / "sac_hopper.json"), str(other), "--speed-steps=0",
                               f"--out-dir={tmp_path / 'joined'}"])
     assert [run["seed"] for run in joined["runs"]] == [0, 7] == joined["trained_seeds"]  # the config's seed is 0
-    assert joined["final_evals"] == [saved["final_evals"][0], 2600.0] and "speed" not in joined
+    assert joined["final_evals"] == [saved["final_evals"][0], 2600.0]
+    assert joined["speed"] == saved["speed"], "without a new speed check, the joined files' newest stays"
     assert joined["previous"] == saved["previous"] and joined["note"] == "seed 7 alone"  # kept from the files
     assert joined["exported"] == {"path": "shipped.ckpt"}, "the shipped agent of a joined record stays"
     assert joined["machine"] == machine(), "the joined runs' common machine"
@@ -185,6 +228,11 @@ def test_sac_hopper_bench_smoke_scores_a_run_directory(tmp_path, monkeypatch):
     assert both["machine"] is None and [run["machine"]["cpu"] for run in both["runs"]][1] == "other"
     with pytest.raises(SystemExit):
         sac_hopper.main(["--join", str(other), str(other), "--speed-steps=0", f"--out-dir={tmp_path / 'twice'}"])
+    # A new speed check of scored seeds replaces the joined one, which is kept beside it.
+    monkeypatch.setattr(sac_hopper, "speed", lambda steps, overrides, config, pairs: {"steps": steps, "pairs": pairs})
+    anew = sac_hopper.main(["--join", str(tmp_path / "joined" / "sac_hopper.json"), f"--out-dir={tmp_path / 'anew'}"])
+    assert anew["speed"] == {"steps": 1000, "pairs": SPEED_PAIRS, "machine": machine()}
+    assert anew["earlier_speed_checks"] == [saved["speed"]] and anew["runs"] == joined["runs"]
 
     # The target: 3 seeds that ran the config's budget, median >= 2,500, each >= 2,000 evaluated within 300,000
     # env steps on its last step (the final agent), each <= 45 minutes.
