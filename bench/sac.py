@@ -267,10 +267,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                  pairs=2 if args.smoke else SPEED_PAIRS)
         if earlier is not None and earlier_speed_checks([earlier]):
             summary["earlier_speed_checks"] = earlier_speed_checks([earlier])
-    elif earlier is not None and "speed" in earlier:
-        summary["speed"] = earlier["speed"]
-        summary.update({"earlier_speed_checks": earlier["earlier_speed_checks"]}
-                       if "earlier_speed_checks" in earlier else {})
+    elif earlier is not None:  # no new check: the earlier one stays
+        summary.update({key: earlier[key] for key in ("speed", "earlier_speed_checks") if key in earlier})
     write_results(out, NAME, summary)
     plot(summary, out / f"{NAME}.png")
     partial.unlink(missing_ok=True)

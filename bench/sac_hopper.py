@@ -174,11 +174,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                     CONFIG, pairs=2 if args.smoke else SPEED_PAIRS), "machine": machine()}
         if earlier_speed_checks(joined):  # the joined files' checks, replaced by this one
             summary["earlier_speed_checks"] = earlier_speed_checks(joined)
-    elif any("speed" in part for part in joined):  # no new check: the newest joined file's stays
-        newest = next(part for part in reversed(joined) if "speed" in part)
-        summary["speed"] = newest["speed"]
-        summary.update({"earlier_speed_checks": newest["earlier_speed_checks"]}
-                       if "earlier_speed_checks" in newest else {})
+    else:  # no new check: the newest joined file's stays
+        newest = next((part for part in reversed(joined) if "speed" in part), {})
+        summary.update({key: newest[key] for key in ("speed", "earlier_speed_checks") if key in newest})
     out = Path(args.out_dir)
     write_results(out, NAME, summary, echo=True, omit=("runs",))
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
