@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from pytorch_lightning import Callback
 
-from bench._common import REPO, config_args, init_args, plt, save_figure, write_results
+from bench._common import REPO, config_args, init_args, machine, plt, save_figure, write_results
 from bench._rl import plot_spread, seeds_parser, train_seed
 
 CONFIG = "configs/sac/pendulum.yaml"
@@ -260,11 +260,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     conditions = [earlier.get("conditions") if earlier else None, args.conditions]  # how the seeds ran, then this
     summary.update(threads=args.threads, smoke=args.smoke,
                    conditions="; ".join(c for c in conditions if c) or None)
-    if earlier is not None and earlier.get("exported"):
-        summary["exported"] = earlier["exported"]  # the shipped agent is one of these seeds
+    if earlier is not None:
+        summary["machine"] = earlier.get("machine")  # the seeds' (null: not recorded), not this one's
+        if "exported" in earlier:
+            summary["exported"] = earlier["exported"]  # the shipped agent is one of these seeds
     if args.speed_steps:
-        summary["speed"] = speed(args.speed_steps, [o for o in overrides if o not in SMOKE],
-                                 pairs=2 if args.smoke else SPEED_PAIRS)
+        summary["speed"] = {**speed(args.speed_steps, [o for o in overrides if o not in SMOKE],
+                                    pairs=2 if args.smoke else SPEED_PAIRS), "machine": machine()}
         if earlier is not None and earlier_speed_checks([earlier]):
             summary["earlier_speed_checks"] = earlier_speed_checks([earlier])
     elif earlier is not None:  # no new check: the earlier one stays

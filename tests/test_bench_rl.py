@@ -174,7 +174,8 @@ def test_sac_pendulum_bench_measures_the_speed_anew_on_kept_seeds(tmp_path, monk
     summary = sac.main(["--runs-from", str(earlier), f"--out-dir={out}", "--threads=1", "--conditions=check alone"])
     assert json.loads((out / "sac_pendulum.json").read_text()) == summary
     assert summary["runs"] == runs and summary["median_final_eval"] == -150.0 and summary["met"] is True
-    assert summary["speed"] == {"steps": 2000, "pairs": sac.SPEED_PAIRS}
+    assert summary["speed"] == {"steps": 2000, "pairs": sac.SPEED_PAIRS, "machine": machine()}
+    assert summary["machine"] is None, "the seeds' machine, not recorded in the earlier file: not this one's"
     assert summary["earlier_speed_checks"] == [{"ratio_rlgen_over_plain": 1.2}]
     assert summary["exported"] == {"path": "shipped.ckpt"} and summary["conditions"] == "seeds alone; check alone"
     kept = sac.main(["--runs-from", str(out / "sac_pendulum.json"), f"--out-dir={tmp_path / 'kept'}", "--threads=1",
