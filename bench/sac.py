@@ -211,10 +211,15 @@ def speed(steps: int, overrides: list[str], config: str = CONFIG, pairs: int = S
             "target_ratio": 1.15}
 
 
-def earlier_speed_checks(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The speed checks of earlier results files, oldest first: kept when a new check replaces theirs."""
-    return [check for part in results for check in [*part.get("earlier_speed_checks", []), *(
+def speed_entries(earlier: list[dict[str, Any]], check: dict[str, Any] | None) -> dict[str, Any]:
+    """A results file's speed entries: a new ``check`` named by this machine, with the ``earlier`` files' checks kept
+    beside it (``earlier_speed_checks``, oldest first); without one (None), the newest earlier file's as they were."""
+    if check is None:
+        newest = next((part for part in reversed(earlier) if "speed" in part), {})
+        return {key: newest[key] for key in ("speed", "earlier_speed_checks") if key in newest}
+    kept = [old for part in earlier for old in [*part.get("earlier_speed_checks", []), *(
         [part["speed"]] if "speed" in part else [])]]
+    return {"speed": {**check, "machine": machine()}, **({"earlier_speed_checks": kept} if kept else {})}
 
 
 def plot(summary: dict[str, Any], path: Path) -> None:
@@ -264,13 +269,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         summary["machine"] = earlier.get("machine")  # the seeds' (null: not recorded), not this one's
         if "exported" in earlier:
             summary["exported"] = earlier["exported"]  # the shipped agent is one of these seeds
-    if args.speed_steps:
-        summary["speed"] = {**speed(args.speed_steps, [o for o in overrides if o not in SMOKE],
-                                    pairs=2 if args.smoke else SPEED_PAIRS), "machine": machine()}
-        if earlier is not None and earlier_speed_checks([earlier]):
-            summary["earlier_speed_checks"] = earlier_speed_checks([earlier])
-    elif earlier is not None:  # no new check: the earlier one stays
-        summary.update({key: earlier[key] for key in ("speed", "earlier_speed_checks") if key in earlier})
+    check = (speed(args.speed_steps, [o for o in overrides if o not in SMOKE], pairs=2 if args.smoke else SPEED_PAIRS)
+             if args.speed_steps else None)
+    summary.update(speed_entries([earlier] if earlier is not None else [], check))
     write_results(out, NAME, summary)
     plot(summary, out / f"{NAME}.png")
     partial.unlink(missing_ok=True)

@@ -41,7 +41,7 @@ from bench._common import (
     write_results,
 )
 from bench._runs import read_curves, score, train, with_env_steps
-from bench.sac import SPEED_PAIRS, earlier_speed_checks, speed
+from bench.sac import SPEED_PAIRS, speed, speed_entries
 from rlgen.cli.checks import find_best_checkpoint
 from rlgen.cli.config import best_checkpoint_globs
 from rlgen.cli.listing import read_config
@@ -168,15 +168,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         summary["previous"] = {k: old.get(k) for k in ("final_evals", "last_ckpt_test_returns",
                                                        "best_ckpt_test_returns", "wall_minutes",
                                                        "training_threads", "note", "speed")}
+    check = None
     if args.speed_steps:  # in this process, at --threads torch threads (the training's own count if equal)
         speed_overrides = ["--model.warm_start_steps=256"] if args.smoke else []
-        summary["speed"] = {**speed(min(args.speed_steps, 20) if args.smoke else args.speed_steps, speed_overrides,
-                                    CONFIG, pairs=2 if args.smoke else SPEED_PAIRS), "machine": machine()}
-        if earlier_speed_checks(joined):  # the joined files' checks, replaced by this one
-            summary["earlier_speed_checks"] = earlier_speed_checks(joined)
-    else:  # no new check: the newest joined file's stays
-        newest = next((part for part in reversed(joined) if "speed" in part), {})
-        summary.update({key: newest[key] for key in ("speed", "earlier_speed_checks") if key in newest})
+        check = speed(min(args.speed_steps, 20) if args.smoke else args.speed_steps, speed_overrides, CONFIG,
+                      pairs=2 if args.smoke else SPEED_PAIRS)
+    summary.update(speed_entries(joined, check))  # the joined files' checks stay (beside a new one)
     out = Path(args.out_dir)
     write_results(out, NAME, summary, echo=True, omit=("runs",))
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
