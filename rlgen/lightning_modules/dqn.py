@@ -211,17 +211,22 @@ class DQN(RLSystem):
 
         A prioritized batch weights each transition's loss by its importance weight, and the new
         ``|TD error|`` become the transitions' priorities."""
+        losses, errors, q = self._transition_losses(batch)
+        if not isinstance(batch, PrioritizedBatch):
+            return losses.mean(), q
+        self.buffer.update_priorities(batch.indices, errors)
+        self.buffer.beta = linear_schedule(self.hparams.per_beta, 1.0, self.trainer.max_steps, self.global_step)
+        return (batch.weights * losses).mean(), q
+
+    def _transition_losses(self, batch: ReplayBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Each transition's loss, its new priority (before ``|.|^alpha``: the TD error) and Q(s, a), all ``(B,)``."""
         q = self.q_net(batch.obs).gather(1, batch.actions.long().view(-1, 1)).squeeze(1)  # (B,)
         with torch.no_grad():
             next_q_online = self.q_net(batch.next_obs) if self.hparams.double_dqn else None
             target = td_target(batch.rewards.float(), batch.discounts.float(), self.target_net(batch.next_obs),
                                next_q_online)  # (B,)
         loss_fn = F.smooth_l1_loss if self.hparams.loss == "huber" else F.mse_loss
-        if not isinstance(batch, PrioritizedBatch):
-            return loss_fn(q, target), q
-        self.buffer.update_priorities(batch.indices, q.detach() - target)
-        self.buffer.beta = linear_schedule(self.hparams.per_beta, 1.0, self.trainer.max_steps, self.global_step)
-        return (batch.weights * loss_fn(q, target, reduction="none")).mean(), q
+        return loss_fn(q, target, reduction="none"), q.detach() - target, q
 
     def _update_target(self) -> None:
         """Polyak step (tau < 1) after every gradient step, or a copy every ``target_update_interval`` of them."""

@@ -96,22 +96,27 @@ class AtariCNN(nn.Module):
 class DuelingHead(nn.Module):
     """Q(s, a) = V(s) + A(s, a) - mean_a' A(s, a') (Wang et al., 2016), from a feature vector.
 
+    With ``atoms`` K > 1 each action has K values (QR-DQN's quantiles), each combined this way on its own:
+    the output is ``(B, A * K)``, action-major.
+
     Args:
         in_features: size of the feature vector.
         n_actions: number of discrete actions.
         hidden: hidden units of each stream (0: linear streams).
+        atoms: values per action.
     """
 
-    def __init__(self, in_features: int, n_actions: int, hidden: int = 0) -> None:
+    def __init__(self, in_features: int, n_actions: int, hidden: int = 0, atoms: int = 1) -> None:
         super().__init__()
         sizes = [hidden] if hidden else []
-        self.value = mlp(in_features, sizes, 1)
-        self.advantage = mlp(in_features, sizes, n_actions)
+        self.atoms = atoms
+        self.value = mlp(in_features, sizes, atoms)
+        self.advantage = mlp(in_features, sizes, n_actions * atoms)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        value = self.value(features)  # (B, 1)
-        advantage = self.advantage(features)  # (B, A)
-        return value + advantage - advantage.mean(dim=1, keepdim=True)  # (B, A)
+        value = self.value(features).unsqueeze(1)  # (B, 1, K)
+        advantage = self.advantage(features).unflatten(1, (-1, self.atoms))  # (B, A, K)
+        return (value + advantage - advantage.mean(dim=1, keepdim=True)).flatten(1)  # (B, A * K)
 
 
 class QNetwork(nn.Module):
@@ -145,6 +150,8 @@ class QNetwork(nn.Module):
         self.torso: nn.Module | None = None
         self.head: nn.Module | None = None
 
+    atoms = 1  # head outputs per action (QuantileNetwork: its quantiles)
+
     def build(self, obs_shape: Sequence[int], n_actions: int) -> QNetwork:
         """Create the layers for observations of ``obs_shape`` and ``n_actions`` actions; returns self."""
         if len(obs_shape) == 3:
@@ -155,12 +162,43 @@ class QNetwork(nn.Module):
             features = self.hidden_sizes[-1] if self.hidden_sizes else obs_shape[0]
         else:
             raise ValueError(f"QNetwork takes vector (D,) or image (C, H, W) observations, got {tuple(obs_shape)}")
-        self.head = DuelingHead(features, n_actions) if self.dueling else nn.Linear(features, n_actions)
+        k = self.atoms
+        self.head = DuelingHead(features, n_actions, atoms=k) if self.dueling else nn.Linear(features, n_actions * k)
         return self
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         assert self.torso is not None, "call QNetwork.build(obs_shape, n_actions) before using it"
         return self.head(self.torso(obs.float() if obs.dtype == torch.float64 else obs))  # (B, A)
+
+
+class QuantileNetwork(QNetwork):
+    """The return distribution of each action as ``n_quantiles`` quantiles (QR-DQN, Dabney et al., 2018): the
+    torso of :class:`QNetwork`, a head with ``n_quantiles`` outputs per action (a dueling head combines each
+    quantile on its own). ``quantiles(obs)`` is ``(B, A, N)``; ``forward(obs)`` their mean, Q(s, .) ``(B, A)``, so
+    whatever acts greedily on a :class:`QNetwork` acts on this one.
+
+    Args:
+        n_quantiles: quantiles N per action, at the fractions tau_i = (2i + 1) / 2N, i = 0 .. N-1.
+        The others: as :class:`QNetwork`.
+    """
+
+    def __init__(self, n_quantiles: int = 200, hidden_sizes: Sequence[int] = (256, 256), dueling: bool = False,
+                 cnn_features: int = 512, channels_last: bool = True,
+                 cnn: Literal["nature", "nips"] = "nature", pixel_scale: float = 1 / 255) -> None:
+        super().__init__(hidden_sizes, dueling, cnn_features, channels_last, cnn, pixel_scale)
+        check_range(">= 1", "QuantileNetwork", n_quantiles=n_quantiles)
+        self.n_quantiles = n_quantiles
+
+    @property
+    def atoms(self) -> int:
+        return self.n_quantiles
+
+    def quantiles(self, obs: torch.Tensor) -> torch.Tensor:
+        """The quantiles theta_i(s, a) ``(B, A, N)``, at the fractions tau_i = (2i + 1) / 2N."""
+        return super().forward(obs).unflatten(1, (-1, self.n_quantiles))
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.quantiles(obs).mean(dim=2)  # (B, A): Q(s, a), the mean of the return distribution
 
 
 class Policy(nn.Module):
