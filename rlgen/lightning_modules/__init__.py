@@ -14,6 +14,7 @@ from rlgen.lightning_modules.gan import GAN
 from rlgen.lightning_modules.gan_system import GANSystem
 from rlgen.lightning_modules.ppo import PPO
 from rlgen.lightning_modules.qlearning import TabularQLearning
+from rlgen.lightning_modules.qrdqn import QRDQN
 from rlgen.lightning_modules.reinforce import Reinforce
 from rlgen.lightning_modules.rl_system import RLSystem
 from rlgen.lightning_modules.sac import SAC
@@ -24,6 +25,7 @@ __all__ = [
     # reinforcement learning
     "TabularQLearning",
     "DQN",
+    "QRDQN",
     "Reinforce",
     "PPO",
     "SAC",
