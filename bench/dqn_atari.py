@@ -18,7 +18,9 @@ steps and wall minutes. Writes ``<out-dir>/dqn_<game>.{json,png}``, one game's f
 rebuilds the target network) at ``--export`` (default ``<out-dir>/dqn_<game>.ckpt``).
 Targets (issue 26 for Pong, issue 34 for the others): a mean over 10 whole games within 1.2M agent steps,
 120k gradient steps and 120 minutes of training, the same budget for every game. Published points of
-other implementations are drawn on the agent-steps axis. Extra arguments go to ``rlgen fit``.
+other implementations are drawn on the agent-steps axis. Extra arguments go to ``rlgen fit`` and to the scoring's
+``rlgen test`` (so that a run of another model, e.g. ``--model=QRDQN --model.q_net=QuantileNetwork ...``, is
+rebuilt as it was trained; give them again with ``--run-dir``).
 """
 
 from __future__ import annotations
@@ -82,11 +84,12 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(args.threads)
     name, config, (target, published) = f"dqn_{args.game}", f"configs/dqn/{args.game}.yaml", GAMES[args.game]
     sticky_env, plain_env = env_ids(args.game)
+    model_overrides = overrides  # the scoring rebuilds the agent with them
     if args.smoke:
         overrides = [*SMOKE, *overrides]
     run_dir = Path(args.run_dir) if args.run_dir else _runs.train(config, args.save_dir, overrides)
     ckpt = args.ckpt or str(run_dir / "checkpoints" / "last.ckpt")
-    test_overrides = ["--model.env_options.max_episode_steps=100"] if args.smoke else []
+    test_overrides = [*model_overrides, *(["--model.env_options.max_episode_steps=100"] if args.smoke else [])]
     final = _runs.score(config, ckpt, args.games, test_overrides)
     curves = _runs.read_curves(run_dir)
     train_returns = _runs.with_env_steps(curves, "rollout/episodic_return")

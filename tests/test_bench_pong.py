@@ -73,6 +73,20 @@ def test_dqn_atari_bench_smoke_scores_the_game_named(tmp_path, monkeypatch):
     assert result["frames"]["png"].endswith("dqn_breakout_frames.png") and (tmp_path / "dqn_breakout.png").exists()
 
 
+def test_dqn_atari_bench_scores_another_model_rebuilt_from_its_arguments(tmp_path, monkeypatch):
+    """The extra arguments reach the scoring too: a QR-DQN run is played back as a QR-DQN (the game's config alone
+    would build a DQN that cannot load its quantile head)."""
+    monkeypatch.chdir(tmp_path)
+    qr = ["--model=rlgen.lightning_modules.qrdqn.QRDQN", "--model.q_net=rlgen.nets.rl.QuantileNetwork",
+          "--model.q_net.n_quantiles=4", "--model.q_net.dueling=true", "--model.q_net.pixel_scale=1.0"]
+    result = dqn_atari.main(["--game", "boxing", *_args(tmp_path, "qr"), "--games", "1", *qr])
+    assert result["overrides"][-len(qr):] == qr and result["final"]["games"] == 1
+    assert result["final_with_sticky_actions"]["games"] == 1
+    state = torch.load(tmp_path / "qr.ckpt", weights_only=False)
+    head = state["state_dict"]["q_net.head.advantage.0.weight"]
+    assert head.shape[0] == 18 * 4, "Boxing's 18 actions, 4 quantiles each"
+
+
 def test_reinforce_pong_bench_joins_a_resumed_run(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     first = reinforce_pong.main(_args(tmp_path, "reinforce_pong"))
