@@ -88,7 +88,7 @@ def score(config: str, ckpt: str, games: int, overrides: list[str]) -> dict[str,
     cli = run(["test", "-c", str(REPO / config), f"--ckpt_path={ckpt}", f"--model.test_episodes={games}",
                "--trainer.logger=false", "--trainer.enable_progress_bar=false", *overrides])
     returns = [float(r) for r in cli.model.eval_returns]
-    return {"ckpt": shown_path(ckpt), "games": len(returns), "returns": returns,
+    return {"ckpt": shown_path(ckpt), "model": type(cli.model).__name__, "games": len(returns), "returns": returns,
             "mean": sum(returns) / len(returns), "min": min(returns), "max": max(returns),
             "wall_s": round(time.perf_counter() - start, 1)}
 

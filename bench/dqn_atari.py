@@ -144,8 +144,8 @@ def main(argv: list[str] | None = None) -> dict:
                                "bytes": _runs.export_weights(ckpt, Path(export), drop=("target_net.",))}
     _runs.write(out, name, summary)
     _runs.plot(out / f"{name}.png",
-               f"DQN, {env_id} from 4 stacked frames: final {final['mean']:.1f} over {final['games']} games "
-               f"after {env_steps:,} agent steps, {minutes:.0f} min",
+               f"{final['model']}, {env_id} from 4 stacked frames: final {final['mean']:.1f} over {final['games']} "
+               f"games after {env_steps:,} agent steps, {minutes:.0f} min",
                [("training episodes (epsilon-greedy)", train_returns, dict(color="tab:blue", alpha=0.6)),
                 (f"evaluation (epsilon {epsilon:g})", evaluations, dict(color="tab:red", marker="o"))],
                target, f"target {target:g}",

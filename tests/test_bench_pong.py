@@ -81,6 +81,7 @@ def test_dqn_atari_bench_scores_another_model_rebuilt_from_its_arguments(tmp_pat
           "--model.q_net.n_quantiles=4", "--model.q_net.dueling=true", "--model.q_net.pixel_scale=1.0"]
     result = dqn_atari.main(["--game", "boxing", *_args(tmp_path, "qr"), "--games", "1", *qr])
     assert result["overrides"][-len(qr):] == qr and result["final"]["games"] == 1
+    assert result["final"]["model"] == "QRDQN" and result["final_with_sticky_actions"]["model"] == "QRDQN"
     assert result["final_with_sticky_actions"]["games"] == 1
     state = torch.load(tmp_path / "qr.ckpt", weights_only=False)
     head = state["state_dict"]["q_net.head.advantage.0.weight"]
