@@ -5,22 +5,23 @@ Every game trains the one recipe of configs/dqn/atari.yaml.
     python -m bench.dqn_atari                                  # trains configs/dqn/pong.yaml, then scores
     python -m bench.dqn_atari --game breakout                  # configs/dqn/breakout.yaml, dqn_breakout.*
     python -m bench.dqn_atari --run-dir runs/dqn_pong/version_0   # scores and plots a finished run
+    python -m bench.dqn_atari --algo qrdqn --game boxing       # configs/qrdqn/boxing.yaml, qrdqn_boxing.*
     python -m bench.dqn_atari --smoke --out-dir /tmp/x         # seconds
 
-``--game`` names the config ``configs/dqn/<game>.yaml`` and the results. The final agent (the run's last.ckpt,
-or ``--ckpt``) plays ``--games`` whole games of the environment it was trained on (all lives, unclipped score,
-the config's evaluation epsilon), and as many of the game's other environment: an agent of
-``<Game>NoFrameskip-v4`` also plays ``ALE/<Game>-v5`` (sticky actions 0.25), and back. The curves come from
-the run's TensorBoard events: the training episodes' return (``rollout/episodic_return``, whole games
-at the exploration epsilon) and the periodic evaluations (``val/episodic_return``), against agent
-steps and wall minutes. Writes ``<out-dir>/dqn_<game>.{json,png}``, one game's frames
-(``dqn_<game>_frames.png``) and the agent as a weights-only checkpoint (the online network alone; loading
-rebuilds the target network) at ``--export`` (default ``<out-dir>/dqn_<game>.ckpt``).
+``--algo`` and ``--game`` name the config ``configs/<algo>/<game>.yaml`` and the results ``<algo>_<game>``. The
+final agent (the run's last.ckpt, or ``--ckpt``) plays ``--games`` whole games of the environment it was trained on
+(all lives, unclipped score, the config's evaluation epsilon), and as many of the game's other environment: an
+agent of ``<Game>NoFrameskip-v4`` also plays ``ALE/<Game>-v5`` (sticky actions 0.25), and back. The curves come
+from the run's TensorBoard events: the training episodes' return (``rollout/episodic_return``, whole games at the
+exploration epsilon) and the periodic evaluations (``val/episodic_return``), against agent steps and wall minutes.
+Writes ``<out-dir>/<algo>_<game>.{json,png}``, one game's frames (``<algo>_<game>_frames.png``) and the agent as
+a weights-only checkpoint (the online network alone; loading rebuilds the target network) at ``--export``
+(default ``<out-dir>/<algo>_<game>.ckpt``).
 Targets (issue 26 for Pong, issue 34 for the others): a mean over 10 whole games within 1.2M agent steps,
 120k gradient steps and 120 minutes of training, the same budget for every game. Published points of
 other implementations are drawn on the agent-steps axis. Extra arguments go to ``rlgen fit`` and to the scoring's
-``rlgen test`` (so that a run of another model, e.g. ``--model=QRDQN --model.q_net=QuantileNetwork ...``, is
-rebuilt as it was trained; give them again with ``--run-dir``).
+``rlgen test``, so that the agent is rebuilt as it was trained (e.g. ``--model.q_net.n_quantiles=64``); give them
+again with ``--run-dir``.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import gymnasium as gym
 import torch
 
 from bench import _runs
-from bench._common import shown_path
+from bench._common import REPO, shown_path
 from rlgen.checkpoints import read_checkpoint
 
 BUDGET = {"agent_steps": 1_200_000, "gradient_steps": 120_000, "minutes": 120}  # every game's
@@ -79,10 +80,15 @@ def gradient_steps_at(saved: dict, agent_steps: int) -> int:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = _runs.parser(__doc__, "dqn_<game>")
-    parser.add_argument("--game", choices=sorted(GAMES), default="pong", help="which configs/dqn/<game>.yaml")
+    parser.add_argument("--game", choices=sorted(GAMES), default="pong", help="which configs/<algo>/<game>.yaml")
+    parser.add_argument("--algo", choices=("dqn", "qrdqn"), default="dqn", help="which configs/<algo>/<game>.yaml")
     args, overrides = parser.parse_known_args(argv)
     torch.set_num_threads(args.threads)
-    name, config, (target, published) = f"dqn_{args.game}", f"configs/dqn/{args.game}.yaml", GAMES[args.game]
+    name, config, (target, published) = (f"{args.algo}_{args.game}", f"configs/{args.algo}/{args.game}.yaml",
+                                         GAMES[args.game])
+    if not (REPO / config).exists():
+        raise SystemExit(f"{config} does not exist: {args.algo} has no config for {args.game}; train "
+                         f"configs/{args.algo}/atari.yaml with --model.env_id=<the game's id> instead")
     sticky_env, plain_env = env_ids(args.game)
     model_overrides = overrides  # the scoring rebuilds the agent with them
     if args.smoke:

@@ -73,19 +73,19 @@ def test_dqn_atari_bench_smoke_scores_the_game_named(tmp_path, monkeypatch):
     assert result["frames"]["png"].endswith("dqn_breakout_frames.png") and (tmp_path / "dqn_breakout.png").exists()
 
 
-def test_dqn_atari_bench_scores_another_model_rebuilt_from_its_arguments(tmp_path, monkeypatch):
-    """The extra arguments reach the scoring too: a QR-DQN run is played back as a QR-DQN (the game's config alone
-    would build a DQN that cannot load its quantile head)."""
+def test_dqn_atari_bench_scores_qrdqn_rebuilt_with_the_extra_arguments(tmp_path, monkeypatch):
+    """--algo qrdqn trains configs/qrdqn/<game>.yaml into qrdqn_<game>.*, and the extra arguments reach the scoring
+    too: the agent is played back with 4 quantiles, as trained (the config's 32 could not load it)."""
     monkeypatch.chdir(tmp_path)
-    qr = ["--model=rlgen.lightning_modules.qrdqn.QRDQN", "--model.q_net=rlgen.nets.rl.QuantileNetwork",
-          "--model.q_net.n_quantiles=4", "--model.q_net.dueling=true", "--model.q_net.pixel_scale=1.0"]
-    result = dqn_atari.main(["--game", "boxing", *_args(tmp_path, "qr"), "--games", "1", *qr])
-    assert result["overrides"][-len(qr):] == qr and result["final"]["games"] == 1
+    with pytest.raises(SystemExit, match="configs/qrdqn/pong.yaml does not exist"):
+        dqn_atari.main(["--algo", "qrdqn", "--game", "pong", *_args(tmp_path, None)])
+    result = dqn_atari.main(["--algo", "qrdqn", "--game", "boxing", *_args(tmp_path, None), "--games", "1",
+                             "--model.q_net.n_quantiles=4"])
+    assert result["config"] == "configs/qrdqn/boxing.yaml" and result["overrides"][-1] == "--model.q_net.n_quantiles=4"
     assert result["final"]["model"] == "QRDQN" and result["final_with_sticky_actions"]["model"] == "QRDQN"
-    assert result["final_with_sticky_actions"]["games"] == 1
-    state = torch.load(tmp_path / "qr.ckpt", weights_only=False)
-    head = state["state_dict"]["q_net.head.advantage.0.weight"]
-    assert head.shape[0] == 18 * 4, "Boxing's 18 actions, 4 quantiles each"
+    assert json.loads((tmp_path / "qrdqn_boxing.json").read_text())["final"] == result["final"]
+    state = torch.load(tmp_path / "qrdqn_boxing.ckpt", weights_only=False)
+    assert state["state_dict"]["q_net.head.advantage.0.weight"].shape[0] == 18 * 4, "18 actions, 4 quantiles each"
 
 
 def test_reinforce_pong_bench_joins_a_resumed_run(tmp_path, monkeypatch):

@@ -34,6 +34,8 @@ SMOKE: dict[str, list[str]] = {
     **{f"dqn/{game}.yaml": ["--model.warm_start_steps=64", "--model.buffer_size=1000", "--model.eval_episodes=1",
                             "--model.env_options.max_episode_steps=50"]
        for game in ("atari", "pong", "breakout", "boxing")},
+    **{f"qrdqn/{game}.yaml": ["--model.warm_start_steps=64", "--model.buffer_size=1000", "--model.eval_episodes=1",
+                              "--model.env_options.max_episode_steps=50"] for game in ("atari", "boxing")},
     "reinforce/cartpole.yaml": ["--model.eval_episodes=1"],
     "reinforce/pong.yaml": ["--model.episodes_per_batch=1", "--model.eval_episodes=1",
                             '--model.env_options={"pong_from_pixels": true, "max_episode_steps": 50}'],
@@ -108,6 +110,26 @@ def test_each_atari_game_is_the_one_recipe_with_its_game_named(game, capsys):
     read = read_config(CONFIGS / "dqn" / f"{game}.yaml")
     assert read["model"]["init_args"]["env_id"] == env_id
     assert read["trainer"] == read_config(CONFIGS / "dqn" / "atari.yaml")["trainer"]
+
+
+def test_the_qrdqn_atari_recipe_is_the_dqn_recipe_with_its_model_and_network_swapped(capsys):
+    """configs/qrdqn/atari.yaml changes the model's class, its network and kappa and nothing else of
+    configs/dqn/atari.yaml (a nested ``model:`` block would reset the recipe's arguments); qrdqn/boxing.yaml is it
+    with the game named."""
+    def printed(config: str) -> dict:
+        with pytest.raises(SystemExit):
+            run(["fit", "-c", str(CONFIGS / config), "--print_config"])
+        return yaml.safe_load(capsys.readouterr().out)
+
+    dqn, qr, boxing = printed("dqn/atari.yaml"), printed("qrdqn/atari.yaml"), printed("qrdqn/boxing.yaml")
+    assert qr["model"]["class_path"].endswith("qrdqn.QRDQN") and qr["model"]["init_args"].pop("kappa") == 1.0
+    assert qr["model"]["init_args"].pop("q_net") == {"class_path": "rlgen.nets.rl.QuantileNetwork", "init_args": {
+        **dqn["model"]["init_args"].pop("q_net")["init_args"], "n_quantiles": 32}}
+    assert qr["model"]["init_args"] == dqn["model"]["init_args"]
+    assert qr["trainer"]["logger"]["init_args"].pop("name") == "qrdqn_atari"
+    dqn["trainer"]["logger"]["init_args"].pop("name")
+    assert qr["trainer"] == dqn["trainer"]
+    assert boxing["model"]["init_args"]["env_id"] == "BoxingNoFrameskip-v4"
 
 
 def test_the_atari_recipe_ends_every_game_within_its_agent_step_budget():
