@@ -225,6 +225,8 @@ LEARNING = [
     Row("DQN, Pong from 4 stacked frames", "dqn_pong", lambda d: d["target"], _dqn_atari, lambda d: d["met"]),
     Row("DQN, Breakout, the same recipe", "dqn_breakout", lambda d: d["target"], _dqn_atari, lambda d: d["met"]),
     Row("DQN, Boxing, the same recipe", "dqn_boxing", lambda d: d["target"], _dqn_atari, lambda d: d["met"]),
+    Row("QR-DQN, Boxing, the DQN recipe with 32 quantiles", "qrdqn_boxing", lambda d: d["target"], _dqn_atari,
+        lambda d: d["met"]),
     Row("DQN, Breakout, the same recipe, training seed 1", "dqn_breakout_seed1", lambda d: d["target"], _dqn_atari,
         lambda d: d["met"]),
     Row("DQN, Breakout, 6 gradient steps a phase (a probe, stopped early)", "dqn_breakout_replay6",
@@ -307,6 +309,7 @@ FAMILIES = {
     "autoencoders": ("vae", "autoencoders"),
     "gans": ("classifier", "gan", "dcgan", "dcgan_clusters", "textgan"),
     "cyclegan": ("cyclegan",),
+    "qrdqn": ("qrdqn_boxing",),
 }
 
 
@@ -318,7 +321,7 @@ def _family(name: str) -> list[Row]:
 # (docs/results.md, the family page), not in the README's summary.
 SUPERSEDED = ("dqn_pong_scaled_pixels", "dqn_pong_tianshou_plain", "dqn_breakout_replay6",
               "dqn_breakout_tianshou_plain", "dqn_breakout_lr25", "dqn_breakout_seed1", "a2c_hopper",
-              "sac_hopper_300k")
+              "sac_hopper_300k", "dqn_pong_sticky")
 
 TABLES: dict[str, tuple[list[Row], str]] = {  # name -> (rows, style)
     "summary": ([row for row in LEARNING if row.results not in SUPERSEDED], "summary"),
@@ -330,7 +333,8 @@ TABLES: dict[str, tuple[list[Row], str]] = {  # name -> (rows, style)
 DOCUMENTS = {README: ("summary",), RESULTS_PAGE: ("learning",), DOCS / "speed.md": ("speed",),
              DOCS / "qlearning.md": ("qlearning results",), DOCS / "rl.md": ("rl results",),
              DOCS / "autoencoders.md": ("autoencoders results",), DOCS / "gans.md": ("gans results",),
-             DOCS / "cyclegan.md": ("cyclegan results",), DOCS / "actor_critic.md": ("actor_critic results",)}
+             DOCS / "cyclegan.md": ("cyclegan results",), DOCS / "actor_critic.md": ("actor_critic results",),
+             DOCS / "qrdqn.md": ("qrdqn results",)}
 MET = {True: "**met**", False: "not met", None: "-"}
 
 # The configs whose "# Expected" paragraph states a learning row's result: configs/<key> -> bench/results/<value>.json.
@@ -340,6 +344,7 @@ EXPECTED = {
     "dqn/pong.yaml": "dqn_pong",
     "dqn/breakout.yaml": "dqn_breakout",
     "dqn/boxing.yaml": "dqn_boxing",
+    "qrdqn/boxing.yaml": "qrdqn_boxing",
     "reinforce/cartpole.yaml": "reinforce_cartpole",
     "ppo/cartpole.yaml": "ppo_cartpole",
     "ppo/hopper.yaml": "ppo_hopper",
