@@ -89,17 +89,19 @@ def test_every_config_has_a_header():
             assert word in text, f"{config}: the header must give the command, expected result and wall time"
 
 
+def printed(config: str, capsys) -> dict:
+    """The config as LightningCLI parses it (``--print_config``), read back as a dict."""
+    with pytest.raises(SystemExit):
+        run(["fit", "-c", str(CONFIGS / config), "--print_config"])
+    return yaml.safe_load(capsys.readouterr().out)
+
+
 @pytest.mark.parametrize("game", ["pong", "breakout", "boxing"])
 def test_each_atari_game_is_the_one_recipe_with_its_game_named(game, capsys):
     """configs/dqn/<game>.yaml is configs/dqn/atari.yaml with model.env_id changed, as LightningCLI parses it
     (jsonargparse's nested `config:` key and a dotted key) and as rlgen reads it before parsing (read_config):
     the lecture's one network and one set of hyperparameters for every game."""
-    def printed(config: str) -> dict:
-        with pytest.raises(SystemExit):
-            run(["fit", "-c", str(CONFIGS / config), "--print_config"])
-        return yaml.safe_load(capsys.readouterr().out)
-
-    recipe, thin = printed("dqn/atari.yaml"), printed(f"dqn/{game}.yaml")
+    recipe, thin = printed("dqn/atari.yaml", capsys), printed(f"dqn/{game}.yaml", capsys)
     env_id = f"{game.capitalize()}NoFrameskip-v4"
     assert thin["model"]["init_args"].pop("env_id") == env_id
     assert recipe["model"]["init_args"].pop("env_id") == "PongNoFrameskip-v4"
@@ -116,12 +118,7 @@ def test_the_qrdqn_atari_recipe_is_the_dqn_recipe_with_its_model_and_network_swa
     """configs/qrdqn/atari.yaml changes the model's class, its network and kappa and nothing else of
     configs/dqn/atari.yaml (a nested ``model:`` block would reset the recipe's arguments); qrdqn/boxing.yaml is it
     with the game named."""
-    def printed(config: str) -> dict:
-        with pytest.raises(SystemExit):
-            run(["fit", "-c", str(CONFIGS / config), "--print_config"])
-        return yaml.safe_load(capsys.readouterr().out)
-
-    dqn, qr, boxing = printed("dqn/atari.yaml"), printed("qrdqn/atari.yaml"), printed("qrdqn/boxing.yaml")
+    dqn, qr, boxing = (printed(c, capsys) for c in ("dqn/atari.yaml", "qrdqn/atari.yaml", "qrdqn/boxing.yaml"))
     assert qr["model"]["class_path"].endswith("qrdqn.QRDQN") and qr["model"]["init_args"].pop("kappa") == 1.0
     assert qr["model"]["init_args"].pop("q_net") == {"class_path": "rlgen.nets.rl.QuantileNetwork", "init_args": {
         **dqn["model"]["init_args"].pop("q_net")["init_args"], "n_quantiles": 32}}
