@@ -35,7 +35,7 @@ SMOKE: dict[str, list[str]] = {
                             "--model.env_options.max_episode_steps=50"]
        for game in ("atari", "pong", "breakout", "boxing")},
     **{f"qrdqn/{game}.yaml": ["--model.warm_start_steps=64", "--model.buffer_size=1000", "--model.eval_episodes=1",
-                              "--model.env_options.max_episode_steps=50"] for game in ("atari", "boxing")},
+                              "--model.env_options.max_episode_steps=50"] for game in ("atari", "breakout", "boxing")},
     "reinforce/cartpole.yaml": ["--model.eval_episodes=1"],
     "reinforce/pong.yaml": ["--model.episodes_per_batch=1", "--model.eval_episodes=1",
                             '--model.env_options={"pong_from_pixels": true, "max_episode_steps": 50}'],
