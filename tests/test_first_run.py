@@ -15,6 +15,7 @@ import torch
 from rlgen.callbacks.progress import ProgressLines, default_progress
 from rlgen.cli import cli_main
 from rlgen.cli.listing import OVERLAY_DIRS, list_configs
+from rlgen.cli.summary import rebuild_args
 from tests.conftest import CONFIGS, REPO
 
 CARTPOLE = str(CONFIGS / "dqn" / "cartpole.yaml")
@@ -69,6 +70,15 @@ def test_default_job_ends_with_a_summary_and_test_logs_inside_its_run(tmp_path, 
     # --ckpt_path best: the checkpoint of the best evaluation that the summary named, found in a new process
     cli_main(["test", "-c", CARTPOLE, "--ckpt_path", "best", "--model.test_episodes=1"])
     assert f"rlgen: using {best.split(' (')[0]}" in capsys.readouterr().err
+
+
+def test_the_next_commands_repeat_the_model_class_the_data_and_the_root_folder_of_the_command_line():
+    """A checkpoint restores its model's arguments but not its class, nor where the data and the run are."""
+    args = ["fit", "-c", "configs/vae/mnist.yaml", "--model", "rlgen.lightning_modules.vae.VAE", "--model.lr=1e-3",
+            "--data.data_dir=../shared/data", "--data.batch_size", "64", "--trainer.max_steps=5",
+            "--trainer.default_root_dir=my runs"]
+    assert rebuild_args(args) == ["--model=rlgen.lightning_modules.vae.VAE", "--data.data_dir=../shared/data",
+                                  "--data.batch_size=64", "--trainer.default_root_dir='my runs'"]
 
 
 def test_evaluation_of_a_checkpoint_outside_a_run_logs_under_the_config_name(tmp_path, monkeypatch, capsys):

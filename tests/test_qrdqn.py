@@ -3,6 +3,8 @@ network's shapes and dueling head, prioritized replay, bad input, and a CLI run 
 
 from __future__ import annotations
 
+import shlex
+
 import numpy as np
 import pytest
 import torch
@@ -127,19 +129,24 @@ def test_bad_qrdqn_arguments_raise_one_line_errors(kwargs, message):
         QRDQN(**kwargs)
 
 
-def test_qrdqn_fits_from_the_cli_and_rlgen_test_rebuilds_its_network(tmp_path, monkeypatch):
-    """The DQN CartPole config with QR-DQN and a non-default quantile network: fit, then `rlgen test` of last.ckpt
-    rebuilds 5 quantiles and a dueling head and plays with the trained weights."""
+def test_qrdqn_fits_from_the_cli_and_the_summarys_next_command_rebuilds_its_network(tmp_path, monkeypatch, capsys):
+    """The DQN CartPole config with QR-DQN and a non-default quantile network, in another root folder: fit, then
+    the closing summary's `rlgen test ... --ckpt_path last` (which repeats the model's class and the root folder;
+    the checkpoint restores the network's arguments) rebuilds 5 quantiles and a dueling head and plays with the
+    trained weights."""
     monkeypatch.chdir(tmp_path)
     config = str(CONFIGS / "dqn" / "cartpole.yaml")
     cli = run(["fit", "-c", config, *QR, *TINY, "--trainer.max_steps=12", "--model.per_alpha=0.5",
-               "--model.n_step=3", "--model.double_dqn=true", "--trainer.val_check_interval=3"])
+               "--model.n_step=3", "--model.double_dqn=true", "--trainer.val_check_interval=3",
+               "--trainer.default_root_dir", "my runs"])
     assert isinstance(cli.model, QRDQN) and cli.trainer.global_step == 12
     tree = cli.model.buffer.tree
     assert tree[1] == pytest.approx(tree[cli.model.buffer.leaves:].sum())  # priorities were set from losses
-    last = next((tmp_path / "runs").rglob("last.ckpt"))
-    test = run(["test", "-c", config, *QR, f"--ckpt_path={last}", "--model.test_episodes=1",
-                "--trainer.enable_progress_bar=false"])
+    out = capsys.readouterr().out
+    command = next(line.split("next", 1)[1].strip() for line in out.splitlines() if line.startswith("  next "))
+    assert command == (f"rlgen test -c {config} --model=rlgen.lightning_modules.qrdqn.QRDQN "
+                       "--trainer.default_root_dir='my runs' --ckpt_path last")
+    test = run([*shlex.split(command)[1:], "--model.test_episodes=1", "--trainer.enable_progress_bar=false"])
     assert test.model.q_net.n_quantiles == 5 and isinstance(test.model.q_net.head, DuelingHead)
     for k, v in cli.model.q_net.state_dict().items():
         torch.testing.assert_close(test.model.q_net.state_dict()[k], v)

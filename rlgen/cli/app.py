@@ -53,7 +53,7 @@ from rlgen.cli.config import (
 )
 from rlgen.cli.listing import version_line
 from rlgen.cli.quiet import quiet_third_party
-from rlgen.cli.summary import closing_summary
+from rlgen.cli.summary import closing_summary, rebuild_args
 from rlgen.cli.user_errors import user_error
 from rlgen.compat import CheckpointHparamsHook
 from rlgen.errors import RlgenError
@@ -261,7 +261,8 @@ class RlgenCLI(CheckpointHparamsHook):
         if self.trainer.is_global_zero:
             configs = config_files(self._cli_args)
             model = self.trainer.lightning_module  # the module itself, also when --compile wrapped it
-            print(closing_summary(subcommand, self.trainer, model, configs, self._started), flush=True)
+            print(closing_summary(subcommand, self.trainer, model, configs, self._started,
+                                  rebuild_args(self._cli_args)), flush=True)
 
     def _prepare_wandb(self, logger: Namespace) -> None:
         """Just for building the WandbLogger: give W&B the whole resolved config at init (offline runs write it

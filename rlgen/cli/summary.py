@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import shlex
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -25,11 +26,13 @@ from rlgen.paths import run_directory
 
 _MAX_FILES = 4  # files listed by name; the rest are counted
 _MEDIA = {".png", ".jpg", ".jpeg", ".gif", ".mp4"}
+_REBUILD = ("--model", "--model.class_path", "--data", "--trainer.default_root_dir")  # and --data.*
 
 
 def closing_summary(subcommand: str, trainer: Trainer, model: LightningModule, configs: list[str],
-                    started: float) -> str:
-    """The lines printed when ``subcommand`` has finished (``started`` is its ``time.time()`` at the start)."""
+                    started: float, rebuild: list[str] = ()) -> str:
+    """The lines printed when ``subcommand`` has finished (``started`` is its ``time.time()`` at the start);
+    the next commands repeat ``configs`` and the arguments in ``rebuild`` (:func:`rebuild_args`)."""
     run_dir = run_directory(trainer)
     head = f"rlgen: {subcommand} finished"
     if subcommand == "fit":
@@ -62,14 +65,27 @@ def closing_summary(subcommand: str, trainer: Trainer, model: LightningModule, c
         shown = ", ".join(str(f) for f in files[:_MAX_FILES])
         more = f" and {len(files) - _MAX_FILES} more" if len(files) > _MAX_FILES else ""
         rows.append(("files written", shown + more))
-    for i, command in enumerate(_next_commands(subcommand, model, configs, run_dir, bool(last), best)):
+    for i, command in enumerate(_next_commands(subcommand, model, configs, list(rebuild), run_dir, bool(last), best)):
         rows.append(("next" if i == 0 else "", command))
     return "\n".join([head, *(f"  {label:<16} {value}" for label, value in rows)])
 
 
-def _next_commands(subcommand: str, model: LightningModule, configs: list[str], run_dir: Path,
+def rebuild_args(args: list[str]) -> list[str]:
+    """The arguments of a command line that the next command needs again, shell-quoted: the model's class
+    (``--model=QRDQN``; a checkpoint restores the class's arguments, not the class), the data (``--data.*``) and
+    the folder the run lives in (``--trainer.default_root_dir``), each ``--key=value`` or ``--key value``."""
+    kept = []
+    for i, arg in enumerate(args):
+        key = arg.split("=", 1)[0]
+        if key in _REBUILD or key.startswith("--data."):
+            value = arg.split("=", 1)[1] if "=" in arg else (args[i + 1] if i + 1 < len(args) else "")
+            kept.append(f"{key}={shlex.quote(value)}")
+    return kept
+
+
+def _next_commands(subcommand: str, model: LightningModule, configs: list[str], rebuild: list[str], run_dir: Path,
                    trained: bool, best: bool) -> list[str]:
-    config = " ".join(f"-c {c}" for c in configs) or "-c <config>"
+    config = " ".join([*([f"-c {shlex.quote(c)}" for c in configs] or ["-c <config>"]), *rebuild])
     can_predict = type(model).predict_step is not LightningModule.predict_step
     commands = []
     if subcommand == "fit" and trained:
