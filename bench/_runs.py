@@ -83,10 +83,13 @@ def step_rates(points: list[tuple[int, float, float]]) -> dict[str, float | None
 
 
 def score(config: str, ckpt: str, games: int, overrides: list[str]) -> dict[str, Any]:
-    """``rlgen test`` of ``ckpt`` for ``games`` whole games (the config's evaluation: unclipped scores)."""
+    """``rlgen test`` of ``ckpt`` for ``games`` whole games (the config's evaluation: unclipped scores). Its
+    config.yaml goes to a temporary folder (without a logger it would land in the working directory's runs/)."""
     start = time.perf_counter()
-    cli = run(["test", "-c", str(REPO / config), f"--ckpt_path={ckpt}", f"--model.test_episodes={games}",
-               "--trainer.logger=false", "--trainer.enable_progress_bar=false", *overrides])
+    with tempfile.TemporaryDirectory() as root:
+        cli = run(["test", "-c", str(REPO / config), f"--ckpt_path={ckpt}", f"--model.test_episodes={games}",
+                   "--trainer.logger=false", "--trainer.enable_progress_bar=false",
+                   f"--trainer.default_root_dir={root}", *overrides])
     returns = [float(r) for r in cli.model.eval_returns]
     return {"ckpt": shown_path(ckpt), "model": type(cli.model).__name__, "games": len(returns), "returns": returns,
             "mean": sum(returns) / len(returns), "min": min(returns), "max": max(returns),

@@ -23,6 +23,7 @@ loop on Pong at equal replay ratio (issue 14, task ``pong_8envs``).
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 from pathlib import Path
 
@@ -76,21 +77,22 @@ def rlgen_sps(task: dict, seed: int = 0) -> tuple[float, int]:
     """Env steps/s of ``rlgen fit`` on the task's config with the benchmark's budget (no evaluation), and
     the env steps timed."""
     phases = task["steps"] // task["train_frequency"]
-    cli = run([
-        "fit", "-c", str(REPO / task["config"]), f"--seed_everything={seed}", "--trainer.logger=false",
-        "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false",
-        "--trainer.callbacks=[]", "--trainer.enable_checkpointing=false", "--trainer.limit_val_batches=0",
-        f"--trainer.max_steps={phases * task['gradient_steps']}", f"--model.warm_start_steps={task['warm']}",
-        f"--model.buffer_size={task['buffer_size']}", f"--model.batch_size={task['batch_size']}",
-        f"--model.train_frequency={task['train_frequency']}", f"--model.gradient_steps={task['gradient_steps']}",
-        f"--model.eps_end={task['eps_end']}", "--model.eps_decay_steps=1",
-        f"--model.num_envs={task.get('num_envs', 1)}",
-        # the plain loop's DQN: uniform replay, 1-step targets, no Double DQN, a linear head
-        "--model.per_alpha=0", "--model.n_step=1", "--model.double_dqn=false",
-        "--model.q_net.init_args.dueling=false",
-        f"--model.lr={task['lr']}", f"--model.target_update_interval={task['target_every']}",
-        "--trainer.callbacks+=bench.rl_throughput.ThroughputTimer",
-    ])
+    with tempfile.TemporaryDirectory() as root:  # its config.yaml (no logger: no run directory)
+        cli = run([
+            "fit", "-c", str(REPO / task["config"]), f"--seed_everything={seed}", "--trainer.logger=false",
+            "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false",
+            "--trainer.callbacks=[]", "--trainer.enable_checkpointing=false", "--trainer.limit_val_batches=0",
+            f"--trainer.max_steps={phases * task['gradient_steps']}", f"--model.warm_start_steps={task['warm']}",
+            f"--model.buffer_size={task['buffer_size']}", f"--model.batch_size={task['batch_size']}",
+            f"--model.train_frequency={task['train_frequency']}", f"--model.gradient_steps={task['gradient_steps']}",
+            f"--model.eps_end={task['eps_end']}", "--model.eps_decay_steps=1",
+            f"--model.num_envs={task.get('num_envs', 1)}",
+            # the plain loop's DQN: uniform replay, 1-step targets, no Double DQN, a linear head
+            "--model.per_alpha=0", "--model.n_step=1", "--model.double_dqn=false",
+            "--model.q_net.init_args.dueling=false",
+            f"--model.lr={task['lr']}", f"--model.target_update_interval={task['target_every']}",
+            "--trainer.callbacks+=bench.rl_throughput.ThroughputTimer", f"--trainer.default_root_dir={root}",
+        ])
     # by name: run as a script, this module is __main__ and the CLI imported bench.rl_throughput
     timer = next(c for c in cli.trainer.callbacks if type(c).__name__ == "ThroughputTimer")
     return timer.sps, timer.steps

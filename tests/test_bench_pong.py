@@ -71,6 +71,7 @@ def test_dqn_atari_bench_smoke_scores_the_game_named(tmp_path, monkeypatch):
     assert "CleanRL DQN" in result["published"]
     assert result["exported"]["path"].endswith("dqn_breakout.ckpt") and (tmp_path / "dqn_breakout.ckpt").exists()
     assert result["frames"]["png"].endswith("dqn_breakout_frames.png") and (tmp_path / "dqn_breakout.png").exists()
+    assert not list(tmp_path.glob("runs/config*.yaml")), "the scoring's rlgen test writes its config elsewhere"
 
 
 def test_dqn_atari_bench_scores_qrdqn_rebuilt_with_the_extra_arguments(tmp_path, monkeypatch):

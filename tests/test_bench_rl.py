@@ -103,6 +103,7 @@ def test_a_results_file_records_the_machine_its_timings_come_from(tmp_path):
 def test_rl_throughput_bench_smoke(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     rl_throughput.main(["--smoke", "--out-dir", str(tmp_path)])
+    assert not (tmp_path / "runs").exists(), "its runs leave nothing in the working directory"
     result = json.loads((tmp_path / "rl_throughput.json").read_text())
     cartpole = result["tasks"]["cartpole"]
     assert cartpole["plain_median"] > 0 and cartpole["rlgen_median"] > 0
