@@ -225,6 +225,8 @@ LEARNING = [
     Row("DQN, Pong from 4 stacked frames", "dqn_pong", lambda d: d["target"], _dqn_atari, lambda d: d["met"]),
     Row("DQN, Breakout, the same recipe", "dqn_breakout", lambda d: d["target"], _dqn_atari, lambda d: d["met"]),
     Row("DQN, Boxing, the same recipe", "dqn_boxing", lambda d: d["target"], _dqn_atari, lambda d: d["met"]),
+    Row("QR-DQN, Breakout, the DQN recipe with 32 quantiles", "qrdqn_breakout", lambda d: d["target"], _dqn_atari,
+        lambda d: d["met"]),
     Row("QR-DQN, Boxing, the DQN recipe with 32 quantiles", "qrdqn_boxing", lambda d: d["target"], _dqn_atari,
         lambda d: d["met"]),
     Row("DQN, Breakout, the same recipe, training seed 1", "dqn_breakout_seed1", lambda d: d["target"], _dqn_atari,
@@ -309,7 +311,7 @@ FAMILIES = {
     "autoencoders": ("vae", "autoencoders"),
     "gans": ("classifier", "gan", "dcgan", "dcgan_clusters", "textgan"),
     "cyclegan": ("cyclegan",),
-    "qrdqn": ("qrdqn_boxing",),
+    "qrdqn": ("qrdqn_breakout", "qrdqn_boxing"),
 }
 
 
@@ -317,11 +319,11 @@ def _family(name: str) -> list[Row]:
     return [row for row in LEARNING if row.results in FAMILIES[name]]
 
 
-# Earlier configs of a result, probes of other settings and further training seeds, kept in the full tables
-# (docs/results.md, the family page), not in the README's summary.
+# Earlier configs of a result, probes of other settings (QR-DQN on Breakout, below DQN there) and further training
+# seeds, kept in the full tables (docs/results.md, the family page), not in the README's summary.
 SUPERSEDED = ("dqn_pong_scaled_pixels", "dqn_pong_tianshou_plain", "dqn_breakout_replay6",
               "dqn_breakout_tianshou_plain", "dqn_breakout_lr25", "dqn_breakout_seed1", "a2c_hopper",
-              "sac_hopper_300k", "dqn_pong_sticky")
+              "sac_hopper_300k", "dqn_pong_sticky", "qrdqn_breakout")
 
 TABLES: dict[str, tuple[list[Row], str]] = {  # name -> (rows, style)
     "summary": ([row for row in LEARNING if row.results not in SUPERSEDED], "summary"),
@@ -344,6 +346,7 @@ EXPECTED = {
     "dqn/pong.yaml": "dqn_pong",
     "dqn/breakout.yaml": "dqn_breakout",
     "dqn/boxing.yaml": "dqn_boxing",
+    "qrdqn/breakout.yaml": "qrdqn_breakout",
     "qrdqn/boxing.yaml": "qrdqn_boxing",
     "reinforce/cartpole.yaml": "reinforce_cartpole",
     "ppo/cartpole.yaml": "ppo_cartpole",
