@@ -9,6 +9,7 @@ import math
 import os
 import subprocess
 import sys
+import time
 
 import gymnasium as gym
 import numpy as np
@@ -17,6 +18,7 @@ import pytorch_lightning as pl
 import torch
 
 from rlgen.callbacks.rl import EnvStepBudget
+from rlgen.cli.summary import closing_summary
 from rlgen.envs import make_vector_env
 from rlgen.errors import RlgenError
 from rlgen.experience.sources import EpisodeExperience
@@ -241,6 +243,20 @@ def test_env_step_budget_stops_training(tmp_path):
     trainer.fit(model)
     # Pendulum episodes last 200 steps: one gradient step, and the batch Lightning fetched ahead spends the rest
     assert model.rollout.env_steps == 400 and trainer.global_step == 1
+    # the closing summary says why the run stopped short of max_steps
+    head = closing_summary("fit", trainer, model, [], time.time()).splitlines()[0]
+    assert head.endswith(": 400 env steps spent the budget of 400 (EnvStepBudget)"), head
+
+
+def test_the_closing_summary_names_max_time_when_the_timer_stops_training(tmp_path):
+    model = Reinforce(env_id="Pendulum-v1", episodes_per_batch=1, seed=0)
+    trainer = pl.Trainer(max_steps=100, max_time={"seconds": 0}, limit_val_batches=0, logger=False,
+                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                         default_root_dir=tmp_path)
+    trainer.fit(model)
+    assert trainer.global_step < 100  # stopped by the Timer, not by max_steps
+    head = closing_summary("fit", trainer, model, [], time.time()).splitlines()[0]
+    assert head.endswith(": max_time of 0 s reached (Timer)"), head
 
 
 def test_seeded_tiny_pendulum_run_end_to_end(tmp_path, monkeypatch):

@@ -54,9 +54,11 @@ class EnvStepBudget(Callback):
     def __init__(self, max_env_steps: int) -> None:
         check_range(">= 1", "EnvStepBudget", max_env_steps=max_env_steps)
         self.max_env_steps = max_env_steps
+        self.stopped_at: int | None = None  # this process's env steps when it stopped the run (the closing summary)
 
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
         spent = pl_module.rollout.env_steps >= self.max_env_steps
         if trainer.strategy.reduce_boolean_decision(spent, all=False):  # DDP: every rank stops together
             trainer.should_stop = True
+            self.stopped_at = pl_module.rollout.env_steps

@@ -18,9 +18,10 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from pytorch_lightning import LightningModule, Trainer
-from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
+from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint, Timer
 
 from rlgen.callbacks.progress import format_duration
+from rlgen.callbacks.rl import EnvStepBudget
 from rlgen.lightning_modules.base import declared, output_folders
 from rlgen.paths import run_directory
 
@@ -38,12 +39,11 @@ def closing_summary(subcommand: str, trainer: Trainer, model: LightningModule, c
     if subcommand == "fit":
         head += f" after {trainer.global_step:,} steps"
     head += f" in {format_duration(time.time() - started)}"
-    reasons = [c.stopping_reason_message for c in trainer.callbacks
-               if isinstance(c, EarlyStopping) and getattr(c, "stopping_reason_message", None)]
+    reason = _stop_reason(trainer) if subcommand == "fit" else None
     if trainer.interrupted:
         head += " (interrupted; last.ckpt holds the state at the interruption)"
-    elif reasons:
-        head += ": " + reasons[0].replace(" Signaling Trainer to stop.", "").rstrip(".") + " (EarlyStopping)"
+    elif reason:
+        head += ": " + reason
     rows: list[tuple[str, str]] = [("run directory", str(run_dir))]
     checkpoints = trainer.checkpoint_callbacks if subcommand == "fit" else []
     last = next((c.last_model_path for c in checkpoints if getattr(c, "last_model_path", "")), "")
@@ -68,6 +68,21 @@ def closing_summary(subcommand: str, trainer: Trainer, model: LightningModule, c
     for i, command in enumerate(_next_commands(subcommand, model, configs, list(rebuild), run_dir, bool(last), best)):
         rows.append(("next" if i == 0 else "", command))
     return "\n".join([head, *(f"  {label:<16} {value}" for label, value in rows)])
+
+
+def _stop_reason(trainer: Trainer) -> str | None:
+    """Why fit stopped before its max_steps, if a callback stopped it: EarlyStopping's message, the env-step
+    budget (EnvStepBudget) or the time limit (Timer, ``trainer.max_time``)."""
+    for c in trainer.callbacks:
+        if isinstance(c, EarlyStopping) and getattr(c, "stopping_reason_message", None):
+            return c.stopping_reason_message.replace(" Signaling Trainer to stop.", "").rstrip(".") + " (EarlyStopping)"
+        if isinstance(c, EnvStepBudget) and c.stopped_at is not None:
+            return f"{c.stopped_at:,} env steps spent the budget of {c.max_env_steps:,} (EnvStepBudget)"
+        remaining = c.time_remaining("train") if isinstance(c, Timer) else None
+        if remaining is not None and remaining <= 0:
+            limit = c.time_elapsed("train") + remaining  # the Timer's duration (trainer.max_time)
+            return f"max_time of {format_duration(limit)} reached (Timer)"
+    return None
 
 
 def rebuild_args(args: list[str]) -> list[str]:
