@@ -1,6 +1,6 @@
 """DQN on an Atari game from pixels: learning curve, final score on whole games, and the agent as a checkpoint.
 
-Every game trains the one recipe of configs/dqn/atari.yaml.
+Every game trains its algorithm's one recipe, configs/<algo>/atari.yaml (DQN's by default).
 
     python -m bench.dqn_atari                                  # trains configs/dqn/pong.yaml, then scores
     python -m bench.dqn_atari --game breakout                  # configs/dqn/breakout.yaml, dqn_breakout.*
@@ -79,7 +79,7 @@ def gradient_steps_at(saved: dict, agent_steps: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = _runs.parser(__doc__, "dqn_<game>")
+    parser = _runs.parser(__doc__, "<algo>_<game>")
     parser.add_argument("--game", choices=sorted(GAMES), default="pong", help="which configs/<algo>/<game>.yaml")
     parser.add_argument("--algo", choices=("dqn", "qrdqn"), default="dqn", help="which configs/<algo>/<game>.yaml")
     args, overrides = parser.parse_known_args(argv)

@@ -319,11 +319,11 @@ def _family(name: str) -> list[Row]:
     return [row for row in LEARNING if row.results in FAMILIES[name]]
 
 
-# Earlier configs of a result, probes of other settings (QR-DQN on Breakout, below DQN there) and further training
-# seeds, kept in the full tables (docs/results.md, the family page), not in the README's summary.
+# Earlier configs of a result, probes of other settings and further training seeds, kept in the full tables
+# (docs/results.md, the family page), not in the README's summary.
 SUPERSEDED = ("dqn_pong_scaled_pixels", "dqn_pong_tianshou_plain", "dqn_breakout_replay6",
               "dqn_breakout_tianshou_plain", "dqn_breakout_lr25", "dqn_breakout_seed1", "a2c_hopper",
-              "sac_hopper_300k", "dqn_pong_sticky", "qrdqn_breakout")
+              "sac_hopper_300k", "dqn_pong_sticky")
 
 TABLES: dict[str, tuple[list[Row], str]] = {  # name -> (rows, style)
     "summary": ([row for row in LEARNING if row.results not in SUPERSEDED], "summary"),

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import shlex
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from pytorch_lightning import LightningModule, Trainer
@@ -31,7 +31,7 @@ _REBUILD = ("--model", "--model.class_path", "--data", "--trainer.default_root_d
 
 
 def closing_summary(subcommand: str, trainer: Trainer, model: LightningModule, configs: list[str],
-                    started: float, rebuild: list[str] = ()) -> str:
+                    started: float, rebuild: Sequence[str] = ()) -> str:
     """The lines printed when ``subcommand`` has finished (``started`` is its ``time.time()`` at the start);
     the next commands repeat ``configs`` and the arguments in ``rebuild`` (:func:`rebuild_args`)."""
     run_dir = run_directory(trainer)
@@ -65,7 +65,7 @@ def closing_summary(subcommand: str, trainer: Trainer, model: LightningModule, c
         shown = ", ".join(str(f) for f in files[:_MAX_FILES])
         more = f" and {len(files) - _MAX_FILES} more" if len(files) > _MAX_FILES else ""
         rows.append(("files written", shown + more))
-    for i, command in enumerate(_next_commands(subcommand, model, configs, list(rebuild), run_dir, bool(last), best)):
+    for i, command in enumerate(_next_commands(subcommand, model, configs, rebuild, run_dir, bool(last), best)):
         rows.append(("next" if i == 0 else "", command))
     return "\n".join([head, *(f"  {label:<16} {value}" for label, value in rows)])
 
@@ -98,7 +98,7 @@ def rebuild_args(args: list[str]) -> list[str]:
     return kept
 
 
-def _next_commands(subcommand: str, model: LightningModule, configs: list[str], rebuild: list[str], run_dir: Path,
+def _next_commands(subcommand: str, model: LightningModule, configs: list[str], rebuild: Sequence[str], run_dir: Path,
                    trained: bool, best: bool) -> list[str]:
     config = " ".join([*([f"-c {shlex.quote(c)}" for c in configs] or ["-c <config>"]), *rebuild])
     can_predict = type(model).predict_step is not LightningModule.predict_step
