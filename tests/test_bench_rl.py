@@ -156,6 +156,7 @@ def test_sac_speed_check_alternates_which_side_runs_first(monkeypatch):
     assert calls == ["rlgen", "plain", "plain", "rlgen", "rlgen", "plain", "plain", "rlgen"]
     assert result["rlgen_s"] == [11.0, 14.0, 15.0, 18.0] and result["plain_s"] == [10.0] * 4
     assert result["pair_ratios"] == pytest.approx([1.1, 1.4, 1.5, 1.8])
+    assert result["median_pair_ratio"] == pytest.approx(1.45)
     assert result["ratio_rlgen_over_plain"] == pytest.approx(1.45) and result["rlgen_ms_per_gradient_step"] == 145.0
 
 
