@@ -186,7 +186,7 @@ def plain_seconds(steps: int, config: str = CONFIG, seed: int = 0) -> float:
     return time.perf_counter() - start
 
 
-SPEED_PAIRS = 15  # pairs of the speed check: two 9-pair checks of one code differed by more than the target's margin
+SPEED_PAIRS = 15  # pairs of the speed check: checks of one code (9, 12 pairs) differed by more than the margin
 
 
 def speed(steps: int, overrides: list[str], config: str = CONFIG, pairs: int = SPEED_PAIRS) -> dict[str, Any]:
