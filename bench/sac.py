@@ -43,7 +43,7 @@ CONFIG = "configs/sac/pendulum.yaml"
 NAME = "sac_pendulum"
 TARGET = {"median": -170.0, "every_seed": -250.0, "env_steps": 20_000}
 ANCHORS = {"RL Zoo SAC, 20k steps (-157 +- 89)": -157.0}
-SMOKE = ["--trainer.max_steps=30", "--trainer.val_check_interval=10", "--model.warm_start_steps=256",
+SMOKE = ["--trainer.max_steps=30", "--trainer.val_check_interval=4", "--model.warm_start_steps=256",
          "--model.eval_episodes=1", "--model.test_episodes=1"]  # 1 seed, seconds
 
 

@@ -35,6 +35,7 @@ PENDULUM = str(CONFIGS / "sac" / "pendulum.yaml")
 TINY = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false", "--trainer.logger=false",
         "--model.eval_episodes=1", "--model.warm_start_steps=64", "--model.batch_size=32",
         "--model.actor.init_args.hidden_sizes=[16]", "--model.critic.init_args.hidden_sizes=[16]"]
+ONE_A_PHASE = ["--model.train_frequency=1", "--model.gradient_steps=1"]  # a Lightning batch, a gradient step
 
 
 # ------------------------------------------------------------------------------------- the math by hand
@@ -306,7 +307,7 @@ class Snapshots(pl.Callback):
 
 def test_target_critics_follow_the_critics_by_polyak_averaging(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    cli = run(["fit", "-c", PENDULUM, "--trainer.max_steps=12", *TINY, "--model.tau=0.1",
+    cli = run(["fit", "-c", PENDULUM, "--trainer.max_steps=12", *TINY, *ONE_A_PHASE, "--model.tau=0.1",
                "--trainer.log_every_n_steps=1", "--trainer.enable_checkpointing=false", "--trainer.callbacks=[]",
                "--trainer.callbacks+=tests.test_sac.Snapshots"])
     states = next(c for c in cli.trainer.callbacks if isinstance(c, Snapshots)).states
@@ -336,8 +337,8 @@ def test_a_nan_loss_stops_the_run_at_its_own_step_not_at_the_next_log(tmp_path, 
     at the gradient step where they turn NaN, though nothing is logged until step 1,000."""
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit):
-        run_cli("fit", "-c", PENDULUM, "--trainer.max_steps=30", *TINY, "--trainer.log_every_n_steps=1000",
-                "--trainer.callbacks+=tests.test_sac.PoisonCritic")
+        run_cli("fit", "-c", PENDULUM, "--trainer.max_steps=30", *TINY, *ONE_A_PHASE,
+                "--trainer.log_every_n_steps=1000", "--trainer.callbacks+=tests.test_sac.PoisonCritic")
     line = capsys.readouterr().err.strip().splitlines()[-1]
     assert line.startswith("rlgen: error: loss became nan at step 6 "), line  # 2 optimizer steps a gradient step
 
