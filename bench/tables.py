@@ -84,7 +84,9 @@ def _sac_speed(d: dict) -> str:
     speed = d["speed"]
     threads = f" on {speed['threads']} thread(s)" if "threads" in speed else ""
     ratios = speed.get("pair_ratios")  # each alternating pair's ratio: the check's own noise
-    spread = f" (pairs {min(ratios):.2f}-{max(ratios):.2f}x, median {statistics.median(ratios):.2f}x)" if ratios else ""
+    # the median pair ratio, as the check recorded it (checks since de2ad44)
+    median = f", median {speed['median_pair_ratio']:.2f}x" if "median_pair_ratio" in speed else ""
+    spread = f" (pairs {min(ratios):.2f}-{max(ratios):.2f}x{median})" if ratios else ""
     target = speed.get("target_ratio")  # the speed target is its own: the row's verdict is the learning target's
     verdict = (f", {'within' if speed['ratio_rlgen_over_plain'] <= target else 'not within'} its {target:g} target"
                if target else "")

@@ -212,6 +212,7 @@ def test_sac_hopper_bench_smoke_scores_a_run_directory(tmp_path, monkeypatch):
     assert speed["ratio_rlgen_over_plain"] == pytest.approx(np.median(speed["rlgen_s"]) / np.median(speed["plain_s"]))
     pairs = zip(speed["rlgen_s"], speed["plain_s"], strict=True)  # each alternating pair's ratio, its noise
     assert speed["pair_ratios"] == pytest.approx([rlgen / plain for rlgen, plain in pairs])
+    assert speed["median_pair_ratio"] == pytest.approx(np.median(speed["pair_ratios"]))  # beside it, not the same
 
     # Seeds scored in different sessions join into one file, in seed order; the same seed twice is refused.
     other = tmp_path / "other.json"
