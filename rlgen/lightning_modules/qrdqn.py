@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -74,21 +74,23 @@ class QRDQN(DQN):
     """
 
     def __init__(self, env_id: str = "CartPole-v1", q_net: QuantileNetwork | None = None, kappa: float = 1.0,
-                 **kwargs: Any) -> None:
+                 loss: Literal["huber"] = "huber", **kwargs: Any) -> None:
         """
         Args:
             env_id: as DQN's.
             q_net: the quantile network (None: ``QuantileNetwork()``, 200 quantiles, MLP 256-256 or Nature CNN).
             kappa: the Huber threshold of the quantile loss.
-            **kwargs: DQN's other arguments (``model.loss`` does not apply: the quantile Huber loss replaces it).
+            loss: always ``huber``: the quantile Huber loss replaces DQN's TD loss (the argument stays so that
+                configs and checkpoints that name it load).
+            **kwargs: DQN's other arguments.
         """
         check_range("> 0", kappa=kappa)
         if q_net is not None and not isinstance(q_net, QuantileNetwork):
             raise RlgenError(f"model.q_net of QRDQN must be a rlgen.nets.rl.QuantileNetwork, "
                              f"got {type(q_net).__name__}")
-        if kwargs.get("loss", "huber") != "huber":
+        if loss != "huber":
             raise RlgenError("model.loss does not apply to QRDQN (its loss is the quantile Huber loss); remove it")
-        super().__init__(env_id, q_net if q_net is not None else QuantileNetwork(), **kwargs)
+        super().__init__(env_id, q_net if q_net is not None else QuantileNetwork(), loss=loss, **kwargs)
 
     def _transition_losses(self, batch: ReplayBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Each transition's quantile loss, its new priority (the loss itself) and Q(s, a), all ``(B,)``."""
