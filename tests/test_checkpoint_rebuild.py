@@ -1,14 +1,19 @@
 """A checkpoint rebuilds the model it was trained with: ``rlgen test|predict -c <family config> --ckpt_path X``
-works for a model trained with a non-default network, given only the family's config (rlgen/checkpoints.py)."""
+works for a model trained with a non-default network, given only the family's config (rlgen/checkpoints.py), and
+every agent shipped in bench/results plays under the config its README line names."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
+from rlgen.checkpoints import read_checkpoint
 from rlgen.cli import run
-from tests.conftest import CONFIGS
+from tests.conftest import CONFIGS, REPO
 from tests.test_configs import SMOKE, data_args
+
+SHIPPED = sorted((REPO / "bench" / "results").glob("*.ckpt"))
+NOT_AGENTS = {"mnist_classifier"}  # the Inception-score classifier (tests/test_classifier.py)
 
 # config: (non-default network arguments for fit, the evaluating subcommand, its budget)
 CASES = {
@@ -46,3 +51,21 @@ def test_the_family_config_rebuilds_a_checkpoint_with_other_network_sizes(rel, m
     built = cli.model.state_dict()
     assert {k: v.shape for k, v in built.items() if k in saved} == {k: v.shape for k, v in saved.items() if k in built}
     assert set(saved) <= set(built), set(saved) - set(built)
+
+
+@pytest.mark.parametrize("ckpt", [p for p in SHIPPED if p.stem not in NOT_AGENTS], ids=lambda p: p.stem)
+def test_every_shipped_agent_plays_with_its_weights_under_its_config(ckpt, tmp_path, monkeypatch):
+    """``rlgen test -c configs/<algo>/<game>.yaml --ckpt_path bench/results/<algo>_<game>.ckpt``, the command the
+    README and the config headers give for a shipped agent, rebuilds its network from the config, loads the shipped
+    weights (weights-only files, the target network rebuilt) and plays: one short episode here."""
+    monkeypatch.chdir(tmp_path)
+    algo, game = ckpt.stem.split("_", 1)
+    config = CONFIGS / algo / f"{game}.yaml"
+    assert config.exists(), f"{ckpt.name}: a shipped agent is named <algo>_<game>.ckpt after its config"
+    cli = run(["test", "-c", str(config), "--ckpt_path", str(ckpt), "--model.test_episodes=1",
+               "--model.env_options.max_episode_steps=20", "--trainer.enable_progress_bar=false",
+               "--trainer.enable_model_summary=false"])
+    built = cli.model.state_dict()
+    for key, value in read_checkpoint(ckpt)["state_dict"].items():
+        torch.testing.assert_close(built[key], value, msg=f"{ckpt.name}: {key}")
+    assert len(cli.model.eval_returns) == 1
