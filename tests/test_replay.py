@@ -209,6 +209,19 @@ def test_prioritized_sampling_follows_the_priorities_and_weights_correct_for_it(
     assert buffer.tree[buffer.leaves + 4] == pytest.approx(5.0)
 
 
+def test_every_slice_of_a_prioritized_draw_spreads_over_all_envs():
+    """A phase draws its gradient steps' batches at once and slices them: each slice, not only their union, must
+    come from the whole buffer (the tree lays the envs end to end, so draws in segment order would give the first
+    step only the first env's transitions)."""
+    buffer = PrioritizedReplayBuffer(4 * 50, (1,), num_envs=4, seed=0)
+    for t in range(50):
+        buffer.add([[float(t)]] * 4, [0] * 4, [0.0] * 4, [[t + 1.0]] * 4, [False] * 4, [False] * 4)
+    envs = (buffer.sample(128).indices // buffer.slots).view(4, 32)  # 4 gradient steps of 32
+    for step in envs:
+        assert set(step.tolist()) == {0, 1, 2, 3}
+    assert (envs.flatten().bincount() == 32).all(), "still stratified: equal priorities, 32 draws an env"
+
+
 def test_prioritized_tree_holds_exactly_the_valid_transitions_after_wrapping():
     buffer = PrioritizedReplayBuffer(2 * 30, (4, 2), obs_dtype=np.uint8, num_envs=2, frame_stack=4, seed=1)
     rng = np.random.default_rng(0)

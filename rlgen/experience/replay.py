@@ -310,7 +310,8 @@ class PrioritizedReplayBuffer(ReplayBuffer):
 
     Transition ``i`` is drawn with probability ``P(i) = p_i^alpha / sum_k p_k^alpha``; new transitions
     get the largest priority seen so far, ``update_priorities`` sets ``p_i = |delta_i| + eps``.
-    Sampling is stratified over a sum tree (one segment of the total per batch element). Importance
+    Sampling is stratified over a sum tree (one segment of the total per batch element), the draws returned
+    in random order so that any slice of a batch is itself spread over the buffer. Importance
     weights ``(N P(i))^-beta`` are normalized by the batch maximum (as Dopamine does; the paper uses
     the maximum over the whole buffer). Anneal ``beta`` to 1 by setting the attribute.
     The tree costs 16 bytes per slot (7,088 bytes per Atari transition in all).
@@ -348,10 +349,15 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         return super().nbytes + self.tree.nbytes
 
     def sample(self, batch_size: int) -> PrioritizedBatch:
-        """``batch_size`` transitions drawn in proportion to ``priority**alpha``, with importance weights."""
+        """``batch_size`` transitions drawn in proportion to ``priority**alpha``, with importance weights.
+
+        One draw from each of ``batch_size`` equal segments of the total priority (stratified, as in the PER
+        paper), returned in random order: the tree lays the envs end to end, so in segment order a phase's
+        first gradient step would see only the first envs' transitions; shuffled, any slice is spread over all.
+        """
         self._check_sample(batch_size)
         total = self.tree[1]
-        u = (np.arange(batch_size) + self.rng.random(batch_size)) * (total / batch_size)  # stratified
+        u = self.rng.permutation((np.arange(batch_size) + self.rng.random(batch_size)) * (total / batch_size))
         node = np.ones(batch_size, np.int64)
         while node[0] < self.leaves:  # descend: go right when u exceeds the left subtree's sum
             left = self.tree[2 * node]
