@@ -239,6 +239,8 @@ LEARNING = [
         "dqn_breakout_tianshou_plain", lambda d: d["target"], _dqn_atari, lambda d: d["met"]),
     Row("DQN, Breakout, learning rate 2.5e-4 (a probe, stopped after 100,000 gradient steps)", "dqn_breakout_lr25",
         lambda d: d["target"], _dqn_atari, lambda d: d["met"]),
+    Row("DQN, Breakout, epsilon 1 -> 0.05 over 1M agent steps (a probe)", "dqn_breakout_eps1m",
+        lambda d: d["target"], _dqn_atari, lambda d: d["met"]),
     Row("DQN, Pong, the same config trained with sticky actions (ALE/Pong-v5)", "dqn_pong_sticky",
         lambda d: d["target"], _dqn_atari, lambda d: d["met"]),
     Row("DQN, Pong, the previous config (pixels scaled to [0, 1], epsilon over 500k)", "dqn_pong_scaled_pixels",
@@ -307,7 +309,7 @@ FAMILIES = {
     "qlearning": ("qlearning",),
     "rl": ("dqn_cartpole", "reinforce_cartpole", "dqn_pong", "dqn_breakout", "dqn_boxing", "dqn_breakout_seed1",
            "dqn_breakout_replay6", "dqn_breakout_tianshou_plain", "dqn_pong_sticky", "dqn_pong_scaled_pixels",
-           "dqn_pong_tianshou_plain", "reinforce_pong"),  # dqn_breakout_lr25: docs/results.md only (rl.md's length)
+           "dqn_pong_tianshou_plain", "reinforce_pong"),  # _lr25, _eps1m probes: results.md only (rl.md's length)
     "actor_critic": ("reinforce_inverted_pendulum", "ppo_cartpole", "ppo_hopper", "a2c_hopper", "a2c_pendulum",
                      "sac_pendulum", "sac_hopper"),
     "autoencoders": ("vae", "autoencoders"),
@@ -324,8 +326,8 @@ def _family(name: str) -> list[Row]:
 # Earlier configs of a result, probes of other settings and further training seeds, kept in the full tables
 # (docs/results.md, the family page), not in the README's summary.
 SUPERSEDED = ("dqn_pong_scaled_pixels", "dqn_pong_tianshou_plain", "dqn_breakout_replay6",
-              "dqn_breakout_tianshou_plain", "dqn_breakout_lr25", "dqn_breakout_seed1", "a2c_hopper",
-              "sac_hopper_300k", "dqn_pong_sticky")
+              "dqn_breakout_tianshou_plain", "dqn_breakout_lr25", "dqn_breakout_eps1m", "dqn_breakout_seed1",
+              "a2c_hopper", "sac_hopper_300k", "dqn_pong_sticky")
 
 TABLES: dict[str, tuple[list[Row], str]] = {  # name -> (rows, style)
     "summary": ([row for row in LEARNING if row.results not in SUPERSEDED], "summary"),
