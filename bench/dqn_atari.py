@@ -5,6 +5,7 @@ Every game trains its algorithm's one recipe, configs/<algo>/atari.yaml (DQN's b
     python -m bench.dqn_atari                                  # trains configs/dqn/pong.yaml, then scores
     python -m bench.dqn_atari --game breakout                  # configs/dqn/breakout.yaml, dqn_breakout.*
     python -m bench.dqn_atari --run-dir runs/dqn_pong/version_0   # scores and plots a finished run
+    python -m bench.dqn_atari --game breakout --run-dir <run> --more-games 30   # and the spread over 30 games
     python -m bench.dqn_atari --algo qrdqn --game boxing       # configs/qrdqn/boxing.yaml, qrdqn_boxing.*
     python -m bench.dqn_atari --smoke --out-dir /tmp/x         # seconds
 
@@ -26,6 +27,7 @@ again with ``--run-dir``.
 
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 from typing import NamedTuple
 
@@ -82,7 +84,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser = _runs.parser(__doc__, "<algo>_<game>")
     parser.add_argument("--game", choices=sorted(GAMES), default="pong", help="which configs/<algo>/<game>.yaml")
     parser.add_argument("--algo", choices=("dqn", "qrdqn"), default="dqn", help="which configs/<algo>/<game>.yaml")
+    parser.add_argument("--more-games", type=int, default=0, help="also score the final agent on this many whole "
+                        "games (the first --games of them the same), to size the spread of the --games score")
     args, overrides = parser.parse_known_args(argv)
+    if args.more_games < 0:
+        parser.error(f"--more-games {args.more_games}: give a number of games >= 0 (0 skips them)")
     torch.set_num_threads(args.threads)
     name, config, (target, published) = (f"{args.algo}_{args.game}", f"configs/{args.algo}/{args.game}.yaml",
                                          GAMES[args.game])
@@ -111,6 +117,11 @@ def main(argv: list[str] | None = None) -> dict:
     other = plain_env if env_id == sticky_env else sticky_env
     final_other = _runs.score(config, ckpt, args.games, [*test_overrides, f"--model.env_id={other}"])
     gradient_steps = int(saved.get("global_step", 0))
+    more = None
+    if args.more_games:  # the spread of the --games score: more games of the same agent, and their standard error
+        more = _runs.score(config, ckpt, args.more_games, test_overrides)
+        more["standard_error"] = (round(statistics.stdev(more["returns"]) / more["games"] ** 0.5, 2)
+                                  if more["games"] > 1 else None)
     reached = next((p for p in evaluations if p[2] >= target), None)
     summary = {
         "game": args.game,
@@ -128,6 +139,7 @@ def main(argv: list[str] | None = None) -> dict:
         # on sticky_env_id and on plain_env_id (null: trained there, `final` is it)
         "final_with_sticky_actions": final_other if other == sticky_env else None,
         "final_without_sticky_actions": final_other if other == plain_env else None,
+        "more_games": more,  # --more-games whole games of the same agent and environment, or null
         "criterion": f"mean score of {final['games']} whole games, unclipped, epsilon {epsilon:g}",
         "target": f">= {target} within {BUDGET['agent_steps']:,} agent steps, {BUDGET['gradient_steps']:,} "
                   f"gradient steps and {BUDGET['minutes']} minutes",

@@ -27,6 +27,7 @@ def test_dqn_pong_bench_smoke(tmp_path, monkeypatch):
     dqn_atari.main([*_args(tmp_path, "dqn_pong"), "--model.env_id=ALE/Pong-v5"])  # --game pong, the default
     result = json.loads((tmp_path / "dqn_pong.json").read_text())
     final = result["final"]
+    assert result["more_games"] is None, "no --more-games, no extra games"
     assert final["games"] == len(final["returns"]) == 2 and final["mean"] == sum(final["returns"]) / 2
     assert result["env_id"] == "ALE/Pong-v5 (sticky actions 0.25)" and result["final_with_sticky_actions"] is None
     assert result["config"] == "configs/dqn/pong.yaml" and result["target"].startswith(">= 18.0 within")
@@ -55,13 +56,18 @@ def test_dqn_atari_bench_smoke_scores_the_game_named(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     shipped = REPO / "bench" / "results" / "dqn_breakout.ckpt"
     before = shipped.read_bytes()
-    result = dqn_atari.main(["--game", "breakout", *_args(tmp_path, None), "--games", "1"])
+    result = dqn_atari.main(["--game", "breakout", *_args(tmp_path, None), "--games", "1", "--more-games", "3"])
     # without --export the agent goes beside the results (--out-dir): the shipped agent stays as it is
     assert result["exported"]["path"] == shown_path(tmp_path / "dqn_breakout.ckpt")
     assert (tmp_path / "dqn_breakout.ckpt").stat().st_size == result["exported"]["bytes"]
     assert shipped.read_bytes() == before
     saved = json.loads((tmp_path / "dqn_breakout.json").read_text())
     assert saved["final"] == result["final"]
+    more = saved["more_games"]  # the spread: 3 games, the first of them the scored one (the same env seed)
+    assert more["games"] == len(more["returns"]) == 3 and more["returns"][0] == result["final"]["returns"][0]
+    mean = sum(more["returns"]) / 3
+    spread = (sum((r - mean) ** 2 for r in more["returns"]) / 2 / 3) ** 0.5  # the sample std / sqrt(3)
+    assert more["mean"] == pytest.approx(mean) and more["standard_error"] == pytest.approx(spread, abs=0.005)
     assert "with sticky actions (ALE/Breakout-v5)" in tables._dqn_atari(saved), "the table names the game's ids"
     assert result["game"] == "breakout" and result["config"] == "configs/dqn/breakout.yaml"
     assert result["env_id"] == "BreakoutNoFrameskip-v4 (sticky actions 0)"  # the config's environment
@@ -72,6 +78,13 @@ def test_dqn_atari_bench_smoke_scores_the_game_named(tmp_path, monkeypatch):
     assert result["exported"]["path"].endswith("dqn_breakout.ckpt") and (tmp_path / "dqn_breakout.ckpt").exists()
     assert result["frames"]["png"].endswith("dqn_breakout_frames.png") and (tmp_path / "dqn_breakout.png").exists()
     assert not list(tmp_path.glob("runs/config*.yaml")), "the scoring's rlgen test writes its config elsewhere"
+
+
+def test_dqn_atari_bench_refuses_a_negative_number_of_more_games_before_training(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        dqn_atari.main([*_args(tmp_path, None), "--more-games", "-1"])
+    assert "--more-games -1: give a number of games >= 0" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists(), "nothing was trained"
 
 
 def test_dqn_atari_bench_scores_qrdqn_rebuilt_with_the_extra_arguments(tmp_path, monkeypatch):
