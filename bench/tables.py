@@ -231,8 +231,10 @@ LEARNING = [
         lambda d: d["met"]),
     Row("QR-DQN, Boxing, the DQN recipe with 32 quantiles", "qrdqn_boxing", lambda d: d["target"], _dqn_atari,
         lambda d: d["met"]),
-    Row("DQN, Breakout, the same recipe, training seed 1", "dqn_breakout_seed1", lambda d: d["target"], _dqn_atari,
-        lambda d: d["met"]),
+    Row("DQN, Breakout, the same recipe, training seed 1", "dqn_breakout_seed1",
+        lambda d: d["target"], _dqn_atari, lambda d: d["met"]),
+    Row("DQN, Breakout, training seed 1 at the record's code", "dqn_breakout_seed1_shuffled",
+        lambda d: d["target"], _dqn_atari, lambda d: d["met"]),
     Row("DQN, Breakout, the same recipe's first run (before the PER shuffle and EnvStepBudget)", "dqn_breakout_first",
         lambda d: d["target"], _dqn_atari, lambda d: d["met"]),
     Row("DQN, Breakout, 6 gradient steps a phase (a probe, stopped early)", "dqn_breakout_replay6",
@@ -311,7 +313,7 @@ FAMILIES = {
     "qlearning": ("qlearning",),
     "rl": ("dqn_cartpole", "reinforce_cartpole", "dqn_pong", "dqn_breakout", "dqn_boxing", "dqn_breakout_seed1",
            "dqn_breakout_replay6", "dqn_breakout_tianshou_plain", "dqn_pong_sticky", "dqn_pong_scaled_pixels",
-           "dqn_pong_tianshou_plain", "reinforce_pong"),  # _lr25, _eps1m, _first: results.md only (rl.md's length)
+           "dqn_pong_tianshou_plain", "reinforce_pong"),  # _lr25, _eps1m, _first, _seed1_shuffled: results.md only
     "actor_critic": ("reinforce_inverted_pendulum", "ppo_cartpole", "ppo_hopper", "a2c_hopper", "a2c_pendulum",
                      "sac_pendulum", "sac_hopper"),
     "autoencoders": ("vae", "autoencoders"),
@@ -329,7 +331,7 @@ def _family(name: str) -> list[Row]:
 # (docs/results.md, the family page), not in the README's summary.
 SUPERSEDED = ("dqn_pong_scaled_pixels", "dqn_pong_tianshou_plain", "dqn_breakout_replay6",
               "dqn_breakout_tianshou_plain", "dqn_breakout_lr25", "dqn_breakout_eps1m", "dqn_breakout_seed1",
-              "dqn_breakout_first", "a2c_hopper", "sac_hopper_300k", "dqn_pong_sticky")
+              "dqn_breakout_first", "dqn_breakout_seed1_shuffled", "a2c_hopper", "sac_hopper_300k", "dqn_pong_sticky")
 
 TABLES: dict[str, tuple[list[Row], str]] = {  # name -> (rows, style)
     "summary": ([row for row in LEARNING if row.results not in SUPERSEDED], "summary"),
