@@ -143,6 +143,11 @@ def _dqn_atari(d: dict) -> str:
                if plain else ""))
 
 
+def _atari_row(what: str, results: str) -> Row:
+    """A row of an Atari game's results file (bench/dqn_atari.py): its own target, figures and verdict."""
+    return Row(what, results, lambda d: d["target"], _dqn_atari, lambda d: d["met"])
+
+
 
 def _hopping(d: dict) -> int | None:
     """How many seeds' tested Hopper agents hop: earn over 1.5 a step, where standing still earns the alive bonus,
@@ -224,33 +229,24 @@ LEARNING = [
                    f"{max(d['wall_s']) / 60:.1f} min at most a seed"),
         lambda d: (_all(d["seeds_at_target"]) and _all(d["seeds_last_ckpt_at_floor"])
                    and max(d["wall_s"]) <= 600)),
-    Row("DQN, Pong from 4 stacked frames", "dqn_pong", lambda d: d["target"], _dqn_atari, lambda d: d["met"]),
-    Row("DQN, Breakout, the same recipe", "dqn_breakout", lambda d: d["target"], _dqn_atari, lambda d: d["met"]),
-    Row("DQN, Boxing, the same recipe", "dqn_boxing", lambda d: d["target"], _dqn_atari, lambda d: d["met"]),
-    Row("QR-DQN, Breakout, the DQN recipe with 32 quantiles", "qrdqn_breakout", lambda d: d["target"], _dqn_atari,
-        lambda d: d["met"]),
-    Row("QR-DQN, Boxing, the DQN recipe with 32 quantiles", "qrdqn_boxing", lambda d: d["target"], _dqn_atari,
-        lambda d: d["met"]),
-    Row("DQN, Breakout, the same recipe, training seed 1", "dqn_breakout_seed1",
-        lambda d: d["target"], _dqn_atari, lambda d: d["met"]),
-    Row("DQN, Breakout, training seed 1 at the record's code", "dqn_breakout_seed1_shuffled",
-        lambda d: d["target"], _dqn_atari, lambda d: d["met"]),
-    Row("DQN, Breakout, the same recipe's first run (before the PER shuffle and EnvStepBudget)", "dqn_breakout_first",
-        lambda d: d["target"], _dqn_atari, lambda d: d["met"]),
-    Row("DQN, Breakout, 6 gradient steps a phase (a probe, stopped early)", "dqn_breakout_replay6",
-        lambda d: d["target"], _dqn_atari, lambda d: d["met"]),
-    Row("DQN, Breakout, Tianshou's settings (a probe: no PER or dueling head)",
-        "dqn_breakout_tianshou_plain", lambda d: d["target"], _dqn_atari, lambda d: d["met"]),
-    Row("DQN, Breakout, learning rate 2.5e-4 (a probe, stopped after 100,000 gradient steps)", "dqn_breakout_lr25",
-        lambda d: d["target"], _dqn_atari, lambda d: d["met"]),
-    Row("DQN, Breakout, epsilon 1 -> 0.05 over 1M agent steps (a probe)", "dqn_breakout_eps1m",
-        lambda d: d["target"], _dqn_atari, lambda d: d["met"]),
-    Row("DQN, Pong, the same config trained with sticky actions (ALE/Pong-v5)", "dqn_pong_sticky",
-        lambda d: d["target"], _dqn_atari, lambda d: d["met"]),
-    Row("DQN, Pong, the previous config (pixels scaled to [0, 1], epsilon over 500k)", "dqn_pong_scaled_pixels",
-        lambda d: d["target"], _dqn_atari, lambda d: d["met"]),
-    Row("DQN, Pong, Tianshou's settings with scaled pixels (no PER, dueling or sticky actions)",
-        "dqn_pong_tianshou_plain", lambda d: d["target"], _dqn_atari, lambda d: d["met"]),
+    _atari_row("DQN, Pong from 4 stacked frames", "dqn_pong"),
+    _atari_row("DQN, Breakout, the same recipe", "dqn_breakout"),
+    _atari_row("DQN, Boxing, the same recipe", "dqn_boxing"),
+    _atari_row("QR-DQN, Breakout, the DQN recipe with 32 quantiles", "qrdqn_breakout"),
+    _atari_row("QR-DQN, Boxing, the DQN recipe with 32 quantiles", "qrdqn_boxing"),
+    _atari_row("DQN, Breakout, the same recipe, training seed 1", "dqn_breakout_seed1"),
+    _atari_row("DQN, Breakout, training seed 1 at the record's code", "dqn_breakout_seed1_shuffled"),
+    _atari_row("DQN, Breakout, the same recipe's first run (before the PER shuffle and EnvStepBudget)",
+               "dqn_breakout_first"),
+    _atari_row("DQN, Breakout, 6 gradient steps a phase (a probe, stopped early)", "dqn_breakout_replay6"),
+    _atari_row("DQN, Breakout, Tianshou's settings (a probe: no PER or dueling head)", "dqn_breakout_tianshou_plain"),
+    _atari_row("DQN, Breakout, learning rate 2.5e-4 (a probe, stopped after 100,000 gradient steps)",
+               "dqn_breakout_lr25"),
+    _atari_row("DQN, Breakout, epsilon 1 -> 0.05 over 1M agent steps (a probe)", "dqn_breakout_eps1m"),
+    _atari_row("DQN, Pong, the same config trained with sticky actions (ALE/Pong-v5)", "dqn_pong_sticky"),
+    _atari_row("DQN, Pong, the previous config (pixels scaled to [0, 1], epsilon over 500k)", "dqn_pong_scaled_pixels"),
+    _atari_row("DQN, Pong, Tianshou's settings with scaled pixels (no PER, dueling or sticky actions)",
+               "dqn_pong_tianshou_plain"),
     Row("REINFORCE, Pong from pixel differences", "reinforce_pong", lambda d: d["target"],
         lambda d: (f"-10 reached after {d['reached_target_at']['wall_minutes']:.0f} min "
                    f"({d['reached_target_at']['agent_steps']:,.0f} agent steps); greedy "
