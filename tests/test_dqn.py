@@ -17,7 +17,7 @@ from rlgen.cli import run
 from rlgen.errors import RlgenError
 from rlgen.experience import ReplayBuffer
 from rlgen.lightning_modules.dqn import DQN, linear_schedule, polyak_update, td_target
-from rlgen.nets.rl import DuelingHead, QNetwork
+from rlgen.nets.rl import DuelingHead, NoisyLinear, QNetwork, QuantileNetwork
 from tests.conftest import CONFIGS, run_cli
 
 GAMMA = 0.9
@@ -117,6 +117,66 @@ def test_pixel_scale_one_feeds_the_raw_pixel_values():
     torch.testing.assert_close(scaled(frames), scaled(frames.float() / 255))
     with pytest.raises(RlgenError, match="pixel_scale"):
         QNetwork(pixel_scale=0.0).build((4, 84, 84), 6)
+
+
+def test_noisy_linear_is_its_mean_in_eval_and_the_factorized_noisy_weight_in_training():
+    torch.manual_seed(0)
+    layer = NoisyLinear(5, 3, sigma0=0.5)
+    assert torch.equal(layer.weight_sigma, torch.full((3, 5), 0.5 / math.sqrt(5)))  # sigma_0 / sqrt(p)
+    assert torch.equal(layer.bias_sigma, torch.full((3,), 0.5 / math.sqrt(5)))
+    assert layer.weight.abs().max() <= 1 / math.sqrt(5) and layer.bias.abs().max() <= 1 / math.sqrt(5)
+    x = torch.randn(4, 5)
+    layer.eval()
+    torch.testing.assert_close(layer(x), x @ layer.weight.T + layer.bias)
+    layer.train()
+    torch.manual_seed(1)
+    y = layer(x)
+    torch.manual_seed(1)  # the same draws, in the layer's order: eps_in (5,), then eps_out (3,)
+    eps_in, eps_out = (e.sign() * e.abs().sqrt() for e in (torch.randn(5), torch.randn(3)))  # f(e)
+    weight = layer.weight + layer.weight_sigma * torch.outer(eps_out, eps_in)  # the paper's noisy weight, formed
+    torch.testing.assert_close(y, x @ weight.T + layer.bias + layer.bias_sigma * eps_out)
+    assert not torch.allclose(layer(x), y), "every training-mode forward draws fresh noise"
+    y.sum().backward()
+    assert layer.weight_sigma.grad.abs().sum() > 0 and layer.bias_sigma.grad.abs().sum() > 0  # sigma is learned
+
+
+@pytest.mark.parametrize("obs_shape", [(4,), (4, 84, 84)], ids=["vector", "pixels"])
+@pytest.mark.parametrize("dueling", [False, True], ids=["linear", "dueling"])
+def test_noisy_q_network_makes_every_fully_connected_layer_noisy(obs_shape, dueling):
+    torch.manual_seed(0)
+    net = QNetwork([16, 8], dueling=dueling, cnn_features=32, noisy_std=0.1).build(obs_shape, 3)
+    layers = [m for m in net.modules() if isinstance(m, (nn.Linear, NoisyLinear))]
+    assert len(layers) == (3 if len(obs_shape) == 1 else 2) + dueling and all(isinstance(m, NoisyLinear)
+                                                                          for m in layers)
+    for m in layers:  # each with the network's sigma_0
+        torch.testing.assert_close(m.weight_sigma * math.sqrt(m.weight.shape[1]), torch.full_like(m.weight, 0.1))
+    obs = torch.rand(2, *obs_shape) * (255 if len(obs_shape) == 3 else 1)
+    net.eval()
+    assert net(obs).shape == (2, 3) and torch.equal(net(obs), net(obs))  # evaluation: the mean weights
+    net.train()
+    assert not torch.equal(net(obs), net(obs))  # acting and learning: noisy
+    plain = QNetwork([16, 8], dueling=dueling, cnn_features=32).build(obs_shape, 3)
+    assert not any(isinstance(m, NoisyLinear) for m in plain.modules())
+    quantiles = QuantileNetwork(4, [16], dueling=dueling, noisy_std=0.1).build((4,), 3)
+    assert any(isinstance(m, NoisyLinear) for m in quantiles.modules()) and quantiles(torch.zeros(1, 4)).shape == (1, 3)
+    with pytest.raises(RlgenError, match="noisy_std"):
+        QNetwork(noisy_std=-0.1)
+
+
+def test_noisy_dqn_trains_without_epsilon_and_its_checkpoint_plays_with_the_mean_weights(tmp_path, monkeypatch):
+    """NoisyNet-DQN from the CLI: epsilon 0 (the noise explores), its noise scales learned, and the noisy
+    layers rebuilt from the checkpoint by ``rlgen test`` with the family config alone."""
+    monkeypatch.chdir(tmp_path)
+    noisy = ["--model.q_net.init_args.noisy_std=0.5", "--model.eps_start=0", "--model.eps_end=0"]
+    fit = run(["fit", "-c", str(CONFIGS / "dqn" / "cartpole.yaml"), "--trainer.max_steps=20", *TINY, *noisy])
+    assert fit.model.epsilon == 0 and fit.trainer.global_step == 20
+    sigma = fit.model.q_net.head.weight_sigma  # (2, 16)
+    assert not torch.equal(sigma, torch.full_like(sigma, 0.5 / math.sqrt(16))), "the noise scale is learned"
+    (ckpt,) = tmp_path.rglob("last.ckpt")
+    test = run(["test", "-c", str(CONFIGS / "dqn" / "cartpole.yaml"), *TINY[:3], "--model.test_episodes=2",
+                "--ckpt_path", str(ckpt)])
+    assert isinstance(test.model.q_net.head, NoisyLinear) and len(test.model.eval_returns) == 2
+    torch.testing.assert_close(test.model.q_net.head.weight_sigma, sigma)
 
 
 @pytest.mark.parametrize("bad", [{"lr": -1.0}, {"batch_size": 0}, {"eps_end": 1.5}, {"tau": 0.0},

@@ -68,7 +68,8 @@ class DQN(RLSystem):
     (Double DQN evaluates :math:`\arg\max_{a'} Q_\theta(s', a')` with :math:`Q_{\bar\theta}`; prioritized
     replay, Schaul et al. 2016, draws transition :math:`i` with probability :math:`\propto |\delta_i|^\alpha`
     and weights its loss by :math:`w_i = (N P(i))^{-\beta} / \max_j w_j`.) Actions are
-    epsilon-greedy, epsilon falling linearly over environment steps. A *phase* is ``train_frequency``
+    epsilon-greedy, epsilon falling linearly over environment steps (NoisyNet exploration, Fortunato et al.
+    2018, lives in the network: ``QNetwork(noisy_std=0.5)`` with epsilon 0). A *phase* is ``train_frequency``
     env steps, then ``gradient_steps`` gradient steps on fresh replay minibatches; the target network is
     copied every ``target_update_interval`` gradient steps (or moved by Polyak averaging with ``tau < 1``).
 

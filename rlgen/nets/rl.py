@@ -1,6 +1,6 @@
 """Networks for the RL systems: an MLP for vector observations, the DQN papers' CNNs for stacked Atari
-frames, a Q-network with an optional dueling head, and the policies of REINFORCE: categorical (discrete
-actions) and Gaussian (continuous actions).
+frames, a Q-network with an optional dueling head and noisy layers, and the policies of REINFORCE:
+categorical (discrete actions) and Gaussian (continuous actions).
 
 Plain ``nn.Module`` classes without Lightning: the systems in ``rlgen/lightning_modules`` receive
 them as typed ``__init__`` arguments. Input sizes that depend on the environment (observation size,
@@ -10,28 +10,79 @@ is known, so a config only states the architecture (hidden sizes, dueling, ...).
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.distributions import Categorical, Distribution, Independent, Normal
 
 from rlgen.errors import check_range
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh}
+Linear = Callable[[int, int], nn.Module]  # makes a fully connected layer (in_features, out_features)
+
+
+class NoisyLinear(nn.Module):
+    r"""A linear layer with learned, factorized Gaussian noise on its weights (Fortunato et al., "Noisy
+    Networks for Exploration", ICLR 2018), the exploration of NoisyNet-DQN and Rainbow:
+
+    .. math::
+        y = (\mu^w + \sigma^w \odot \varepsilon^w) x + \mu^b + \sigma^b \odot \varepsilon^b, \qquad
+        \varepsilon^w = f(\varepsilon_{out}) f(\varepsilon_{in})^\top, \ \varepsilon^b = f(\varepsilon_{out}),
+        \ f(x) = \operatorname{sgn}(x) \sqrt{|x|}
+
+    with :math:`\varepsilon_{in}, \varepsilon_{out}` standard normal, drawn afresh on every forward pass in
+    training mode (one draw for the whole batch); in eval mode the layer is the mean, :math:`\mu^w x + \mu^b`.
+    The noisy weight is never formed: :math:`(\sigma^w \odot \varepsilon^w) x = f(\varepsilon_{out}) \odot
+    \sigma^w (f(\varepsilon_{in}) \odot x)`. Initialization as in the paper: :math:`\mu \sim U(\pm 1/\sqrt{p})`,
+    :math:`\sigma = \sigma_0 / \sqrt{p}` for ``p = in_features``.
+
+    Args:
+        in_features: size of each input.
+        out_features: size of each output.
+        sigma0: the initial noise scale sigma_0 (the paper's 0.5; Rainbow implementations often use 0.1).
+    """
+
+    def __init__(self, in_features: int, out_features: int, sigma0: float = 0.5) -> None:
+        super().__init__()
+        check_range("> 0", "NoisyLinear", sigma0=sigma0)
+        bound = 1 / math.sqrt(in_features)
+        self.weight = nn.Parameter(torch.empty(out_features, in_features).uniform_(-bound, bound))  # mu^w
+        self.bias = nn.Parameter(torch.empty(out_features).uniform_(-bound, bound))  # mu^b
+        self.weight_sigma = nn.Parameter(torch.full((out_features, in_features), sigma0 * bound))
+        self.bias_sigma = nn.Parameter(torch.full((out_features,), sigma0 * bound))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mean = F.linear(x, self.weight, self.bias)  # (B, out)
+        if not self.training:
+            return mean
+        out_features, in_features = self.weight.shape
+        eps_in = _signed_sqrt(torch.randn(in_features, device=x.device))  # f(eps_in)
+        eps_out = _signed_sqrt(torch.randn(out_features, device=x.device))  # f(eps_out)
+        return mean + eps_out * (F.linear(x * eps_in, self.weight_sigma) + self.bias_sigma)  # (B, out)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.weight.shape[1]}, out_features={self.weight.shape[0]}"
+
+
+def _signed_sqrt(x: torch.Tensor) -> torch.Tensor:
+    return x.sign() * x.abs().sqrt()
 
 
 def mlp(in_features: int, hidden_sizes: Sequence[int], out_features: int | None = None,
-        activation: type[nn.Module] = nn.ReLU) -> nn.Sequential:
-    """``Linear -> activation`` for each hidden size, then an optional output ``Linear`` (no activation)."""
+        activation: type[nn.Module] = nn.ReLU, linear: Linear = nn.Linear) -> nn.Sequential:
+    """``Linear -> activation`` for each hidden size, then an optional output ``Linear`` (no activation);
+    ``linear`` makes each fully connected layer (e.g. a :class:`NoisyLinear`)."""
     layers: list[nn.Module] = []
     for size in hidden_sizes:
-        layers += [nn.Linear(in_features, size), activation()]
+        layers += [linear(in_features, size), activation()]
         in_features = size
     if out_features is not None:
-        layers.append(nn.Linear(in_features, out_features))
+        layers.append(linear(in_features, out_features))
     return nn.Sequential(*layers)
 
 
@@ -63,10 +114,12 @@ class AtariCNN(nn.Module):
             the raw 0-255 values, as Tianshou's Atari DQN does. Without biases the network is linear in
             its input's scale, so 1 makes every layer's output about 255x larger at the start, and an
             Adam step of the last layer (a size that does not depend on the gradient's) moves Q 255x further.
+        linear: makes the fully connected layer (``nn.Linear``, or a :class:`NoisyLinear`).
     """
 
     def __init__(self, in_channels: int = 4, features: int = 512, channels_last: bool = True,
-                 arch: Literal["nature", "nips"] = "nature", pixel_scale: float = 1 / 255) -> None:
+                 arch: Literal["nature", "nips"] = "nature", pixel_scale: float = 1 / 255,
+                 linear: Linear = nn.Linear) -> None:
         super().__init__()
         check_range("> 0", "AtariCNN", pixel_scale=pixel_scale)
         self.out_features = features
@@ -80,7 +133,7 @@ class AtariCNN(nn.Module):
         self.net = nn.Sequential(
             *layers,
             nn.Flatten(),  # (B, in_channels * size * size)
-            nn.Linear(in_channels * size * size, features), nn.ReLU(),  # (B, features)
+            linear(in_channels * size * size, features), nn.ReLU(),  # (B, features)
         ).to(memory_format=memory_format)  # .to(device) and load_state_dict keep the layout
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
@@ -104,14 +157,16 @@ class DuelingHead(nn.Module):
         n_actions: number of discrete actions.
         hidden: hidden units of each stream (0: linear streams).
         atoms: values per action.
+        linear: makes each fully connected layer (``nn.Linear``, or a :class:`NoisyLinear`).
     """
 
-    def __init__(self, in_features: int, n_actions: int, hidden: int = 0, atoms: int = 1) -> None:
+    def __init__(self, in_features: int, n_actions: int, hidden: int = 0, atoms: int = 1,
+                 linear: Linear = nn.Linear) -> None:
         super().__init__()
         sizes = [hidden] if hidden else []
         self.atoms = atoms
-        self.value = mlp(in_features, sizes, atoms)
-        self.advantage = mlp(in_features, sizes, n_actions * atoms)
+        self.value = mlp(in_features, sizes, atoms, linear=linear)
+        self.advantage = mlp(in_features, sizes, n_actions * atoms, linear=linear)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         value = self.value(features).unsqueeze(1)  # (B, 1, K)
@@ -120,7 +175,8 @@ class DuelingHead(nn.Module):
 
 
 class QNetwork(nn.Module):
-    """Action values Q(s, .) for discrete actions: a torso (MLP or CNN) and a linear or dueling head.
+    """Action values Q(s, .) for discrete actions: a torso (MLP or CNN) and a linear or dueling head, its
+    fully connected layers optionally noisy (NoisyNet-DQN: exploration by :class:`NoisyLinear` layers).
 
     Built lazily: the system calls ``build(obs_shape, n_actions)`` once it knows the environment.
     Vector observations ``(B, D)`` get an MLP torso; image stacks ``(B, C, 84, 84)`` an :class:`AtariCNN`.
@@ -133,20 +189,27 @@ class QNetwork(nn.Module):
         cnn: the CNN's convolutions (pixels only): ``nature`` (Mnih et al., 2015) or ``nips`` (Mnih
             et al., 2013; about 0.4x the cost of a gradient step on a CPU).
         pixel_scale: what the CNN multiplies uint8 pixels by (pixels only; see ``AtariCNN``).
+        noisy_std: 0 for plain linear layers; above 0, every fully connected layer (the MLP's or the
+            CNN's, and the head's) is a :class:`NoisyLinear` with this initial sigma_0. Noisy while
+            training (acting and the TD targets, fresh noise on each forward pass), the mean weights in
+            evaluation; usually with epsilon 0, the noise being the exploration.
     """
 
     def __init__(self, hidden_sizes: Sequence[int] = (256, 256), dueling: bool = False,
                  cnn_features: int = 512, channels_last: bool = True,
-                 cnn: Literal["nature", "nips"] = "nature", pixel_scale: float = 1 / 255) -> None:
+                 cnn: Literal["nature", "nips"] = "nature", pixel_scale: float = 1 / 255,
+                 noisy_std: float = 0.0) -> None:
         super().__init__()
         check_range(">= 1", "QNetwork", hidden_sizes=hidden_sizes, cnn_features=cnn_features)
         check_range("> 0", "QNetwork", pixel_scale=pixel_scale)
+        check_range(">= 0", "QNetwork", noisy_std=noisy_std)
         self.hidden_sizes = list(hidden_sizes)
         self.dueling = dueling
         self.cnn_features = cnn_features
         self.channels_last = channels_last
         self.cnn = cnn
         self.pixel_scale = pixel_scale
+        self.noisy_std = noisy_std
         self.torso: nn.Module | None = None
         self.head: nn.Module | None = None
 
@@ -154,16 +217,21 @@ class QNetwork(nn.Module):
 
     def build(self, obs_shape: Sequence[int], n_actions: int) -> QNetwork:
         """Create the layers for observations of ``obs_shape`` and ``n_actions`` actions; returns self."""
+        linear = functools.partial(NoisyLinear, sigma0=self.noisy_std) if self.noisy_std > 0 else nn.Linear
         if len(obs_shape) == 3:
-            self.torso = AtariCNN(obs_shape[0], self.cnn_features, self.channels_last, self.cnn, self.pixel_scale)
+            self.torso = AtariCNN(obs_shape[0], self.cnn_features, self.channels_last, self.cnn, self.pixel_scale,
+                                  linear)
             features = self.cnn_features
         elif len(obs_shape) == 1:
-            self.torso = mlp(obs_shape[0], self.hidden_sizes)
+            self.torso = mlp(obs_shape[0], self.hidden_sizes, linear=linear)
             features = self.hidden_sizes[-1] if self.hidden_sizes else obs_shape[0]
         else:
             raise ValueError(f"QNetwork takes vector (D,) or image (C, H, W) observations, got {tuple(obs_shape)}")
         k = self.atoms
-        self.head = DuelingHead(features, n_actions, atoms=k) if self.dueling else nn.Linear(features, n_actions * k)
+        if self.dueling:
+            self.head = DuelingHead(features, n_actions, atoms=k, linear=linear)
+        else:
+            self.head = linear(features, n_actions * k)
         return self
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
@@ -184,8 +252,9 @@ class QuantileNetwork(QNetwork):
 
     def __init__(self, n_quantiles: int = 200, hidden_sizes: Sequence[int] = (256, 256), dueling: bool = False,
                  cnn_features: int = 512, channels_last: bool = True,
-                 cnn: Literal["nature", "nips"] = "nature", pixel_scale: float = 1 / 255) -> None:
-        super().__init__(hidden_sizes, dueling, cnn_features, channels_last, cnn, pixel_scale)
+                 cnn: Literal["nature", "nips"] = "nature", pixel_scale: float = 1 / 255,
+                 noisy_std: float = 0.0) -> None:
+        super().__init__(hidden_sizes, dueling, cnn_features, channels_last, cnn, pixel_scale, noisy_std)
         check_range(">= 1", "QuantileNetwork", n_quantiles=n_quantiles)
         self.n_quantiles = n_quantiles
 
