@@ -23,7 +23,7 @@ from torch.distributions import Categorical, Distribution, Independent, Normal
 from rlgen.errors import check_range
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh}
-Linear = Callable[[int, int], nn.Module]  # makes a fully connected layer (in_features, out_features)
+LinearFactory = Callable[[int, int], nn.Module]  # makes a fully connected layer (in_features, out_features)
 
 
 class NoisyLinear(nn.Module):
@@ -74,7 +74,7 @@ def _signed_sqrt(x: torch.Tensor) -> torch.Tensor:
 
 
 def mlp(in_features: int, hidden_sizes: Sequence[int], out_features: int | None = None,
-        activation: type[nn.Module] = nn.ReLU, linear: Linear = nn.Linear) -> nn.Sequential:
+        activation: type[nn.Module] = nn.ReLU, linear: LinearFactory = nn.Linear) -> nn.Sequential:
     """``Linear -> activation`` for each hidden size, then an optional output ``Linear`` (no activation);
     ``linear`` makes each fully connected layer (e.g. a :class:`NoisyLinear`)."""
     layers: list[nn.Module] = []
@@ -119,7 +119,7 @@ class AtariCNN(nn.Module):
 
     def __init__(self, in_channels: int = 4, features: int = 512, channels_last: bool = True,
                  arch: Literal["nature", "nips"] = "nature", pixel_scale: float = 1 / 255,
-                 linear: Linear = nn.Linear) -> None:
+                 linear: LinearFactory = nn.Linear) -> None:
         super().__init__()
         check_range("> 0", "AtariCNN", pixel_scale=pixel_scale)
         self.out_features = features
@@ -161,7 +161,7 @@ class DuelingHead(nn.Module):
     """
 
     def __init__(self, in_features: int, n_actions: int, hidden: int = 0, atoms: int = 1,
-                 linear: Linear = nn.Linear) -> None:
+                 linear: LinearFactory = nn.Linear) -> None:
         super().__init__()
         sizes = [hidden] if hidden else []
         self.atoms = atoms
