@@ -69,9 +69,10 @@ class DQN(RLSystem):
     replay, Schaul et al. 2016, draws transition :math:`i` with probability :math:`\propto |\delta_i|^\alpha`
     and weights its loss by :math:`w_i = (N P(i))^{-\beta} / \max_j w_j`.) Actions are
     epsilon-greedy, epsilon falling linearly over environment steps (NoisyNet exploration, Fortunato et al.
-    2018, lives in the network: ``QNetwork(noisy_std=0.5)`` with epsilon 0). A *phase* is ``train_frequency``
-    env steps, then ``gradient_steps`` gradient steps on fresh replay minibatches; the target network is
-    copied every ``target_update_interval`` gradient steps (or moved by Polyak averaging with ``tau < 1``).
+    2018, lives in the network: ``QNetwork(noisy_std=0.5)``, in the paper with epsilon 0). A *phase* is
+    ``train_frequency`` env steps, then ``gradient_steps`` gradient steps on fresh replay minibatches; the
+    target network is copied every ``target_update_interval`` gradient steps (or moved by Polyak averaging
+    with ``tau < 1``).
 
     One Lightning batch is one phase: ``training_step`` fetches it (the env steps happen then, with the
     current network) and takes all its gradient steps with manual optimization, so Lightning's per-batch

@@ -192,7 +192,7 @@ class QNetwork(nn.Module):
         noisy_std: 0 for plain linear layers; above 0, every fully connected layer (the MLP's or the
             CNN's, and the head's) is a :class:`NoisyLinear` with this initial sigma_0. Noisy while
             training (acting and the TD targets, fresh noise on each forward pass), the mean weights in
-            evaluation; usually with epsilon 0, the noise being the exploration.
+            evaluation. The paper acts with epsilon 0, the noise being the exploration.
     """
 
     def __init__(self, hidden_sizes: Sequence[int] = (256, 256), dueling: bool = False,
