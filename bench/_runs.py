@@ -23,7 +23,8 @@ from rlgen.cli import run
 
 def parser(doc: str, name: str) -> argparse.ArgumentParser:
     p = bench_parser(doc)
-    p.add_argument("--run-dir", help="score and plot this finished run (runs/<name>/version_N) instead of training")
+    p.add_argument("--run-dir", type=run_dirs, help="score and plot this finished run (runs/<name>/version_N) "
+                   "instead of training; a resumed run: its directories in order, comma-separated")
     p.add_argument("--ckpt", help="checkpoint to score (default: the run's last.ckpt)")
     p.add_argument("--save-dir", default="runs", help="logger save_dir of the training run")
     p.add_argument("--games", type=int, default=10, help="whole games the final agent plays")
@@ -55,6 +56,33 @@ def read_curves(run_dir: Path) -> dict[str, list[tuple[int, float, float]]]:
         raise SystemExit(f"no TensorBoard scalars under {run_dir}")
     start = min(e[0].wall_time for e in events.values() if e)
     return {tag: [(e.step, round((e.wall_time - start) / 60, 3), e.value) for e in evs] for tag, evs in events.items()}
+
+
+def run_dirs(text: str) -> list[Path]:
+    """``--run-dir``: one run directory, or a run and its resumptions in order, comma-separated."""
+    dirs = [Path(d) for d in text.split(",")]
+    missing = [str(d) for d in dirs if not d.is_dir()]
+    if missing:
+        raise argparse.ArgumentTypeError(f"no run directory {', '.join(missing)}: give runs/<name>/version_N")
+    return dirs
+
+
+def joined_curves(dirs: list[Path], tags: tuple[str, ...]) -> dict[str, list[tuple[int, float, float]]]:
+    """``tags``' points as ``(env steps, wall minutes, value)`` over a run and its resumptions (``dirs`` in order).
+    A resumption continues the env-step counter from its checkpoint: what the interrupted part logged past that
+    point is dropped (the resumption did that work again), and wall minutes add up without the pause between the
+    parts. With one directory these are ``with_env_steps`` of its curves."""
+    parts = [{tag: with_env_steps(curves, tag) for tag in tags}
+             for curves in (read_curves(d) for d in dirs)]
+    joined: dict[str, list[tuple[int, float, float]]] = {tag: [] for tag in tags}
+    offset = 0.0
+    for part, following in zip(parts, [*parts[1:], {}], strict=True):
+        resumed_at = min((points[0][0] for points in following.values() if points), default=None)
+        kept = {tag: [p for p in points if resumed_at is None or p[0] < resumed_at] for tag, points in part.items()}
+        for tag, points in kept.items():
+            joined[tag] += [(s, m + offset, v) for s, m, v in points]
+        offset += max((points[-1][1] for points in kept.values() if points), default=0.0)
+    return joined
 
 
 def with_env_steps(curves: dict, tag: str) -> list[tuple[int, float, float]]:

@@ -6,6 +6,7 @@ Every game trains its algorithm's one recipe, configs/<algo>/atari.yaml (DQN's b
     python -m bench.dqn_atari --game breakout                  # configs/dqn/breakout.yaml, dqn_breakout.*
     python -m bench.dqn_atari --run-dir runs/dqn_pong/version_0   # scores and plots a finished run
     python -m bench.dqn_atari --game breakout --run-dir <run> --more-games 30   # and the spread over 30 games
+    python -m bench.dqn_atari --run-dir runs/dqn_pong/version_0,runs/dqn_pong/version_1   # a resumed run
     python -m bench.dqn_atari --algo qrdqn --game boxing       # configs/qrdqn/boxing.yaml, qrdqn_boxing.*
     python -m bench.dqn_atari --smoke --out-dir /tmp/x         # seconds
 
@@ -99,15 +100,14 @@ def main(argv: list[str] | None = None) -> dict:
     model_overrides = overrides  # the scoring rebuilds the agent with them
     if args.smoke:
         overrides = [*SMOKE, *overrides]
-    run_dir = Path(args.run_dir) if args.run_dir else _runs.train(config, args.save_dir, overrides)
-    ckpt = args.ckpt or str(run_dir / "checkpoints" / "last.ckpt")
+    run_dirs = args.run_dir or [_runs.train(config, args.save_dir, overrides)]
+    ckpt = args.ckpt or str(run_dirs[-1] / "checkpoints" / "last.ckpt")
     test_overrides = [*model_overrides, *(["--model.env_options.max_episode_steps=100"] if args.smoke else [])]
     final = _runs.score(config, ckpt, args.games, test_overrides)
-    curves = _runs.read_curves(run_dir)
-    train_returns = _runs.with_env_steps(curves, "rollout/episodic_return")
-    evaluations = _runs.with_env_steps(curves, "val/episodic_return")
-    env_steps = int(curves["rollout/env_steps"][-1][2])
-    minutes = max(points[-1][1] for points in curves.values())
+    curves = _runs.joined_curves(run_dirs, ("rollout/episodic_return", "val/episodic_return", "rollout/env_steps"))
+    train_returns, evaluations = curves["rollout/episodic_return"], curves["val/episodic_return"]
+    env_steps = curves["rollout/env_steps"][-1][0]
+    minutes = max(points[-1][1] for points in curves.values() if points)
     saved = read_checkpoint(ckpt)
     env_id = saved["hyper_parameters"]["env_id"]  # what the agent was trained and scored on (it may be overridden)
     sticky = gym.spec(env_id).kwargs.get("repeat_action_probability", 0.0)
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> dict:
         "game": args.game,
         "config": config,
         "overrides": overrides,
-        "run_dir": shown_path(run_dir),
+        "run_dir": ",".join(shown_path(d) for d in run_dirs),  # with a resumption: the parts, as --run-dir takes them
         "env_id": f"{env_id} (sticky actions {sticky:g})",
         "sticky_env_id": sticky_env,
         "plain_env_id": plain_env,

@@ -36,18 +36,12 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(args.threads)
     if args.smoke:
         overrides = [*SMOKE, *overrides]
-    run_dirs = [Path(d) for d in args.run_dir.split(",")] if args.run_dir else [
-        _runs.train(CONFIG, args.save_dir, overrides)]
+    run_dirs = args.run_dir or [_runs.train(CONFIG, args.save_dir, overrides)]
     ckpt = args.ckpt or str(run_dirs[-1] / "checkpoints" / "last.ckpt")
     test_overrides = ["--model.env_options.max_episode_steps=100"] if args.smoke else []
     final = _runs.score(CONFIG, ckpt, args.games, test_overrides)
-    running, evaluations, offset = [], [], 0.0
-    for run_dir in run_dirs:  # a resumed run continues the env-step counter; wall minutes are added up
-        curves = _runs.read_curves(run_dir)
-        part = _runs.with_env_steps(curves, "rollout/return_last100")
-        running += [(s, m + offset, v) for s, m, v in part]
-        evaluations += [(s, m + offset, v) for s, m, v in _runs.with_env_steps(curves, "val/episodic_return")]
-        offset = running[-1][1] if running else offset
+    curves = _runs.joined_curves(run_dirs, ("rollout/return_last100", "val/episodic_return"))
+    running, evaluations = curves["rollout/return_last100"], curves["val/episodic_return"]
     reached = next((p for p in running if p[2] >= TARGET), None)
     best = max(running, key=lambda p: p[2])
     summary = {

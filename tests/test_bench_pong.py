@@ -154,6 +154,32 @@ def test_step_rates_by_hand():
     assert step_rates(points[:1]) == {"overall": None, "median_between_logs": None}
 
 
+def test_joined_curves_drop_what_the_interrupted_part_logged_past_its_checkpoint(tmp_path):
+    import time
+
+    from torch.utils.tensorboard import SummaryWriter
+
+    from bench._runs import joined_curves, run_dirs
+
+    def part(name: str, points: list[tuple[int, int, float]]) -> None:  # (logging step, env steps, return)
+        with SummaryWriter(tmp_path / name) as writer:
+            for step, env_steps, value in points:
+                t = time.time() + step  # a wall second per logging step
+                writer.add_scalar("rollout/env_steps", env_steps, step, walltime=t)
+                writer.add_scalar("rollout/episodic_return", value, step, walltime=t)
+
+    # the first part reached 300 env steps, but its last checkpoint was at 200: the resumption starts from there
+    part("version_0", [(0, 100, 1.0), (60, 200, 2.0), (120, 300, 3.0)])
+    part("version_1", [(0, 220, 2.5), (30, 320, 3.5)])
+    dirs = run_dirs(f"{tmp_path / 'version_0'},{tmp_path / 'version_1'}")
+    curve = joined_curves(dirs, ("rollout/episodic_return",))["rollout/episodic_return"]
+    # 300 is dropped (done again from 200); the second part's minutes continue from the first's kept 1 min
+    assert curve == [(100, 0.0, 1.0), (200, 1.0, 2.0), (220, 1.0, 2.5), (320, 1.5, 3.5)]
+    assert joined_curves(dirs[:1], ("rollout/episodic_return",))["rollout/episodic_return"][-1] == (300, 2.0, 3.0)
+    with pytest.raises(Exception, match="no run directory .*version_9"):
+        run_dirs(f"{tmp_path / 'version_0'},{tmp_path / 'version_9'}")
+
+
 def test_pong_env_speed_bench_smoke_times_every_setting(tmp_path):
     from bench import pong_env_speed
 
