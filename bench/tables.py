@@ -244,6 +244,7 @@ LEARNING = [
                "dqn_breakout_lr25"),
     _atari_row("DQN, Breakout, epsilon 1 -> 0.05 over 1M agent steps (a probe)", "dqn_breakout_eps1m"),
     _atari_row("DQN, Breakout, epsilon 1 -> 0.01 over 500k agent steps (a probe)", "dqn_breakout_eps500k"),
+    _atari_row("DQN, Breakout, NoisyNet layers (a resumed probe, not timed)", "dqn_breakout_noisy"),
     _atari_row("DQN, Pong, the same config trained with sticky actions (ALE/Pong-v5)", "dqn_pong_sticky"),
     _atari_row("DQN, Pong, the previous config (pixels scaled to [0, 1], epsilon over 500k)", "dqn_pong_scaled_pixels"),
     _atari_row("DQN, Pong, Tianshou's settings with scaled pixels (no PER, dueling or sticky actions)",
@@ -310,7 +311,7 @@ FAMILIES = {
     "qlearning": ("qlearning",),
     "rl": ("dqn_cartpole", "reinforce_cartpole", "dqn_pong", "dqn_breakout", "dqn_boxing", "dqn_breakout_seed1",
            "dqn_breakout_replay6", "dqn_breakout_tianshou_plain", "dqn_pong_sticky", "dqn_pong_scaled_pixels",
-           "dqn_pong_tianshou_plain", "reinforce_pong"),  # Breakout's _lr25, _eps*, _first, _seed1_shuffled: results.md
+           "dqn_pong_tianshou_plain", "reinforce_pong"),  # Breakout's other probes and runs: results.md
     "actor_critic": ("reinforce_inverted_pendulum", "ppo_cartpole", "ppo_hopper", "a2c_hopper", "a2c_pendulum",
                      "sac_pendulum", "sac_hopper"),
     "autoencoders": ("vae", "autoencoders"),
@@ -328,8 +329,8 @@ def _family(name: str) -> list[Row]:
 # (docs/results.md, the family page), not in the README's summary.
 SUPERSEDED = ("dqn_pong_scaled_pixels", "dqn_pong_tianshou_plain", "dqn_breakout_replay6",
               "dqn_breakout_tianshou_plain", "dqn_breakout_lr25", "dqn_breakout_eps1m", "dqn_breakout_eps500k",
-              "dqn_breakout_seed1", "dqn_breakout_first", "dqn_breakout_seed1_shuffled", "a2c_hopper",
-              "sac_hopper_300k", "dqn_pong_sticky")
+              "dqn_breakout_noisy", "dqn_breakout_seed1", "dqn_breakout_first", "dqn_breakout_seed1_shuffled",
+              "a2c_hopper", "sac_hopper_300k", "dqn_pong_sticky")
 
 TABLES: dict[str, tuple[list[Row], str]] = {  # name -> (rows, style)
     "summary": ([row for row in LEARNING if row.results not in SUPERSEDED], "summary"),
