@@ -69,3 +69,32 @@ def test_every_shipped_agent_plays_with_its_weights_under_its_config(ckpt, tmp_p
     for key, value in read_checkpoint(ckpt)["state_dict"].items():
         torch.testing.assert_close(built[key], value, msg=f"{ckpt.name}: {key}")
     assert len(cli.model.eval_returns) == 1
+
+
+def test_a_network_option_newer_than_the_checkpoint_takes_its_default_not_the_configs(tmp_path, capsys, monkeypatch):
+    """A checkpoint written before ``QNetwork`` had ``noisy_std`` (every shipped DQN agent) still plays under a config
+    that turns the option on: its network is rebuilt as the checkpoint knew it. Named on the command line, the
+    option wins, and the weights do not fit."""
+    from tests.test_cli import expect_error
+
+    monkeypatch.chdir(tmp_path)
+    config = CONFIGS / "dqn/cartpole.yaml"
+    quiet = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
+    run(["fit", "-c", str(config), *SMOKE["dqn/cartpole.yaml"], *quiet, "--trainer.max_steps=2",
+         "--trainer.limit_val_batches=0", "--trainer.num_sanity_val_steps=0"])
+    (ckpt,) = tmp_path.rglob("last.ckpt")
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    del state["hyper_parameters"]["q_net"]["init_args"]["noisy_std"]  # as written before the option existed
+    torch.save(state, ckpt)
+    noisy = tmp_path / "noisy.yaml"  # a config that turns the option on
+    noisy.write_text("model:\n  init_args:\n    q_net:\n      class_path: rlgen.nets.rl.QNetwork\n"
+                     "      init_args:\n        noisy_std: 0.5\n")
+    cli = run(["test", "-c", str(config), "-c", str(noisy), "--ckpt_path", str(ckpt), "--model.test_episodes=1",
+               *quiet])
+    built = cli.model.state_dict()
+    assert set(built) == set(state["state_dict"]), "no noisy layers: the network the checkpoint was written from"
+    for key, value in state["state_dict"].items():
+        torch.testing.assert_close(built[key], value, msg=key)
+    expect_error(capsys, ["test", "-c", str(config), "--ckpt_path", str(ckpt), "--model.test_episodes=1", *quiet,
+                          "--model.q_net.init_args.noisy_std=0.5"],
+                 "does not fit this model", "missing keys", "weight_sigma")

@@ -34,7 +34,13 @@ from rlgen.callbacks.faults import FaultGuard
 from rlgen.callbacks.progress import default_progress
 from rlgen.callbacks.run_dir import RunConfigCallback
 from rlgen.checkpoints import AtomicCheckpointIO, read_checkpoint
-from rlgen.cli.checks import check_model_class, check_plain_hparams, find_best_checkpoint, find_last_checkpoint
+from rlgen.cli.checks import (
+    check_model_class,
+    check_plain_hparams,
+    default_new_network_args,
+    find_best_checkpoint,
+    find_last_checkpoint,
+)
 from rlgen.cli.config import (
     SUBCOMMANDS,
     adapt_to_model,
@@ -166,6 +172,7 @@ class RlgenCLI(CheckpointHparamsHook):
             ckpt = read_checkpoint(ckpt_path, trust=self._trusted)
             check_model_class(ckpt, ckpt_path, class_path)
             check_plain_hparams(ckpt, ckpt_path)
+            self._ckpt_hparams = ckpt.get("hyper_parameters") or {}
             if self._trusted:
                 self._trusted_hparams = ckpt.get("hyper_parameters") or {}
 
@@ -175,7 +182,8 @@ class RlgenCLI(CheckpointHparamsHook):
 
     def after_checkpoint_hparams(self, before: Namespace, after: Namespace) -> None:
         """LightningCLI writes a checkpoint's hyperparameters over the parsed model arguments; put back
-        those the command line names explicitly (``--model.video_dir ...``), so that the command line wins."""
+        those the command line names explicitly (``--model.video_dir ...``), so that the command line wins, and
+        give network arguments newer than the checkpoint their defaults (not the config's values)."""
         if not isinstance(before, Namespace) or not isinstance(after, Namespace):
             return
         for key in explicit_model_keys(self._cli_args):
@@ -183,6 +191,7 @@ class RlgenCLI(CheckpointHparamsHook):
                 after.init_args[key] = before.init_args[key]
             if isinstance(after.get("dict_kwargs"), dict):
                 after.dict_kwargs.pop(key, None)
+        default_new_network_args(after, getattr(self, "_ckpt_hparams", {}), explicit_model_keys(self._cli_args))
 
     def before_instantiate_classes(self) -> None:
         """What the model class asks of the trainer (its DDP strategy, checkpoints on metrics it logs)."""

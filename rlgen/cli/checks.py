@@ -6,13 +6,17 @@ hyperparameters, networks included (run from a config, a network is saved as its
 (:class:`~rlgen.lightning_modules.base.RlgenModule`): output folders, evaluation lengths, video recording, the
 classifier of the metrics, chosen afresh by each run. So ``rlgen test|predict -c <family config> --ckpt_path X``
 rebuilds the model that X was trained with, whatever its network sizes; an argument named on the command line
-still wins over the saved one. The file itself is read as plain data by :func:`rlgen.checkpoints.read_checkpoint`.
+still wins over the saved one, and a network argument newer than X takes its default, not the config's
+(:func:`default_new_network_args`). The file itself is read as plain data by :func:`rlgen.checkpoints.read_checkpoint`.
 """
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import re
 from pathlib import Path
+from typing import Any
 
 from rlgen.checkpoints import first_line
 from rlgen.errors import RlgenError
@@ -62,6 +66,28 @@ def check_plain_hparams(ckpt: dict, path: str | Path) -> None:
             "are Python objects, which a config cannot rebuild; load it in Python with "
             "<ModelClass>.load_from_checkpoint(path, weights_only=False), or train with `rlgen fit -c <config>`"
         )
+
+def default_new_network_args(model: Any, saved: dict, explicit: set[str]) -> None:
+    """Rebuild each saved network as the checkpoint knew it. A network argument added to rlgen after the checkpoint
+    was written is missing from its saved ``init_args``, so LightningCLI's merge takes it from the config, which may
+    turn the new option on (``noisy_std: 0.5``) and build a network the saved weights do not fit. Such arguments
+    get the class's default, the behaviour of the code that wrote the checkpoint. ``model`` is the parsed model
+    (``class_path`` and ``init_args``), edited in place; networks named in ``explicit`` (on the command line) are
+    left as given."""
+    init = model.get("init_args") if model is not None else None
+    for key, net in (saved or {}).items():
+        if key in explicit or not (isinstance(net, dict) and "class_path" in net) or init is None:
+            continue
+        built = init.get(key)
+        if built is None or not hasattr(built, "get") or built.get("class_path") != net["class_path"]:
+            continue
+        module, name = net["class_path"].rsplit(".", 1)
+        params = inspect.signature(getattr(importlib.import_module(module), name)).parameters
+        args = built.get("init_args")
+        for arg in list(vars(args)) if args is not None else []:
+            if arg not in (net.get("init_args") or {}) and arg in params and (
+                    params[arg].default is not inspect.Parameter.empty):
+                args[arg] = params[arg].default
 
 def _plain(value: object) -> bool:
     """Data a config can hold: None, numbers, strings, and lists or string-keyed dicts of them."""
