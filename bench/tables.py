@@ -230,8 +230,8 @@ LEARNING = [
         lambda d: (_all(d["seeds_at_target"]) and _all(d["seeds_last_ckpt_at_floor"])
                    and max(d["wall_s"]) <= 600)),
     _atari_row("DQN, Pong from 4 stacked frames", "dqn_pong"),
-    _atari_row("DQN, Breakout, the same recipe", "dqn_breakout"),
-    _atari_row("DQN, Boxing, the same recipe", "dqn_boxing"),
+    _atari_row("DQN, Breakout, the recipe with NoisyNet layers", "dqn_breakout"),
+    _atari_row("DQN, Boxing, the recipe before NoisyNet", "dqn_boxing"),
     _atari_row("QR-DQN, Breakout, the DQN recipe with 32 quantiles", "qrdqn_breakout"),
     _atari_row("QR-DQN, Boxing, the DQN recipe with 32 quantiles", "qrdqn_boxing"),
     _atari_row("DQN, Breakout, the same recipe, training seed 1", "dqn_breakout_seed1"),
@@ -244,7 +244,7 @@ LEARNING = [
                "dqn_breakout_lr25"),
     _atari_row("DQN, Breakout, epsilon 1 -> 0.05 over 1M agent steps (a probe)", "dqn_breakout_eps1m"),
     _atari_row("DQN, Breakout, epsilon 1 -> 0.01 over 500k agent steps (a probe)", "dqn_breakout_eps500k"),
-    _atari_row("DQN, Breakout, NoisyNet layers (a resumed probe, not timed)", "dqn_breakout_noisy"),
+    _atari_row("DQN, Breakout, the recipe before its NoisyNet layers (the previous record)", "dqn_breakout_plain"),
     _atari_row("DQN, Pong, the same config trained with sticky actions (ALE/Pong-v5)", "dqn_pong_sticky"),
     _atari_row("DQN, Pong, the previous config (pixels scaled to [0, 1], epsilon over 500k)", "dqn_pong_scaled_pixels"),
     _atari_row("DQN, Pong, Tianshou's settings with scaled pixels (no PER, dueling or sticky actions)",
@@ -329,7 +329,7 @@ def _family(name: str) -> list[Row]:
 # (docs/results.md, the family page), not in the README's summary.
 SUPERSEDED = ("dqn_pong_scaled_pixels", "dqn_pong_tianshou_plain", "dqn_breakout_replay6",
               "dqn_breakout_tianshou_plain", "dqn_breakout_lr25", "dqn_breakout_eps1m", "dqn_breakout_eps500k",
-              "dqn_breakout_noisy", "dqn_breakout_seed1", "dqn_breakout_first", "dqn_breakout_seed1_shuffled",
+              "dqn_breakout_plain", "dqn_breakout_seed1", "dqn_breakout_first", "dqn_breakout_seed1_shuffled",
               "a2c_hopper", "sac_hopper_300k", "dqn_pong_sticky")
 
 TABLES: dict[str, tuple[list[Row], str]] = {  # name -> (rows, style)

@@ -117,11 +117,13 @@ def test_each_atari_game_is_the_one_recipe_with_its_game_named(game, capsys):
 def test_the_qrdqn_atari_recipe_is_the_dqn_recipe_with_its_model_and_network_swapped(capsys):
     """configs/qrdqn/atari.yaml changes the model's class, its network and kappa and nothing else of
     configs/dqn/atari.yaml (a nested ``model:`` block would reset the recipe's arguments); qrdqn/boxing.yaml is it
-    with the game named."""
+    with the game named. Its network keeps the DQN network's settings but the NoisyNet layers, which the DQN
+    recipe gained after QR-DQN's runs."""
     dqn, qr, boxing = (printed(c, capsys) for c in ("dqn/atari.yaml", "qrdqn/atari.yaml", "qrdqn/boxing.yaml"))
     assert qr["model"]["class_path"].endswith("qrdqn.QRDQN") and qr["model"]["init_args"].pop("kappa") == 1.0
+    assert dqn["model"]["init_args"]["q_net"]["init_args"]["noisy_std"] == 0.5
     assert qr["model"]["init_args"].pop("q_net") == {"class_path": "rlgen.nets.rl.QuantileNetwork", "init_args": {
-        **dqn["model"]["init_args"].pop("q_net")["init_args"], "n_quantiles": 32}}
+        **dqn["model"]["init_args"].pop("q_net")["init_args"], "n_quantiles": 32, "noisy_std": 0.0}}
     assert qr["model"]["init_args"] == dqn["model"]["init_args"]
     assert qr["trainer"]["logger"]["init_args"].pop("name") == "qrdqn_atari"
     dqn["trainer"]["logger"]["init_args"].pop("name")
