@@ -347,7 +347,9 @@ def test_pong_config_trains_with_prioritized_replay_on_the_vector_env(tmp_path, 
     assert tree[1] == pytest.approx(tree[cli.model.buffer.leaves:].sum())  # the sum tree stays consistent
     last = next((tmp_path / "runs").rglob("last.ckpt"))
     small = tmp_path / "agent.ckpt"
-    assert export_weights(str(last), small, drop=("target_net.",)) < 10_000_000
+    # the online network alone: 3.3M float32 parameters with the NoisyNet noise scales, about 13 MB (with the
+    # target network it would be twice that, with the replay buffer far more)
+    assert export_weights(str(last), small, drop=("target_net.",)) < 15_000_000
     state = torch.load(small, weights_only=False)["state_dict"]
     assert not any(k.startswith("target_net.") for k in state)
     test = run(["test", "-c", str(CONFIGS / "dqn" / "pong.yaml"), f"--ckpt_path={small}", "--model.test_episodes=1",
