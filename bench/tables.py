@@ -229,7 +229,7 @@ LEARNING = [
                    f"{max(d['wall_s']) / 60:.1f} min at most a seed"),
         lambda d: (_all(d["seeds_at_target"]) and _all(d["seeds_last_ckpt_at_floor"])
                    and max(d["wall_s"]) <= 600)),
-    _atari_row("DQN, Pong from 4 stacked frames", "dqn_pong"),
+    _atari_row("DQN, Pong, the recipe before NoisyNet", "dqn_pong"),
     _atari_row("DQN, Breakout, the recipe with NoisyNet layers", "dqn_breakout"),
     _atari_row("DQN, Boxing, the recipe before NoisyNet", "dqn_boxing"),
     _atari_row("QR-DQN, Breakout, the DQN recipe with 32 quantiles", "qrdqn_breakout"),
