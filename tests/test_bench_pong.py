@@ -127,11 +127,14 @@ def test_dqn_step_cost_bench_smoke(tmp_path):
 
     summary = dqn_step_cost.main(["--smoke", "--out-dir", str(tmp_path)])
     saved = json.loads((tmp_path / "dqn_step_cost.json").read_text())
-    assert [(r["cnn"], r["layout"]) for r in saved["results"]] == [
-        ("nature", "contiguous"), ("nature", "channels_last"), ("nips", "contiguous"), ("nips", "channels_last")]
+    assert [(r["cnn"], r["layout"], r["noisy_std"]) for r in saved["results"]] == [
+        (cnn, layout, noisy) for cnn in ("nature", "nips") for layout in ("contiguous", "channels_last")
+        for noisy in (0.0, 0.5)]
     assert all(r["threads"] == 1 and r["ms_median"] > 0 for r in summary["results"])
-    assert [r["ratio_to_nature_channels_last"] for r in saved["results"]][1] == 1.0
-    nature, _, nips, _ = saved["results"]  # the Nature CNN (512 units) does more arithmetic than the NIPS one
+    assert [r["ratio_to_nature_channels_last"] for r in saved["results"]][2] == 1.0  # Nature, channels-last, no noise
+    nature, noisy, _, _, nips, _, _, _ = saved["results"]  # the Nature CNN (512 units) does more than the NIPS one
+    # the noisy layers' second matrix product, sigma^w (f(eps_in) x), forward and backward
+    assert noisy["gflop_per_step"] > nature["gflop_per_step"]
     assert nature["gflop_per_step"] > nips["gflop_per_step"] > 0 and saved["matmul_limit_gflops"]["1"] > 0
     assert nature["gflops"] == pytest.approx(nature["gflop_per_step"] / (nature["ms_median"] / 1000))
     assert nature["fraction_of_matmul_limit"] == pytest.approx(nature["gflops"] / saved["matmul_limit_gflops"]["1"])
