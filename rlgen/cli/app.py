@@ -173,12 +173,10 @@ class RlgenCLI(CheckpointHparamsHook):
             check_model_class(ckpt, ckpt_path, class_path)
             check_plain_hparams(ckpt, ckpt_path)
             self._ckpt_hparams = ckpt.get("hyper_parameters") or {}
-            if self._trusted:
-                self._trusted_hparams = ckpt.get("hyper_parameters") or {}
 
     def trusted_checkpoint_hparams(self) -> dict | None:
         """A trusted checkpoint's hyperparameters, as read in parse_arguments (checked to be plain data there)."""
-        return getattr(self, "_trusted_hparams", None)
+        return getattr(self, "_ckpt_hparams", None) if getattr(self, "_trusted", False) else None
 
     def after_checkpoint_hparams(self, before: Namespace, after: Namespace) -> None:
         """LightningCLI writes a checkpoint's hyperparameters over the parsed model arguments; put back
@@ -186,12 +184,13 @@ class RlgenCLI(CheckpointHparamsHook):
         give network arguments newer than the checkpoint their defaults (not the config's values)."""
         if not isinstance(before, Namespace) or not isinstance(after, Namespace):
             return
-        for key in explicit_model_keys(self._cli_args):
+        explicit = explicit_model_keys(self._cli_args)
+        for key in explicit:
             if key in (before.get("init_args") or {}) and after.get("init_args") is not None:
                 after.init_args[key] = before.init_args[key]
             if isinstance(after.get("dict_kwargs"), dict):
                 after.dict_kwargs.pop(key, None)
-        default_new_network_args(after, getattr(self, "_ckpt_hparams", {}), explicit_model_keys(self._cli_args))
+        default_new_network_args(after, getattr(self, "_ckpt_hparams", {}), explicit)
 
     def before_instantiate_classes(self) -> None:
         """What the model class asks of the trainer (its DDP strategy, checkpoints on metrics it logs)."""

@@ -75,8 +75,10 @@ def default_new_network_args(model: Any, saved: dict, explicit: set[str]) -> Non
     (``class_path`` and ``init_args``), edited in place; networks named in ``explicit`` (on the command line) are
     left as given."""
     init = model.get("init_args") if model is not None else None
+    if init is None:
+        return
     for key, net in (saved or {}).items():
-        if key in explicit or not (isinstance(net, dict) and "class_path" in net) or init is None:
+        if key in explicit or not (isinstance(net, dict) and "class_path" in net):
             continue
         built = init.get(key)
         if built is None or not hasattr(built, "get") or built.get("class_path") != net["class_path"]:
