@@ -229,7 +229,7 @@ LEARNING = [
                    f"{max(d['wall_s']) / 60:.1f} min at most a seed"),
         lambda d: (_all(d["seeds_at_target"]) and _all(d["seeds_last_ckpt_at_floor"])
                    and max(d["wall_s"]) <= 600)),
-    _atari_row("DQN, Pong, the recipe before NoisyNet", "dqn_pong"),
+    _atari_row("DQN, Pong, the recipe with NoisyNet layers", "dqn_pong"),
     _atari_row("DQN, Breakout, the recipe with NoisyNet layers", "dqn_breakout"),
     _atari_row("DQN, Boxing, the recipe with NoisyNet layers", "dqn_boxing"),
     _atari_row("QR-DQN, Breakout, the DQN recipe with 32 quantiles", "qrdqn_breakout"),
@@ -241,9 +241,9 @@ LEARNING = [
     _atari_row("DQN, Breakout, 6 gradient steps a phase (a probe, stopped early)", "dqn_breakout_replay6"),
     _atari_row("DQN, Breakout, Tianshou's settings (a probe: no PER or dueling head)", "dqn_breakout_tianshou_plain"),
     _atari_row("DQN, Breakout, epsilon 1 -> 0.05 over 1M agent steps (a probe)", "dqn_breakout_eps1m"),
-    _atari_row("DQN, Breakout, epsilon 1 -> 0.01 over 500k agent steps (a probe)", "dqn_breakout_eps500k"),
     _atari_row("DQN, Breakout, the recipe before its NoisyNet layers (the previous record)", "dqn_breakout_plain"),
     _atari_row("DQN, Boxing, the recipe before its NoisyNet layers (the previous record)", "dqn_boxing_plain"),
+    _atari_row("DQN, Pong, the recipe before its NoisyNet layers (the previous record)", "dqn_pong_plain"),
     _atari_row("DQN, Pong, the same config trained with sticky actions (ALE/Pong-v5)", "dqn_pong_sticky"),
     _atari_row("DQN, Pong, the previous config (pixels scaled to [0, 1], epsilon over 500k)", "dqn_pong_scaled_pixels"),
     _atari_row("DQN, Pong, Tianshou's settings with scaled pixels (no PER, dueling or sticky actions)",
@@ -327,8 +327,8 @@ def _family(name: str) -> list[Row]:
 # Earlier configs of a result, probes of other settings and further training seeds, kept in the full tables
 # (docs/results.md, the family page), not in the README's summary.
 SUPERSEDED = ("dqn_pong_scaled_pixels", "dqn_pong_tianshou_plain", "dqn_breakout_replay6",
-              "dqn_breakout_tianshou_plain", "dqn_breakout_eps1m", "dqn_breakout_eps500k",
-              "dqn_breakout_plain", "dqn_boxing_plain", "dqn_breakout_seed1", "dqn_breakout_first",
+              "dqn_breakout_tianshou_plain", "dqn_breakout_eps1m",
+              "dqn_breakout_plain", "dqn_boxing_plain", "dqn_pong_plain", "dqn_breakout_seed1", "dqn_breakout_first",
               "dqn_breakout_seed1_shuffled",
               "a2c_hopper", "sac_hopper_300k", "dqn_pong_sticky")
 
