@@ -234,10 +234,9 @@ LEARNING = [
     _atari_row("DQN, Boxing, the recipe with NoisyNet layers", "dqn_boxing"),
     _atari_row("QR-DQN, Breakout, the DQN recipe with 32 quantiles", "qrdqn_breakout"),
     _atari_row("QR-DQN, Boxing, the DQN recipe with 32 quantiles", "qrdqn_boxing"),
+    _atari_row("QR-DQN, Breakout, with the DQN recipe's NoisyNet layers (a probe)", "qrdqn_breakout_noisy"),
     _atari_row("DQN, Breakout, the same recipe, training seed 1", "dqn_breakout_seed1"),
     _atari_row("DQN, Breakout, training seed 1 at the record's code", "dqn_breakout_seed1_shuffled"),
-    _atari_row("DQN, Breakout, the same recipe's first run (before the PER shuffle and EnvStepBudget)",
-               "dqn_breakout_first"),
     _atari_row("DQN, Breakout, 6 gradient steps a phase (a probe, stopped early)", "dqn_breakout_replay6"),
     _atari_row("DQN, Breakout, Tianshou's settings (a probe: no PER or dueling head)", "dqn_breakout_tianshou_plain"),
     _atari_row("DQN, Breakout, epsilon 1 -> 0.05 over 1M agent steps (a probe)", "dqn_breakout_eps1m"),
@@ -316,7 +315,7 @@ FAMILIES = {
     "autoencoders": ("vae", "autoencoders"),
     "gans": ("classifier", "gan", "dcgan", "dcgan_clusters", "textgan"),
     "cyclegan": ("cyclegan",),
-    "qrdqn": ("qrdqn_breakout", "qrdqn_boxing"),
+    "qrdqn": ("qrdqn_breakout", "qrdqn_boxing", "qrdqn_breakout_noisy"),
 }
 
 
@@ -328,7 +327,7 @@ def _family(name: str) -> list[Row]:
 # (docs/results.md, the family page), not in the README's summary.
 SUPERSEDED = ("dqn_pong_scaled_pixels", "dqn_pong_tianshou_plain", "dqn_breakout_replay6",
               "dqn_breakout_tianshou_plain", "dqn_breakout_eps1m",
-              "dqn_breakout_plain", "dqn_boxing_plain", "dqn_pong_plain", "dqn_breakout_seed1", "dqn_breakout_first",
+              "dqn_breakout_plain", "dqn_boxing_plain", "dqn_pong_plain", "dqn_breakout_seed1", "qrdqn_breakout_noisy",
               "dqn_breakout_seed1_shuffled",
               "a2c_hopper", "sac_hopper_300k", "dqn_pong_sticky")
 
