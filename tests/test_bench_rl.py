@@ -296,11 +296,17 @@ def test_export_agent_ships_a_weights_only_file_that_plays_as_the_checkpoint_and
 @pytest.mark.parametrize("name", ["sac_pendulum", "ppo_hopper", "sac_hopper", "a2c_pendulum"])
 def test_a_shipped_actor_critic_agent_plays_as_its_results_record(name, tmp_path, monkeypatch):
     """What the README promises: `rlgen test -c <config> --ckpt_path bench/results/<name>.ckpt` plays the agent
-    whose returns the results file records (its first two episodes: the same env seeds)."""
+    whose returns the results file records: each of its first two episodes (the same env seeds) scores within the
+    spread of the recorded ten, 5% either side. Not the same returns: a MuJoCo episode is chaotic, and another CPU
+    rounds differently (Hopper's first episode falls at 1,481 on the AMD EPYC it was recorded on and runs to 3,277
+    on an Intel Xeon), while a broken agent (weights or normalization not restored) scores far outside."""
     from bench._runs import score
 
     monkeypatch.chdir(tmp_path)  # rlgen test keeps the config it ran beside the logs of a checkpoint outside a run
     results = json.loads((RESULTS / f"{name}.json").read_text())
     exported = results["exported"]
     played = score(results["config"], str(REPO / exported["path"]), 2, [])
-    assert played["returns"] == pytest.approx(exported["test"]["returns"][:2], rel=0.05)
+    recorded = exported["test"]["returns"]
+    low, high = min(recorded) - 0.05 * abs(min(recorded)), max(recorded) + 0.05 * abs(max(recorded))
+    assert all(low <= r <= high for r in played["returns"]), (
+        f"{name}: played {played['returns']}, outside the recorded episodes' spread [{low:.1f}, {high:.1f}]")
