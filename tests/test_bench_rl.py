@@ -297,9 +297,9 @@ def test_export_agent_ships_a_weights_only_file_that_plays_as_the_checkpoint_and
 def test_a_shipped_actor_critic_agent_plays_as_its_results_record(name, tmp_path, monkeypatch):
     """What the README promises: `rlgen test -c <config> --ckpt_path bench/results/<name>.ckpt` plays the agent
     whose returns the results file records: each of its first two episodes (the same env seeds) scores within the
-    spread of the recorded ten, 5% either side. Not the same returns: a MuJoCo episode is chaotic, and another CPU
-    rounds differently (Hopper's first episode falls at 1,481 on the AMD EPYC it was recorded on and runs to 3,277
-    on an Intel Xeon), while a broken agent (weights or normalization not restored) scores far outside."""
+    spread of the recorded episodes, 5% either side. Not the same returns: a MuJoCo episode is chaotic, and another CPU
+    rounds differently (Hopper's first episode falls at 1,481 on the machine it was recorded on and runs to
+    3,277 on an Intel Xeon), while a broken agent (weights or normalization not restored) scores far outside."""
     from bench._runs import score
 
     monkeypatch.chdir(tmp_path)  # rlgen test keeps the config it ran beside the logs of a checkpoint outside a run
